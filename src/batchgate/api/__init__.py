@@ -1,0 +1,1 @@
+"""The HTTP layer: Anthropic's Message Batches endpoints on Starlette."""

@@ -1,0 +1,44 @@
+"""Assembles the ASGI application: routes, error envelope, request ids, the embedded engine."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+
+from batchgate.api import batches
+from batchgate.api.errors import ApiError, on_api_error, on_http_exception, on_unexpected_error
+from batchgate.api.request_ids import RequestIdMiddleware
+from batchgate.api.state import AppState
+from batchgate.engine.worker import Engine
+
+
+def create_app(state: AppState, engine: Engine | None) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if engine is None:
+            yield
+            return
+        state.notify_engine = engine.notify
+        running = asyncio.create_task(engine.run())
+        try:
+            yield
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+
+    app = Starlette(
+        routes=batches.routes,
+        middleware=[Middleware(RequestIdMiddleware)],
+        exception_handlers={
+            ApiError: on_api_error,
+            HTTPException: on_http_exception,
+            Exception: on_unexpected_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.batchgate = state
+    return app

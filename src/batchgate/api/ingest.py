@@ -1,0 +1,99 @@
+"""Reading and checking a create body without decoding the params it carries.
+
+Each request's `params` stays the raw bytes the client sent (msgspec.Raw): params are validated
+later, per request, by the engine (as Anthropic does), and storing them needs no re-encoding.
+"""
+
+import re
+
+import msgspec
+import orjson
+from starlette.requests import Request
+
+from batchgate.api.errors import ApiError
+from batchgate.storage.base import NewChunk
+
+CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+MSGSPEC_LOCATION = re.compile(r"^(?P<what>.*) - at `\$(?P<path>[^`]*)`$")
+
+
+class BatchRequest(msgspec.Struct, forbid_unknown_fields=True):
+    custom_id: str
+    params: msgspec.Raw
+
+
+class CreateBody(msgspec.Struct, forbid_unknown_fields=True):
+    requests: list[BatchRequest]
+
+
+async def read_capped_body(request: Request, limit: int) -> bytearray:
+    too_large = ApiError(413, f"Request body exceeds the maximum size of {limit} bytes.")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > limit:
+            raise too_large
+    return body
+
+
+def _dotted(path: str) -> str:
+    """`.requests[3].custom_id` → `requests.3.custom_id`, the style of Anthropic's messages."""
+    return re.sub(r"\[(\d+)\]", r".\1", path).lstrip(".")
+
+
+def decode_create_body(body: bytearray | bytes) -> list[BatchRequest]:
+    try:
+        return msgspec.json.decode(body, type=CreateBody).requests
+    except msgspec.ValidationError as error:
+        found = MSGSPEC_LOCATION.match(str(error))
+        if found is None:
+            raise ApiError(400, f"Invalid request body: {error}") from error
+        location = _dotted(found["path"]) or "body"
+        raise ApiError(400, f"{location}: {found['what']}") from error
+    except msgspec.DecodeError as error:
+        raise ApiError(400, f"Request body is not valid JSON: {error}") from error
+
+
+def check_requests(requests: list[BatchRequest], max_requests: int) -> list[str]:
+    """Checks what Anthropic checks at create time; returns the custom_ids in order."""
+    if not requests:
+        raise ApiError(400, "requests: List should have at least 1 item after validation, not 0")
+    if len(requests) > max_requests:
+        raise ApiError(
+            400,
+            f"requests: List should have at most {max_requests} items after validation,"
+            f" not {len(requests)}",
+        )
+    custom_ids = [request.custom_id for request in requests]
+    seen: set[str] = set()
+    for index, (custom_id, request) in enumerate(zip(custom_ids, requests, strict=True)):
+        if CUSTOM_ID.fullmatch(custom_id) is None:
+            raise ApiError(
+                400,
+                f"requests.{index}.custom_id: must be 1 to 64 characters of letters, digits,"
+                f" '_' or '-' (got {custom_id[:80]!r})",
+            )
+        if custom_id in seen:
+            raise ApiError(
+                400, f"requests.{index}.custom_id: {custom_id!r} is used by an earlier request"
+            )
+        seen.add(custom_id)
+        if memoryview(request.params)[:1] != b"{":
+            raise ApiError(400, f"requests.{index}.params: Input should be an object")
+    return custom_ids
+
+
+def into_chunks(
+    requests: list[BatchRequest], custom_ids: list[str], chunk_size: int
+) -> list[NewChunk]:
+    return [
+        NewChunk(
+            count=len(custom_ids[start : start + chunk_size]),
+            custom_ids=orjson.dumps(custom_ids[start : start + chunk_size]),
+            params=b"[" + b",".join(r.params for r in requests[start : start + chunk_size]) + b"]",
+        )
+        for start in range(0, len(requests), chunk_size)
+    ]

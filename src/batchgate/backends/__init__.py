@@ -1,0 +1,1 @@
+"""Backends turn one request's params into one Anthropic Message."""

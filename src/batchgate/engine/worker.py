@@ -1,0 +1,207 @@
+"""The execution engine: leases chunks of requests, runs each on its backend, commits results.
+
+One worker runs a handful of chunks at once. Inside a chunk, *lanes* pull the next request
+only once they hold one of the worker's concurrency slots, so a cancel or an expiry takes effect
+on every request not yet started. Finished result lines are committed in parts every
+`flush_seconds` and when the chunk is done; each part commits with the batch's counters, which
+keeps `request_counts` live and lets a restarted worker skip what is already done.
+"""
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio.to_thread
+import orjson
+
+from batchgate.backends.base import Backend
+from batchgate.config import Settings
+from batchgate.errors import RequestError
+from batchgate.lifecycle import results
+from batchgate.lifecycle.params import validate_params
+from batchgate.storage.base import LeasedChunk, ResultCounts, ResultPart, Store
+
+log = logging.getLogger("batchgate.engine")
+
+CHUNKS_IN_FLIGHT = 4
+IDLE_POLL_SECONDS = 0.25
+HOUSEKEEPING_SECONDS = 1.0
+
+
+class LeaseLost(Exception):
+    """Another worker has taken over the chunk; this worker's unsaved results are dropped."""
+
+
+class PartBuffer:
+    """Result lines of one chunk that are finished but not yet committed."""
+
+    def __init__(self, chunk: LeasedChunk) -> None:
+        self.chunk = chunk
+        self.next_part = chunk.next_part
+        self.lines: list[bytes] = []
+        self.indices: list[int] = []
+        self.counts = ResultCounts()
+        self.last_flush = time.monotonic()
+
+    def add(self, index: int, line: bytes, outcome: str) -> None:
+        self.lines.append(line)
+        self.indices.append(index)
+        setattr(self.counts, outcome, getattr(self.counts, outcome) + 1)
+
+    def take(self, chunk_done: bool) -> ResultPart:
+        part = ResultPart(
+            batch_id=self.chunk.batch_id,
+            chunk_no=self.chunk.chunk_no,
+            part=self.next_part,
+            indices=self.indices,
+            lines=b"\n".join(self.lines) + b"\n" if self.lines else b"",
+            counts=self.counts,
+            chunk_done=chunk_done,
+        )
+        if self.lines:
+            self.next_part += 1
+        self.lines, self.indices, self.counts = [], [], ResultCounts()
+        self.last_flush = time.monotonic()
+        return part
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        backend_for: Callable[[str], Backend],
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._backend_for = backend_for
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self._canceling: set[str] = set()
+        self._chunks: set[asyncio.Task[None]] = set()
+        self._next_housekeeping = 0.0
+
+    def notify(self) -> None:
+        """Something changed (a batch created or canceled): look for work now."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        await anyio.to_thread.run_sync(self._store.release_all_leases)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._dispatch())
+                group.create_task(self._renew_leases())
+        finally:
+            for task in self._chunks:
+                task.cancel()
+
+    async def _dispatch(self) -> None:
+        while True:
+            self._wake.clear()
+            await self._housekeeping()
+            free = CHUNKS_IN_FLIGHT - len(self._chunks)
+            if free > 0:
+                leased = await anyio.to_thread.run_sync(
+                    self._store.lease_chunks,
+                    self.worker_id,
+                    free,
+                    time.time(),
+                    self._settings.lease_seconds,
+                )
+                for chunk in leased:
+                    task = asyncio.create_task(self._run_chunk(chunk))
+                    self._chunks.add(task)
+                    task.add_done_callback(self._chunk_finished)
+                if leased:
+                    continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
+            except TimeoutError:
+                pass
+
+    def _chunk_finished(self, task: asyncio.Task[None]) -> None:
+        self._chunks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("chunk failed; it will be leased again", exc_info=task.exception())
+        self._wake.set()
+
+    async def _housekeeping(self) -> None:
+        self._canceling = await anyio.to_thread.run_sync(self._store.canceling_batch_ids)
+        now = time.time()
+        if now < self._next_housekeeping:
+            return
+        self._next_housekeeping = now + HOUSEKEEPING_SECONDS
+        await anyio.to_thread.run_sync(self._store.expedite_overdue, now)
+        archived = await anyio.to_thread.run_sync(
+            self._store.archive_older_than, now - self._settings.retention_seconds, now
+        )
+        if archived:
+            log.info("archived %d batches past retention", archived)
+
+    async def _renew_leases(self) -> None:
+        period = self._settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(period)
+            await anyio.to_thread.run_sync(
+                self._store.renew_leases, self.worker_id, time.time(), self._settings.lease_seconds
+            )
+
+    async def _run_chunk(self, chunk: LeasedChunk) -> None:
+        custom_ids: list[str] = orjson.loads(chunk.custom_ids)
+        params: list[Any] = orjson.loads(chunk.params)
+        if chunk.batch_status == "canceling":
+            self._canceling.add(chunk.batch_id)
+        todo = iter([i for i in range(len(custom_ids)) if i not in chunk.done_indices])
+        buffer = PartBuffer(chunk)
+
+        async def lane() -> None:
+            while True:
+                async with self._slots:
+                    index = next(todo, None)
+                    if index is None:
+                        return
+                    line, outcome = await self._outcome(
+                        chunk, custom_ids[index], params[index]
+                    )
+                buffer.add(index, line, outcome)
+                if time.monotonic() - buffer.last_flush >= self._settings.flush_seconds:
+                    await self._save(buffer.take(chunk_done=False))
+
+        lanes = min(self._settings.max_concurrency, len(custom_ids) - len(chunk.done_indices))
+        async with asyncio.TaskGroup() as group:
+            for _ in range(lanes):
+                group.create_task(lane())
+        await self._save(buffer.take(chunk_done=True))
+
+    async def _save(self, part: ResultPart) -> None:
+        saved = await anyio.to_thread.run_sync(
+            self._store.save_part, self.worker_id, part, time.time()
+        )
+        if not saved:
+            raise LeaseLost(f"{part.batch_id} chunk {part.chunk_no}")
+
+    async def _outcome(
+        self, chunk: LeasedChunk, custom_id: str, params: Any
+    ) -> tuple[bytes, str]:
+        if chunk.batch_id in self._canceling:
+            return results.canceled(custom_id), "canceled"
+        if time.time() >= chunk.expires_at:
+            return results.expired(custom_id), "expired"
+        try:
+            valid = validate_params(params)
+            message = await self._backend_for(valid["model"]).create_message(valid)
+        except RequestError as error:
+            return results.errored(custom_id, error.error_type, error.message), "errored"
+        except Exception:
+            log.exception("backend failed unexpectedly on %s", custom_id)
+            return (
+                results.errored(custom_id, "api_error", "Internal error while running request."),
+                "errored",
+            )
+        return results.succeeded(custom_id, message), "succeeded"

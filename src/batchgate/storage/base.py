@@ -1,0 +1,146 @@
+"""The storage interface shared by every database batchgate runs on.
+
+Requests are stored in *chunks*: a run of up to `chunk_size` consecutive requests of one batch,
+kept as two JSON arrays (custom_ids and params). Workers lease whole chunks, and write their
+results back as *parts*: blobs of finished JSONL result lines plus the indices they cover, each
+part committed together with the batch's counters. A chunk whose worker died is leased again and
+only the indices not yet in a part are run, so each request ends exactly once.
+"""
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class WrongState(Exception):
+    """The batch exists but is in a state that does not allow the operation."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRow:
+    id: str
+    status: str
+    total: int
+    processing: int
+    succeeded: int
+    errored: int
+    canceled: int
+    expired: int
+    created_at: float
+    expires_at: float
+    ended_at: float | None
+    cancel_initiated_at: float | None
+    archived_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewChunk:
+    count: int
+    custom_ids: bytes  # JSON array of strings
+    params: bytes  # JSON array of objects, same order
+
+
+@dataclass(frozen=True, slots=True)
+class LeasedChunk:
+    batch_id: str
+    chunk_no: int
+    custom_ids: bytes
+    params: bytes
+    batch_status: str
+    expires_at: float
+    done_indices: frozenset[int]
+    next_part: int
+
+
+@dataclass(slots=True)
+class ResultCounts:
+    succeeded: int = 0
+    errored: int = 0
+    canceled: int = 0
+    expired: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.succeeded + self.errored + self.canceled + self.expired
+
+
+@dataclass(frozen=True, slots=True)
+class ResultPart:
+    batch_id: str
+    chunk_no: int
+    part: int
+    indices: Sequence[int]
+    lines: bytes  # JSONL, each line ending in \n
+    counts: ResultCounts = field(default_factory=ResultCounts)
+    chunk_done: bool = False
+
+
+class Store(Protocol):
+    """Synchronous storage calls; the async layers run them in worker threads."""
+
+    # --- API side -------------------------------------------------------------------------
+    def create_batch(
+        self,
+        batch_id: str,
+        owner: str,
+        created_at: float,
+        expires_at: float,
+        chunks: Sequence[NewChunk],
+    ) -> BatchRow: ...
+
+    def get_batch(self, owner: str, batch_id: str) -> BatchRow | None: ...
+
+    def list_batches(
+        self, owner: str, limit: int, after_id: str | None, before_id: str | None
+    ) -> tuple[list[BatchRow], bool]:
+        """A page, newest first, and whether more exist beyond it in the walking direction."""
+        ...
+
+    def cancel_batch(self, owner: str, batch_id: str, now: float) -> BatchRow | None:
+        """Starts canceling an in-progress batch. Raises WrongState once it has ended."""
+        ...
+
+    def delete_batch(self, owner: str, batch_id: str) -> bool:
+        """Deletes an ended batch. Raises WrongState before it has ended."""
+        ...
+
+    def iter_results(self, batch_id: str) -> Iterator[bytes]:
+        """The batch's JSONL result blobs, read a few parts at a time."""
+        ...
+
+    # --- engine side ----------------------------------------------------------------------
+    def lease_chunks(
+        self, worker_id: str, limit: int, now: float, lease_seconds: float
+    ) -> list[LeasedChunk]: ...
+
+    def renew_leases(self, worker_id: str, now: float, lease_seconds: float) -> None: ...
+
+    def release_all_leases(self) -> None:
+        """Makes every leased chunk claimable at once (embedded start-up: no other worker)."""
+        ...
+
+    def save_part(self, worker_id: str, part: ResultPart, now: float) -> bool:
+        """Commits a part and its counts; False when the worker no longer holds the lease."""
+        ...
+
+    def canceling_batch_ids(self) -> set[str]: ...
+
+    def expedite_overdue(self, now: float) -> int:
+        """Moves chunks of canceling or expired batches to the front of the queue."""
+        ...
+
+    def archive_older_than(self, created_before: float, now: float) -> int:
+        """Drops the results of ended batches created before the cutoff; marks them archived."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def open_store(database_url: str) -> Store:
+    if database_url.startswith("sqlite:///"):
+        from batchgate.storage.sqlite import SQLiteStore
+
+        return SQLiteStore(database_url.removeprefix("sqlite:///"))
+    raise ValueError(
+        f"unsupported database URL {database_url!r}: use sqlite:///PATH"
+    )

@@ -1,0 +1,357 @@
+"""The embedded store: one SQLite file in WAL mode, written by one connection at a time."""
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import orjson
+
+from batchgate.storage.base import (
+    BatchRow,
+    LeasedChunk,
+    NewChunk,
+    ResultPart,
+    WrongState,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    status TEXT NOT NULL,
+    total INTEGER NOT NULL,
+    processing INTEGER NOT NULL,
+    succeeded INTEGER NOT NULL DEFAULT 0,
+    errored INTEGER NOT NULL DEFAULT 0,
+    canceled INTEGER NOT NULL DEFAULT 0,
+    expired INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    ended_at REAL,
+    cancel_initiated_at REAL,
+    archived_at REAL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS batches_by_owner ON batches (owner, id);
+CREATE INDEX IF NOT EXISTS batches_unfinished ON batches (status) WHERE status != 'ended';
+
+-- state: 0 queued, 1 leased, 2 done. Queued chunks are taken lowest chunk_no first across all
+-- batches, so a small batch never waits behind the whole of a large one.
+CREATE TABLE IF NOT EXISTS chunks (
+    batch_id TEXT NOT NULL,
+    chunk_no INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    custom_ids BLOB NOT NULL,
+    params BLOB NOT NULL,
+    state INTEGER NOT NULL DEFAULT 0,
+    urgent INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_expires REAL,
+    PRIMARY KEY (batch_id, chunk_no)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS chunks_queue ON chunks (urgent DESC, chunk_no, batch_id)
+    WHERE state < 2;
+
+CREATE TABLE IF NOT EXISTS results (
+    batch_id TEXT NOT NULL,
+    chunk_no INTEGER NOT NULL,
+    part INTEGER NOT NULL,
+    indices BLOB NOT NULL,
+    lines BLOB NOT NULL,
+    PRIMARY KEY (batch_id, chunk_no, part)
+) WITHOUT ROWID;
+"""
+
+BATCH_COLUMNS = (
+    "id, status, total, processing, succeeded, errored, canceled, expired, "
+    "created_at, expires_at, ended_at, cancel_initiated_at, archived_at"
+)
+RESULT_PARTS_PER_READ = 8
+
+
+def _batch(row: tuple[object, ...] | None) -> BatchRow | None:
+    return None if row is None else BatchRow(*row)  # type: ignore[arg-type]
+
+
+class SQLiteStore:
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._writer = self._connect()
+        self._writer.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self._path, isolation_level=None, check_same_thread=False, timeout=30
+        )
+        connection.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is crash-safe in WAL mode: a killed process loses nothing committed. Creates
+        # switch to FULL so that an accepted batch also survives power loss.
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA busy_timeout=30000")
+        return connection
+
+    @property
+    def _reader(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._connect()
+            self._local.connection = connection
+        return connection
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+            self._writer.execute("COMMIT")
+
+    # --- API side -------------------------------------------------------------------------
+
+    def create_batch(
+        self,
+        batch_id: str,
+        owner: str,
+        created_at: float,
+        expires_at: float,
+        chunks: Sequence[NewChunk],
+    ) -> BatchRow:
+        total = sum(chunk.count for chunk in chunks)
+        with self._write_lock:
+            self._writer.execute("PRAGMA synchronous=FULL")
+            try:
+                self._writer.execute("BEGIN IMMEDIATE")
+                try:
+                    self._writer.execute(
+                        "INSERT INTO batches (id, owner, status, total, processing, created_at,"
+                        " expires_at) VALUES (?, ?, 'in_progress', ?, ?, ?, ?)",
+                        (batch_id, owner, total, total, created_at, expires_at),
+                    )
+                    self._writer.executemany(
+                        "INSERT INTO chunks (batch_id, chunk_no, count, custom_ids, params)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (
+                            (batch_id, number, chunk.count, chunk.custom_ids, chunk.params)
+                            for number, chunk in enumerate(chunks)
+                        ),
+                    )
+                except BaseException:
+                    self._writer.execute("ROLLBACK")
+                    raise
+                self._writer.execute("COMMIT")
+            finally:
+                self._writer.execute("PRAGMA synchronous=NORMAL")
+        return BatchRow(
+            batch_id, "in_progress", total, total, 0, 0, 0, 0,
+            created_at, expires_at, None, None, None,
+        )
+
+    def get_batch(self, owner: str, batch_id: str) -> BatchRow | None:
+        row = self._reader.execute(
+            f"SELECT {BATCH_COLUMNS} FROM batches WHERE id = ? AND owner = ?", (batch_id, owner)
+        ).fetchone()
+        return _batch(row)
+
+    def list_batches(
+        self, owner: str, limit: int, after_id: str | None, before_id: str | None
+    ) -> tuple[list[BatchRow], bool]:
+        # Ids sort by creation time, so they double as cursors even once deleted.
+        if before_id is not None:
+            rows = self._reader.execute(
+                f"SELECT {BATCH_COLUMNS} FROM batches WHERE owner = ? AND id > ?"
+                " ORDER BY id ASC LIMIT ?",
+                (owner, before_id, limit + 1),
+            ).fetchall()
+            page = [BatchRow(*row) for row in rows[:limit]]
+            page.reverse()
+            return page, len(rows) > limit
+        if after_id is not None:
+            rows = self._reader.execute(
+                f"SELECT {BATCH_COLUMNS} FROM batches WHERE owner = ? AND id < ?"
+                " ORDER BY id DESC LIMIT ?",
+                (owner, after_id, limit + 1),
+            ).fetchall()
+        else:
+            rows = self._reader.execute(
+                f"SELECT {BATCH_COLUMNS} FROM batches WHERE owner = ? ORDER BY id DESC LIMIT ?",
+                (owner, limit + 1),
+            ).fetchall()
+        return [BatchRow(*row) for row in rows[:limit]], len(rows) > limit
+
+    def cancel_batch(self, owner: str, batch_id: str, now: float) -> BatchRow | None:
+        with self._transaction() as db:
+            batch = _batch(
+                db.execute(
+                    f"SELECT {BATCH_COLUMNS} FROM batches WHERE id = ? AND owner = ?",
+                    (batch_id, owner),
+                ).fetchone()
+            )
+            if batch is None or batch.status == "canceling":
+                return batch
+            if batch.status == "ended":
+                raise WrongState(f"Batch {batch_id} has already ended and cannot be canceled.")
+            db.execute(
+                "UPDATE batches SET status = 'canceling', cancel_initiated_at = ? WHERE id = ?",
+                (now, batch_id),
+            )
+            db.execute("UPDATE chunks SET urgent = 1 WHERE batch_id = ? AND state < 2", (batch_id,))
+            return _batch(
+                db.execute(
+                    f"SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,)
+                ).fetchone()
+            )
+
+    def delete_batch(self, owner: str, batch_id: str) -> bool:
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT status FROM batches WHERE id = ? AND owner = ?", (batch_id, owner)
+            ).fetchone()
+            if row is None:
+                return False
+            if row[0] != "ended":
+                raise WrongState(
+                    f"Batch {batch_id} is still {row[0]}; only ended batches can be deleted."
+                    " Cancel it first."
+                )
+            db.execute("DELETE FROM results WHERE batch_id = ?", (batch_id,))
+            db.execute("DELETE FROM chunks WHERE batch_id = ?", (batch_id,))
+            db.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+            return True
+
+    def iter_results(self, batch_id: str) -> Iterator[bytes]:
+        position = (-1, -1)
+        while True:
+            rows = self._reader.execute(
+                "SELECT chunk_no, part, lines FROM results WHERE batch_id = ?"
+                " AND (chunk_no, part) > (?, ?) ORDER BY chunk_no, part LIMIT ?",
+                (batch_id, *position, RESULT_PARTS_PER_READ),
+            ).fetchall()
+            for chunk_no, part, lines in rows:
+                position = (chunk_no, part)
+                yield lines
+            if len(rows) < RESULT_PARTS_PER_READ:
+                return
+
+    # --- engine side ----------------------------------------------------------------------
+
+    def lease_chunks(
+        self, worker_id: str, limit: int, now: float, lease_seconds: float
+    ) -> list[LeasedChunk]:
+        with self._transaction() as db:
+            keys = db.execute(
+                "SELECT batch_id, chunk_no FROM chunks WHERE state < 2"
+                " AND (state = 0 OR lease_expires < ?)"
+                " ORDER BY urgent DESC, chunk_no, batch_id LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            leased = []
+            for batch_id, chunk_no in keys:
+                custom_ids, params, status, expires_at = db.execute(
+                    "UPDATE chunks SET state = 1, lease_owner = ?, lease_expires = ?"
+                    " WHERE batch_id = ? AND chunk_no = ?"
+                    " RETURNING custom_ids, params,"
+                    " (SELECT status FROM batches WHERE id = batch_id),"
+                    " (SELECT expires_at FROM batches WHERE id = batch_id)",
+                    (worker_id, now + lease_seconds, batch_id, chunk_no),
+                ).fetchone()
+                done: set[int] = set()
+                next_part = 0
+                for part, indices in db.execute(
+                    "SELECT part, indices FROM results WHERE batch_id = ? AND chunk_no = ?",
+                    (batch_id, chunk_no),
+                ):
+                    done.update(orjson.loads(indices))
+                    next_part = max(next_part, part + 1)
+                leased.append(
+                    LeasedChunk(
+                        batch_id, chunk_no, custom_ids, params, status, expires_at,
+                        frozenset(done), next_part,
+                    )
+                )
+            return leased
+
+    def renew_leases(self, worker_id: str, now: float, lease_seconds: float) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE chunks SET lease_expires = ? WHERE state = 1 AND lease_owner = ?",
+                (now + lease_seconds, worker_id),
+            )
+
+    def release_all_leases(self) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE chunks SET state = 0, lease_owner = NULL WHERE state = 1")
+
+    def save_part(self, worker_id: str, part: ResultPart, now: float) -> bool:
+        counts = part.counts
+        with self._transaction() as db:
+            holder = db.execute(
+                "SELECT lease_owner FROM chunks WHERE batch_id = ? AND chunk_no = ? AND state = 1",
+                (part.batch_id, part.chunk_no),
+            ).fetchone()
+            if holder is None or holder[0] != worker_id:
+                return False
+            if part.indices:
+                db.execute(
+                    "INSERT INTO results (batch_id, chunk_no, part, indices, lines)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (
+                        part.batch_id, part.chunk_no, part.part,
+                        orjson.dumps(list(part.indices)), part.lines,
+                    ),
+                )
+                db.execute(
+                    "UPDATE batches SET processing = processing - ?, succeeded = succeeded + ?,"
+                    " errored = errored + ?, canceled = canceled + ?, expired = expired + ?,"
+                    " status = CASE WHEN processing = ? THEN 'ended' ELSE status END,"
+                    " ended_at = CASE WHEN processing = ? THEN ? ELSE ended_at END"
+                    " WHERE id = ?",
+                    (
+                        counts.total, counts.succeeded, counts.errored, counts.canceled,
+                        counts.expired, counts.total, counts.total, now, part.batch_id,
+                    ),
+                )
+            if part.chunk_done:
+                db.execute(
+                    "UPDATE chunks SET state = 2, lease_owner = NULL, lease_expires = NULL"
+                    " WHERE batch_id = ? AND chunk_no = ?",
+                    (part.batch_id, part.chunk_no),
+                )
+            return True
+
+    def canceling_batch_ids(self) -> set[str]:
+        return {
+            row[0]
+            for row in self._reader.execute("SELECT id FROM batches WHERE status = 'canceling'")
+        }
+
+    def expedite_overdue(self, now: float) -> int:
+        with self._transaction() as db:
+            return db.execute(
+                "UPDATE chunks SET urgent = 1 WHERE state < 2 AND urgent = 0 AND batch_id IN"
+                " (SELECT id FROM batches WHERE status != 'ended' AND expires_at <= ?)",
+                (now,),
+            ).rowcount
+
+    def archive_older_than(self, created_before: float, now: float) -> int:
+        with self._transaction() as db:
+            ids = [
+                row[0]
+                for row in db.execute(
+                    "SELECT id FROM batches WHERE status = 'ended' AND archived_at IS NULL"
+                    " AND created_at < ?",
+                    (created_before,),
+                )
+            ]
+            for batch_id in ids:
+                db.execute("DELETE FROM results WHERE batch_id = ?", (batch_id,))
+                db.execute("DELETE FROM chunks WHERE batch_id = ?", (batch_id,))
+                db.execute("UPDATE batches SET archived_at = ? WHERE id = ?", (now, batch_id))
+            return len(ids)
+
+    def close(self) -> None:
+        self._writer.close()

@@ -1,0 +1,131 @@
+"""Real batchgate server processes for the tests, driven over HTTP with the official SDK."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import anthropic
+import httpx
+import pytest
+
+KEY = "sk-test-key"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Server:
+    """One `batchgate serve` process on a free port and its own SQLite file."""
+
+    def __init__(self, directory: Path, **settings: str) -> None:
+        self.database = directory / "batchgate.db"
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "BATCHGATE_DATABASE_URL": f"sqlite:///{self.database}",
+            **{f"BATCHGATE_{name.upper()}": value for name, value in settings.items()},
+        }
+        self.log = directory / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "Server":
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "batchgate", "serve", "--port", str(self.port)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()}")
+            try:
+                httpx.get(f"{self.base_url}/v1/messages/batches", timeout=1)
+                return self
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError(f"server did not start: {self.log.read_text()}")
+
+    def kill(self) -> None:
+        """`kill -9`: no chance to clean up."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def client(self, api_key: str = KEY) -> anthropic.Anthropic:
+        return anthropic.Anthropic(base_url=self.base_url, api_key=api_key, max_retries=0)
+
+    def async_client(self, api_key: str = KEY) -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(base_url=self.base_url, api_key=api_key, max_retries=0)
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Starts a server with the given settings (BATCHGATE_<NAME>); stopped after the test."""
+    started: list[Server] = []
+
+    def start(**settings: str) -> Server:
+        server = Server(tmp_path, **settings).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A shared server with the embedded defaults and a little simulator latency."""
+    shared = Server(tmp_path_factory.mktemp("shared")).start()
+    yield shared
+    shared.stop()
+
+
+@pytest.fixture
+def client(server: Server) -> anthropic.Anthropic:
+    return server.client()
+
+
+def wait_until_ended(
+    client: anthropic.Anthropic, batch_id: str, timeout: float = 60
+) -> anthropic.types.messages.MessageBatch:
+    deadline = time.monotonic() + timeout
+    while True:
+        batch = client.messages.batches.retrieve(batch_id)
+        if batch.processing_status == "ended":
+            return batch
+        if time.monotonic() > deadline:
+            raise AssertionError(f"batch {batch_id} did not end: {batch}")
+        time.sleep(0.05)
+
+
+def simple_request(custom_id: str, text: str = "Hello there", **params: object) -> dict[str, object]:
+    return {
+        "custom_id": custom_id,
+        "params": {
+            "model": "claude-sonnet-4-5-20250929",
+            "max_tokens": 1024,
+            "messages": [{"role": "user", "content": text}],
+            **params,
+        },
+    }
