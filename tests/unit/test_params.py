@@ -270,6 +270,22 @@ INVALID = [
         id="tool_result id missing",
     ),
     pytest.param(
+        with_changes(
+            messages=user_blocks({"type": "tool_result", "tool_use_id": "t", "content": 4})
+        ),
+        "messages.0.content.0.content: Input should be a valid string or list",
+        id="tool_result content type",
+    ),
+    pytest.param(
+        with_changes(
+            messages=user_blocks(
+                {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text"}]}
+            )
+        ),
+        "messages.0.content.0.content.0.text: Field required",
+        id="tool_result content block",
+    ),
+    pytest.param(
         with_changes(stream=True), "stream: batch requests cannot be streamed", id="stream"
     ),
     pytest.param(

@@ -138,8 +138,13 @@ MESSAGE_SHAPES = [
         id="document",
     ),
     pytest.param(
-        request([{"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text"}]}]),
-        id="malformed tool result content",
+        request(
+            [
+                {"type": "tool_result", "tool_use_id": "toolu_1"},
+                {"type": "tool_result", "tool_use_id": "toolu_2", "content": []},
+            ]
+        ),
+        id="tool results without content",
     ),
     pytest.param(
         validate_params(
@@ -426,7 +431,7 @@ def test_self_referencing_schema_still_yields_an_object() -> None:
 def test_malformed_input_schema_is_an_invalid_request() -> None:
     tool = {
         "name": "broken",
-        "input_schema": {"type": "object", "properties": [], "required": ["a"]},
+        "input_schema": {"type": "object", "required": 5},
     }
     params = request("go", tools=[tool], tool_choice={"type": "any"})
 

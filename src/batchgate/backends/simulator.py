@@ -1,7 +1,7 @@
 """A deterministic stand-in for the Messages API, for tests, demos and load runs.
 
 Every reply is a pure function of the params: the same request always gets the same Message
-(id included) or the same simulated fault. Replies echo the last user turn, one token per word,
+(id included) or the same simulated fault. Replies echo the start of the last user turn, one token per word,
 so a caller can steer stop sequences, `max_tokens` and tool calls from the prompt alone.
 """
 
@@ -33,6 +33,8 @@ _STRING_FORMAT_EXAMPLES = {
     "ipv4": "192.0.2.1",
     "ipv6": "2001:db8::1",
 }
+# Replies echo at most this many words of the prompt, as real replies are mostly short.
+ECHO_WORDS = 48
 _WORD_PUNCTUATION = "\"'`.,;:!?()[]{}<>"
 
 
@@ -76,7 +78,9 @@ def _compose_message(params: dict[str, Any], hex_digest: str, input_tokens: int)
     words = _acknowledge_attachments(image_count, document_count)
     tool = _tool_to_call(params, user_text)
     if tool is None:
-        words += ["You", "said:", *user_text.split()] if user_text else ["Hello!"]
+        # Splitting only as far as the echo reaches keeps long prompts cheap.
+        echoed = user_text.split(maxsplit=ECHO_WORDS)[:ECHO_WORDS]
+        words += ["You", "said:", *echoed] if echoed else ["Hello!"]
     else:
         words += ["I'll", "use", "the", tool["name"], "tool."]
 
@@ -144,16 +148,12 @@ def _read_last_user_turn(messages: list[dict[str, Any]]) -> tuple[str, int, int]
     return " ".join(texts), image_count, document_count
 
 
-def _tool_result_texts(result: object) -> list[str]:
+def _tool_result_texts(result: str | list[dict[str, Any]] | None) -> list[str]:
+    if result is None:
+        return []
     if isinstance(result, str):
         return [result]
-    if isinstance(result, list):
-        return [
-            block["text"]
-            for block in result
-            if isinstance(block, dict) and block.get("type") == "text"
-        ]
-    return []
+    return [block["text"] for block in result if block["type"] == "text"]
 
 
 def _acknowledge_attachments(image_count: int, document_count: int) -> list[str]:
@@ -273,8 +273,11 @@ def _example_value(schema: object, root: dict[str, Any], word: str, depth: int =
     if schema_type == "array":
         min_items = schema.get("minItems", 0)
         max_items = schema.get("maxItems", max(min_items, 1))
-        item = _example_value(schema.get("items", {}), root, word, depth + 1)
-        return [item] * min(max(min_items, 1), max_items)
+        item_schema = schema.get("items", {})
+        return [
+            _example_value(item_schema, root, word, depth + 1)
+            for _ in range(min(max(min_items, 1), max_items))
+        ]
     if schema_type == "string":
         text = _STRING_FORMAT_EXAMPLES.get(schema.get("format", ""), word)
         text = text.ljust(schema.get("minLength", 0), "x")

@@ -152,6 +152,17 @@ def _check_content_block(block: object, path: str) -> None:
             _fail(f"{path}.source.type", _MISSING)
         if not isinstance(source_type, str):
             _fail(f"{path}.source.type", _NOT_A_STRING)
+    elif block_type == "tool_result":
+        _check_tool_result_content(block.get("content"), f"{path}.content")
+
+
+def _check_tool_result_content(content: object, path: str) -> None:
+    if content is None or isinstance(content, str):
+        return
+    if not isinstance(content, list):
+        _fail(path, "Input should be a valid string or list")
+    for index, block in enumerate(content):
+        _check_content_block(block, f"{path}.{index}")
 
 
 def _check_system(system: object) -> None:

@@ -35,14 +35,22 @@ CREATE TABLE IF NOT EXISTS batches (
 CREATE INDEX IF NOT EXISTS batches_by_owner ON batches (owner, id);
 CREATE INDEX IF NOT EXISTS batches_unfinished ON batches (status) WHERE status != 'ended';
 
+-- The requests of a chunk never change once stored; its state changes often. They live in two
+-- tables because SQLite rewrites a whole row, blobs included, on every update.
+CREATE TABLE IF NOT EXISTS chunk_requests (
+    batch_id TEXT NOT NULL,
+    chunk_no INTEGER NOT NULL,
+    custom_ids BLOB NOT NULL,
+    params BLOB NOT NULL,
+    PRIMARY KEY (batch_id, chunk_no)
+);
+
 -- state: 0 queued, 1 leased, 2 done. Queued chunks are taken lowest chunk_no first across all
 -- batches, so a small batch never waits behind the whole of a large one.
 CREATE TABLE IF NOT EXISTS chunks (
     batch_id TEXT NOT NULL,
     chunk_no INTEGER NOT NULL,
     count INTEGER NOT NULL,
-    custom_ids BLOB NOT NULL,
-    params BLOB NOT NULL,
     state INTEGER NOT NULL DEFAULT 0,
     urgent INTEGER NOT NULL DEFAULT 0,
     lease_owner TEXT,
@@ -59,7 +67,7 @@ CREATE TABLE IF NOT EXISTS results (
     indices BLOB NOT NULL,
     lines BLOB NOT NULL,
     PRIMARY KEY (batch_id, chunk_no, part)
-) WITHOUT ROWID;
+);
 """
 
 BATCH_COLUMNS = (
@@ -67,6 +75,7 @@ BATCH_COLUMNS = (
     "created_at, expires_at, ended_at, cancel_initiated_at, archived_at"
 )
 RESULT_PARTS_PER_READ = 8
+CHECKPOINT_SECONDS = 1.0
 
 
 def _batch(row: tuple[object, ...] | None) -> BatchRow | None:
@@ -80,6 +89,14 @@ class SQLiteStore:
         self._local = threading.local()
         self._writer = self._connect()
         self._writer.executescript(SCHEMA)
+        # Checkpoints copy the WAL into the database file and fsync it. Left to the writer they
+        # stall a commit every few megabytes; a thread of their own runs them beside the writes.
+        self._writer.execute("PRAGMA wal_autocheckpoint=0")
+        self._closed = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_regularly, name="sqlite-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -91,6 +108,12 @@ class SQLiteStore:
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA busy_timeout=30000")
         return connection
+
+    def _checkpoint_regularly(self) -> None:
+        connection = self._connect()
+        while not self._closed.wait(CHECKPOINT_SECONDS):
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        connection.close()
 
     @property
     def _reader(self) -> sqlite3.Connection:
@@ -133,12 +156,16 @@ class SQLiteStore:
                         (batch_id, owner, total, total, created_at, expires_at),
                     )
                     self._writer.executemany(
-                        "INSERT INTO chunks (batch_id, chunk_no, count, custom_ids, params)"
-                        " VALUES (?, ?, ?, ?, ?)",
+                        "INSERT INTO chunk_requests (batch_id, chunk_no, custom_ids, params)"
+                        " VALUES (?, ?, ?, ?)",
                         (
-                            (batch_id, number, chunk.count, chunk.custom_ids, chunk.params)
+                            (batch_id, number, chunk.custom_ids, chunk.params)
                             for number, chunk in enumerate(chunks)
                         ),
+                    )
+                    self._writer.executemany(
+                        "INSERT INTO chunks (batch_id, chunk_no, count) VALUES (?, ?, ?)",
+                        ((batch_id, number, chunk.count) for number, chunk in enumerate(chunks)),
                     )
                 except BaseException:
                     self._writer.execute("ROLLBACK")
@@ -219,6 +246,7 @@ class SQLiteStore:
                     " Cancel it first."
                 )
             db.execute("DELETE FROM results WHERE batch_id = ?", (batch_id,))
+            db.execute("DELETE FROM chunk_requests WHERE batch_id = ?", (batch_id,))
             db.execute("DELETE FROM chunks WHERE batch_id = ?", (batch_id,))
             db.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
             return True
@@ -251,13 +279,15 @@ class SQLiteStore:
             ).fetchall()
             leased = []
             for batch_id, chunk_no in keys:
-                custom_ids, params, status, expires_at = db.execute(
+                db.execute(
                     "UPDATE chunks SET state = 1, lease_owner = ?, lease_expires = ?"
-                    " WHERE batch_id = ? AND chunk_no = ?"
-                    " RETURNING custom_ids, params,"
-                    " (SELECT status FROM batches WHERE id = batch_id),"
-                    " (SELECT expires_at FROM batches WHERE id = batch_id)",
+                    " WHERE batch_id = ? AND chunk_no = ?",
                     (worker_id, now + lease_seconds, batch_id, chunk_no),
+                )
+                custom_ids, params, status, expires_at = db.execute(
+                    "SELECT custom_ids, params, status, expires_at FROM chunk_requests"
+                    " JOIN batches ON batches.id = batch_id WHERE batch_id = ? AND chunk_no = ?",
+                    (batch_id, chunk_no),
                 ).fetchone()
                 done: set[int] = set()
                 next_part = 0
@@ -349,9 +379,12 @@ class SQLiteStore:
             ]
             for batch_id in ids:
                 db.execute("DELETE FROM results WHERE batch_id = ?", (batch_id,))
+                db.execute("DELETE FROM chunk_requests WHERE batch_id = ?", (batch_id,))
                 db.execute("DELETE FROM chunks WHERE batch_id = ?", (batch_id,))
                 db.execute("UPDATE batches SET archived_at = ? WHERE id = ?", (now, batch_id))
             return len(ids)
 
     def close(self) -> None:
+        self._closed.set()
+        self._checkpointer.join()
         self._writer.close()

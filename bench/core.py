@@ -1,0 +1,193 @@
+"""Core benchmark: create, engine throughput, results download and server memory.
+
+Every figure that is compared is measured in the same run, side by side:
+- ingest: a create over HTTP against the floor of decoding the same body and bulk-inserting it
+  into the same SQLite store in-process;
+- engine: requests/s from create to `ended` on the zero-latency simulator (server timestamps);
+- results: the download of every result against sending the same bytes from a file over loopback;
+- memory: the server's peak RSS (VmHWM) against the body size.
+"""
+
+import argparse
+import http.server
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+from batchgate.config import Settings
+from batchgate.storage.base import NewChunk
+from batchgate.storage.sqlite import SQLiteStore
+
+PROMPT = (
+    "Summarise the following customer review in one sentence and rate its sentiment from 1 to 5. "
+    "Review: I ordered the blue kettle last month and it arrived a day early, well packed, and it "
+    "boils a full litre in under three minutes. The handle stays cool and the lid opens wide enough"
+    " to clean inside. My only complaint is that the power cord is rather short, so it has to sit "
+    "close to the socket. Overall I am happy with it and would buy it again for the price. "
+)
+
+
+def make_body(count: int, prompt: str = PROMPT) -> bytes:
+    return orjson.dumps(
+        {
+            "requests": [
+                {
+                    "custom_id": f"review-{i:06d}",
+                    "params": {
+                        "model": "claude-sonnet-4-5-20250929",
+                        "max_tokens": 256,
+                        "temperature": 0.2,
+                        "system": "You are a careful analyst of customer feedback.",
+                        "messages": [{"role": "user", "content": f"{prompt}(#{i})"}],
+                    },
+                }
+                for i in range(count)
+            ]
+        }
+    )
+
+
+def floor_seconds(body: bytes, directory: Path, attempt: int) -> float:
+    """Decode the body and bulk-insert it into a fresh store of the same kind, in-process."""
+    chunk_size = Settings().chunk_size
+    started = time.perf_counter()
+    requests = orjson.loads(body)["requests"]
+    chunks = [
+        NewChunk(
+            count=len(group),
+            custom_ids=orjson.dumps([request["custom_id"] for request in group]),
+            params=orjson.dumps([request["params"] for request in group]),
+        )
+        for group in (
+            requests[start : start + chunk_size] for start in range(0, len(requests), chunk_size)
+        )
+    ]
+    store = SQLiteStore(str(directory / f"floor-{attempt}.db"))
+    store.create_batch("msgbatch_floor", "owner", 0.0, 86_400.0, chunks)
+    elapsed = time.perf_counter() - started
+    store.close()
+    return elapsed
+
+
+def start_server(directory: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "BATCHGATE_DATABASE_URL": f"sqlite:///{directory / 'server.db'}"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "batchgate", "serve", "--port", str(port), "--log-level", "warning"],
+        env=env,
+    )
+    for _ in range(300):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/v1/messages/batches", timeout=1)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+def peak_rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM")
+
+
+def file_over_loopback_seconds(path: Path) -> float:
+    """The floor for a download: the same bytes read from a file and sent over loopback."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-length", str(path.stat().st_size))
+            self.end_headers()
+            with path.open("rb") as source:
+                while block := source.read(1 << 16):
+                    self.wfile.write(block)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    started = time.perf_counter()
+    with httpx.stream("GET", f"http://127.0.0.1:{server.server_port}/") as response:
+        for _ in response.iter_bytes(1 << 16):
+            pass
+    elapsed = time.perf_counter() - started
+    server.shutdown()
+    return elapsed
+
+
+def run(count: int, port: int) -> dict[str, float]:
+    body = make_body(count)
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = Path(scratch)
+        floor = min(floor_seconds(body, directory, attempt) for attempt in range(2))
+        process = start_server(directory, port)
+        try:
+            base = f"http://127.0.0.1:{port}/v1/messages/batches"
+            headers = {"x-api-key": "bench", "content-type": "application/json"}
+            started = time.perf_counter()
+            response = httpx.post(base, content=body, headers=headers, timeout=600)
+            create = time.perf_counter() - started
+            response.raise_for_status()
+            batch = response.json()
+            while batch["processing_status"] != "ended":
+                time.sleep(0.05)
+                batch = httpx.get(f"{base}/{batch['id']}", headers=headers).json()
+            created = _seconds(batch["created_at"])
+            engine_seconds = _seconds(batch["ended_at"]) - created
+            results_file = directory / "results.jsonl"
+            started = time.perf_counter()
+            with httpx.stream("GET", batch["results_url"], headers=headers) as download, \
+                    results_file.open("wb") as sink:
+                for block in download.iter_bytes(1 << 16):
+                    sink.write(block)
+            results = time.perf_counter() - started
+            loopback = file_over_loopback_seconds(results_file)
+            lines = results_file.read_bytes().count(b"\n")
+            assert lines == count, f"{lines} results for {count} requests"
+            peak = peak_rss_bytes(process.pid)
+        finally:
+            process.terminate()
+            process.wait()
+    return {
+        "requests": count,
+        "body_mb": len(body) / 1e6,
+        "create_s": create,
+        "floor_s": floor,
+        "ingest_ratio": create / floor,
+        "engine_req_per_s": count / engine_seconds,
+        "results_s": results,
+        "loopback_s": loopback,
+        "results_speed_ratio": loopback / results,
+        "peak_rss_mb": peak / 1e6,
+        "peak_rss_per_body": peak / len(body),
+    }
+
+
+def _seconds(timestamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=100_000)
+    parser.add_argument("--port", type=int, default=8187)
+    args = parser.parse_args()
+    figures = run(args.requests, args.port)
+    width = max(len(name) for name in figures)
+    for name, value in figures.items():
+        print(f"{name:<{width}}  {value:,.3f}" if isinstance(value, float) else f"{name:<{width}}  {value:,}")
+
+
+if __name__ == "__main__":
+    main()
