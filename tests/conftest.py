@@ -119,7 +119,9 @@ def wait_until_ended(
         time.sleep(0.05)
 
 
-def simple_request(custom_id: str, text: str = "Hello there", **params: object) -> dict[str, object]:
+def simple_request(
+    custom_id: str, text: str = "Hello there", **params: object
+) -> dict[str, object]:
     return {
         "custom_id": custom_id,
         "params": {

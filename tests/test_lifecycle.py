@@ -1,4 +1,4 @@
-"""How a batch moves through its states: live counts, cancel, expiry, retention, per-request errors."""
+"""How a batch moves through its states: live counts, cancel, expiry, retention, bad params."""
 
 import time
 from collections.abc import Callable
@@ -24,7 +24,9 @@ def test_counts_are_live_and_always_sum_to_the_total(start_server: Callable[...,
     seen_partial = False
     while batch.processing_status != "ended":
         counts = batch.request_counts
-        total = counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
+        total = (
+            counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
+        )
         assert total == 200
         seen_partial |= 0 < counts.succeeded < 200
         time.sleep(0.05)
@@ -39,11 +41,28 @@ def test_invalid_params_error_only_their_own_request(server: Server) -> None:
     good = simple_request("good")
     bad = {
         "no-max-tokens": {"model": "m", "messages": [{"role": "user", "content": "hi"}]},
-        "zero-max-tokens": {"model": "m", "max_tokens": 0, "messages": [{"role": "user", "content": "hi"}]},
-        "streaming": {"model": "m", "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+        "zero-max-tokens": {
+            "model": "m",
+            "max_tokens": 0,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+        "streaming": {
+            "model": "m",
+            "max_tokens": 5,
+            "stream": True,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
         "no-messages": {"model": "m", "max_tokens": 5, "messages": []},
-        "bad-role": {"model": "m", "max_tokens": 5, "messages": [{"role": "robot", "content": "hi"}]},
-        "bad-block": {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "nope"}]}]},
+        "bad-role": {
+            "model": "m",
+            "max_tokens": 5,
+            "messages": [{"role": "robot", "content": "hi"}],
+        },
+        "bad-block": {
+            "model": "m",
+            "max_tokens": 5,
+            "messages": [{"role": "user", "content": [{"type": "nope"}]}],
+        },
     }
     batch = client.messages.batches.create(
         requests=[good, *({"custom_id": cid, "params": params} for cid, params in bad.items())]  # type: ignore[list-item]
@@ -54,8 +73,12 @@ def test_invalid_params_error_only_their_own_request(server: Server) -> None:
     found = results_by_id(client, batch.id)
     assert found["good"].type == "succeeded"  # type: ignore[attr-defined]
     expected_field = {
-        "no-max-tokens": "max_tokens", "zero-max-tokens": "max_tokens", "streaming": "stream",
-        "no-messages": "messages", "bad-role": "messages.0.role", "bad-block": "messages.0.content.0",
+        "no-max-tokens": "max_tokens",
+        "zero-max-tokens": "max_tokens",
+        "streaming": "stream",
+        "no-messages": "messages",
+        "bad-role": "messages.0.role",
+        "bad-block": "messages.0.content.0",
     }
     for custom_id, field in expected_field.items():
         result = found[custom_id]

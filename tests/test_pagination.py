@@ -26,7 +26,11 @@ def test_sdk_pagination_walks_every_batch_once(start_server: Callable[..., Serve
     assert page.has_more is False and len(page.data) == 3
 
     first = client.messages.batches.list(limit=10)
-    assert (first.first_id, first.last_id, first.has_more) == (newest_first[0], newest_first[9], True)
+    assert (first.first_id, first.last_id, first.has_more) == (
+        newest_first[0],
+        newest_first[9],
+        True,
+    )
 
     older = client.messages.batches.list(limit=4, after_id=newest_first[9])
     assert [b.id for b in older.data] == newest_first[10:14]

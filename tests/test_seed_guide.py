@@ -297,7 +297,9 @@ def test_async_batch_operations() -> None:
 
 
 def test_handle_errors_gracefully_and_monitor_progress(
-    start_server: Callable[..., Server], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    start_server: Callable[..., Server],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     faulty = start_server(simulator_fault_rate="0.5", simulator_latency_ms="5")
     monkeypatch.setenv("ANTHROPIC_BASE_URL", faulty.base_url)

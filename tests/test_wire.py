@@ -10,11 +10,23 @@ import pytest
 
 from conftest import KEY, Server, simple_request, wait_until_ended
 
-V0_HEADERS = {"x-api-key": KEY, "anthropic-version": "2023-06-01", "content-type": "application/json"}
+V0_HEADERS = {
+    "x-api-key": KEY,
+    "anthropic-version": "2023-06-01",
+    "content-type": "application/json",
+}
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 BATCH_KEYS = {
-    "id", "type", "processing_status", "request_counts", "created_at", "expires_at", "ended_at",
-    "cancel_initiated_at", "archived_at", "results_url",
+    "id",
+    "type",
+    "processing_status",
+    "request_counts",
+    "created_at",
+    "expires_at",
+    "ended_at",
+    "cancel_initiated_at",
+    "archived_at",
+    "results_url",
 }
 
 
@@ -55,7 +67,9 @@ def test_v0_style_client_walks_the_whole_lifecycle(server: Server) -> None:
     assert TIMESTAMP.match(batch["ended_at"])
     assert batch["results_url"] == f"{server.base_url}/v1/messages/batches/{batch['id']}/results"
 
-    results = httpx.get(batch["results_url"], headers={**V0_HEADERS, "accept": "application/binary"})
+    results = httpx.get(
+        batch["results_url"], headers={**V0_HEADERS, "accept": "application/binary"}
+    )
     assert results.headers["content-type"].startswith("application/x-jsonl")
     assert f"{batch['id']}_results.jsonl" in results.headers["content-disposition"]
     assert results.content.endswith(b"\n") and b"\r" not in results.content
@@ -95,7 +109,9 @@ def test_beta_sdk_resource_and_async_client(server: Server) -> None:
         made = await async_client.beta.messages.batches.create(requests=[simple_request("b2")])  # type: ignore[list-item]
         while (await async_client.messages.batches.retrieve(made.id)).processing_status != "ended":
             pass
-        return [r.custom_id async for r in await async_client.beta.messages.batches.results(made.id)]
+        return [
+            r.custom_id async for r in await async_client.beta.messages.batches.results(made.id)
+        ]
 
     import asyncio
 
@@ -108,7 +124,10 @@ def test_beta_sdk_resource_and_async_client(server: Server) -> None:
         ({"requests": []}, "requests: List should have at least 1 item"),
         ({}, "requests"),
         ({"requests": [{"custom_id": "a"}]}, "requests.0"),
-        ({"requests": [{"custom_id": "a", "params": []}]}, "requests.0.params: Input should be an object"),
+        (
+            {"requests": [{"custom_id": "a", "params": []}]},
+            "requests.0.params: Input should be an object",
+        ),
         ({"requests": [{"custom_id": 7, "params": {}}]}, "requests.0.custom_id"),
         ({"requests": [{"custom_id": "a", "params": {}, "extra": 1}]}, "requests.0"),
         ({"requests": [{"custom_id": "bad id!", "params": {}}]}, "requests.0.custom_id"),
@@ -122,9 +141,7 @@ def test_beta_sdk_resource_and_async_client(server: Server) -> None:
         ([1, 2], "body"),
     ],
 )
-def test_bad_creates_are_400_and_store_nothing(
-    server: Server, body: object, fragment: str
-) -> None:
+def test_bad_creates_are_400_and_store_nothing(server: Server, body: object, fragment: str) -> None:
     before = server.client().messages.batches.list(limit=1).data
     assert_error(create(server, body), 400, "invalid_request_error", fragment)
     assert server.client().messages.batches.list(limit=1).data == before
@@ -151,7 +168,9 @@ def test_oversized_body_is_413_without_reading_it(start_server: Callable[..., Se
         yield orjson.dumps(body)
 
     response = httpx.post(
-        f"{small.base_url}/v1/messages/batches", content=chunks(), headers=V0_HEADERS  # type: ignore[arg-type]
+        f"{small.base_url}/v1/messages/batches",
+        content=chunks(),
+        headers=V0_HEADERS,  # type: ignore[arg-type]
     )
     assert_error(response, 413, "request_too_large", "maximum size")
     assert small.client().messages.batches.list().data == []
@@ -169,9 +188,13 @@ def test_unknown_ids_are_404_everywhere(server: Server) -> None:
             call()
         assert raised.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
         assert raised.value.request_id and raised.value.request_id.startswith("req_")
-    response = httpx.get(f"{server.base_url}/v1/messages/batches/{missing}/results", headers=V0_HEADERS)
+    response = httpx.get(
+        f"{server.base_url}/v1/messages/batches/{missing}/results", headers=V0_HEADERS
+    )
     assert_error(response, 404, "not_found_error", missing)
-    assert_error(httpx.get(f"{server.base_url}/v1/nothing", headers=V0_HEADERS), 404, "not_found_error", "")
+    assert_error(
+        httpx.get(f"{server.base_url}/v1/nothing", headers=V0_HEADERS), 404, "not_found_error", ""
+    )
 
 
 def test_wrong_state_is_400_never_409(start_server: Callable[..., Server]) -> None:
@@ -180,7 +203,9 @@ def test_wrong_state_is_400_never_409(start_server: Callable[..., Server]) -> No
     batch = client.messages.batches.create(requests=[simple_request(f"r{i}") for i in range(3)])  # type: ignore[misc]
     with pytest.raises(anthropic.BadRequestError, match="only ended batches can be deleted"):
         client.messages.batches.delete(batch.id)
-    response = httpx.get(f"{slow.base_url}/v1/messages/batches/{batch.id}/results", headers=V0_HEADERS)
+    response = httpx.get(
+        f"{slow.base_url}/v1/messages/batches/{batch.id}/results", headers=V0_HEADERS
+    )
     assert_error(response, 400, "invalid_request_error", "ready once it has ended")
     with pytest.raises(anthropic.AnthropicError, match="results"):
         client.messages.batches.results(batch.id)
@@ -192,7 +217,9 @@ def test_wrong_state_is_400_never_409(start_server: Callable[..., Server]) -> No
 def test_cancel_and_delete_with_empty_json_body(server: Server) -> None:
     batch = create(server, {"requests": [simple_request("x")]}).json()
     wait_until_ended(server.client(), batch["id"])
-    response = httpx.delete(f"{server.base_url}/v1/messages/batches/{batch['id']}", headers=V0_HEADERS)
+    response = httpx.delete(
+        f"{server.base_url}/v1/messages/batches/{batch['id']}", headers=V0_HEADERS
+    )
     assert response.json() == {"id": batch["id"], "type": "message_batch_deleted"}
     gone = httpx.get(f"{server.base_url}/v1/messages/batches/{batch['id']}", headers=V0_HEADERS)
     assert_error(gone, 404, "not_found_error", batch["id"])

@@ -83,6 +83,7 @@ async def create_batch(request: Request) -> Response:
         owner,
         now,
         now + settings.expiry_seconds,
+        len(custom_ids),
         chunks,
     )
     state.notify_engine()
@@ -173,9 +174,7 @@ async def batch_results(request: Request) -> Response:
     return StreamingResponse(
         stream(),
         media_type="application/x-jsonl",
-        headers={
-            "content-disposition": f"attachment; filename*=utf-8''{batch.id}_results.jsonl"
-        },
+        headers={"content-disposition": f"attachment; filename*=utf-8''{batch.id}_results.jsonl"},
     )
 
 

@@ -5,6 +5,7 @@ later, per request, by the engine (as Anthropic does), and storing them needs no
 """
 
 import re
+from collections.abc import Iterator
 
 import msgspec
 import orjson
@@ -81,19 +82,15 @@ def check_requests(requests: list[BatchRequest], max_requests: int) -> list[str]
                 400, f"requests.{index}.custom_id: {custom_id!r} is used by an earlier request"
             )
         seen.add(custom_id)
-        if memoryview(request.params)[:1] != b"{":
+        if bytes(memoryview(request.params)[:1]) != b"{":
             raise ApiError(400, f"requests.{index}.params: Input should be an object")
     return custom_ids
 
 
 def into_chunks(
     requests: list[BatchRequest], custom_ids: list[str], chunk_size: int
-) -> list[NewChunk]:
-    return [
-        NewChunk(
-            count=len(custom_ids[start : start + chunk_size]),
-            custom_ids=orjson.dumps(custom_ids[start : start + chunk_size]),
-            params=b"[" + b",".join(r.params for r in requests[start : start + chunk_size]) + b"]",
-        )
-        for start in range(0, len(requests), chunk_size)
-    ]
+) -> Iterator[NewChunk]:
+    for start in range(0, len(requests), chunk_size):
+        ids = custom_ids[start : start + chunk_size]
+        params = b",".join(request.params for request in requests[start : start + chunk_size])
+        yield NewChunk(count=len(ids), custom_ids=orjson.dumps(ids), params=b"[" + params + b"]")

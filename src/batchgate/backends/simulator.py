@@ -1,8 +1,8 @@
 """A deterministic stand-in for the Messages API, for tests, demos and load runs.
 
 Every reply is a pure function of the params: the same request always gets the same Message
-(id included) or the same simulated fault. Replies echo the start of the last user turn, one token per word,
-so a caller can steer stop sequences, `max_tokens` and tool calls from the prompt alone.
+(id included) or the same simulated fault. Replies echo the start of the last user turn, one token
+per word, so a caller can steer stop sequences, `max_tokens` and tool calls from the prompt alone.
 """
 
 import asyncio

@@ -7,7 +7,7 @@ part committed together with the batch's counters. A chunk whose worker died is 
 only the indices not yet in a part are run, so each request ends exactly once.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -85,8 +85,11 @@ class Store(Protocol):
         owner: str,
         created_at: float,
         expires_at: float,
-        chunks: Sequence[NewChunk],
-    ) -> BatchRow: ...
+        total: int,
+        chunks: Iterable[NewChunk],
+    ) -> BatchRow:
+        """Stores the batch and its chunks in one transaction, consuming `chunks` lazily."""
+        ...
 
     def get_batch(self, owner: str, batch_id: str) -> BatchRow | None: ...
 
@@ -141,6 +144,4 @@ def open_store(database_url: str) -> Store:
         from batchgate.storage.sqlite import SQLiteStore
 
         return SQLiteStore(database_url.removeprefix("sqlite:///"))
-    raise ValueError(
-        f"unsupported database URL {database_url!r}: use sqlite:///PATH"
-    )
+    raise ValueError(f"unsupported database URL {database_url!r}: use sqlite:///PATH")

@@ -2,7 +2,7 @@
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import orjson
@@ -102,6 +102,8 @@ class SQLiteStore:
         connection = sqlite3.connect(
             self._path, isolation_level=None, check_same_thread=False, timeout=30
         )
+        # Result and request blobs are large: big pages keep their overflow chains short.
+        connection.execute("PRAGMA page_size=32768")
         connection.execute("PRAGMA journal_mode=WAL")
         # NORMAL is crash-safe in WAL mode: a killed process loses nothing committed. Creates
         # switch to FULL so that an accepted batch also survives power loss.
@@ -142,9 +144,9 @@ class SQLiteStore:
         owner: str,
         created_at: float,
         expires_at: float,
-        chunks: Sequence[NewChunk],
+        total: int,
+        chunks: Iterable[NewChunk],
     ) -> BatchRow:
-        total = sum(chunk.count for chunk in chunks)
         with self._write_lock:
             self._writer.execute("PRAGMA synchronous=FULL")
             try:
@@ -155,17 +157,22 @@ class SQLiteStore:
                         " expires_at) VALUES (?, ?, 'in_progress', ?, ?, ?, ?)",
                         (batch_id, owner, total, total, created_at, expires_at),
                     )
+                    counts: list[int] = []
+
+                    def request_rows() -> Iterator[tuple[str, int, bytes, bytes]]:
+                        # Each chunk is built just before it is written, never all at once.
+                        for number, chunk in enumerate(chunks):
+                            counts.append(chunk.count)
+                            yield batch_id, number, chunk.custom_ids, chunk.params
+
                     self._writer.executemany(
                         "INSERT INTO chunk_requests (batch_id, chunk_no, custom_ids, params)"
                         " VALUES (?, ?, ?, ?)",
-                        (
-                            (batch_id, number, chunk.custom_ids, chunk.params)
-                            for number, chunk in enumerate(chunks)
-                        ),
+                        request_rows(),
                     )
                     self._writer.executemany(
                         "INSERT INTO chunks (batch_id, chunk_no, count) VALUES (?, ?, ?)",
-                        ((batch_id, number, chunk.count) for number, chunk in enumerate(chunks)),
+                        ((batch_id, number, count) for number, count in enumerate(counts)),
                     )
                 except BaseException:
                     self._writer.execute("ROLLBACK")
@@ -174,8 +181,19 @@ class SQLiteStore:
             finally:
                 self._writer.execute("PRAGMA synchronous=NORMAL")
         return BatchRow(
-            batch_id, "in_progress", total, total, 0, 0, 0, 0,
-            created_at, expires_at, None, None, None,
+            batch_id,
+            "in_progress",
+            total,
+            total,
+            0,
+            0,
+            0,
+            0,
+            created_at,
+            expires_at,
+            None,
+            None,
+            None,
         )
 
     def get_batch(self, owner: str, batch_id: str) -> BatchRow | None:
@@ -299,8 +317,14 @@ class SQLiteStore:
                     next_part = max(next_part, part + 1)
                 leased.append(
                     LeasedChunk(
-                        batch_id, chunk_no, custom_ids, params, status, expires_at,
-                        frozenset(done), next_part,
+                        batch_id,
+                        chunk_no,
+                        custom_ids,
+                        params,
+                        status,
+                        expires_at,
+                        frozenset(done),
+                        next_part,
                     )
                 )
             return leased
@@ -330,8 +354,11 @@ class SQLiteStore:
                     "INSERT INTO results (batch_id, chunk_no, part, indices, lines)"
                     " VALUES (?, ?, ?, ?, ?)",
                     (
-                        part.batch_id, part.chunk_no, part.part,
-                        orjson.dumps(list(part.indices)), part.lines,
+                        part.batch_id,
+                        part.chunk_no,
+                        part.part,
+                        orjson.dumps(list(part.indices)),
+                        part.lines,
                     ),
                 )
                 db.execute(
@@ -341,8 +368,15 @@ class SQLiteStore:
                     " ended_at = CASE WHEN processing = ? THEN ? ELSE ended_at END"
                     " WHERE id = ?",
                     (
-                        counts.total, counts.succeeded, counts.errored, counts.canceled,
-                        counts.expired, counts.total, counts.total, now, part.batch_id,
+                        counts.total,
+                        counts.succeeded,
+                        counts.errored,
+                        counts.canceled,
+                        counts.expired,
+                        counts.total,
+                        counts.total,
+                        now,
+                        part.batch_id,
                     ),
                 )
             if part.chunk_done:
