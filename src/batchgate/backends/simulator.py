@@ -33,8 +33,8 @@ _STRING_FORMAT_EXAMPLES = {
     "ipv4": "192.0.2.1",
     "ipv6": "2001:db8::1",
 }
-# Replies echo at most this many words of the prompt, as real replies are mostly short.
-ECHO_WORDS = 48
+# Replies echo at most this much of the prompt, as real replies are mostly short.
+ECHO_CHARACTERS = 240
 _WORD_PUNCTUATION = "\"'`.,;:!?()[]{}<>"
 
 
@@ -78,8 +78,11 @@ def _compose_message(params: dict[str, Any], hex_digest: str, input_tokens: int)
     words = _acknowledge_attachments(image_count, document_count)
     tool = _tool_to_call(params, user_text)
     if tool is None:
-        # Splitting only as far as the echo reaches keeps long prompts cheap.
-        echoed = user_text.split(maxsplit=ECHO_WORDS)[:ECHO_WORDS]
+        # Splitting only as far as the echo reaches keeps long prompts cheap; a word cut at
+        # that point is dropped.
+        echoed = user_text[:ECHO_CHARACTERS].split()
+        if len(user_text) > ECHO_CHARACTERS and echoed:
+            echoed.pop()
         words += ["You", "said:", *echoed] if echoed else ["Hello!"]
     else:
         words += ["I'll", "use", "the", tool["name"], "tool."]

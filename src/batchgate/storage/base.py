@@ -7,7 +7,7 @@ part committed together with the batch's counters. A chunk whose worker died is 
 only the indices not yet in a part are run, so each request ends exactly once.
 """
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -118,8 +118,20 @@ class Store(Protocol):
 
     def renew_leases(self, worker_id: str, now: float, lease_seconds: float) -> None: ...
 
-    def release_all_leases(self) -> None:
-        """Makes every leased chunk claimable at once (embedded start-up: no other worker)."""
+    def recover_abandoned_chunks(self) -> None:
+        """Called as an engine starts: makes the chunks of engines that are gone claimable.
+
+        SQLite serves one engine, so every leased chunk is abandoned; a shared database leaves
+        other workers' leases alone and lets expired ones lapse.
+        """
+        ...
+
+    def announce_work(self) -> None:
+        """Tells every engine on this database that there is new work (a create or a cancel)."""
+        ...
+
+    def on_work_announced(self, callback: Callable[[], None]) -> None:
+        """Registers an engine's wake-up; it may be called from any thread."""
         ...
 
     def save_part(self, worker_id: str, part: ResultPart, now: float) -> bool:

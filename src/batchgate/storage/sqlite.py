@@ -2,7 +2,7 @@
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import orjson
@@ -87,6 +87,8 @@ class SQLiteStore:
         self._path = path
         self._write_lock = threading.Lock()
         self._local = threading.local()
+        # One process per SQLite file: announcing work is a plain in-process call.
+        self._work_callbacks: list[Callable[[], None]] = []
         self._writer = self._connect()
         self._writer.executescript(SCHEMA)
         # Checkpoints copy the WAL into the database file and fsync it. Left to the writer they
@@ -336,9 +338,19 @@ class SQLiteStore:
                 (now + lease_seconds, worker_id),
             )
 
-    def release_all_leases(self) -> None:
+    def recover_abandoned_chunks(self) -> None:
         with self._transaction() as db:
             db.execute("UPDATE chunks SET state = 0, lease_owner = NULL WHERE state = 1")
+
+    def release_all_leases(self) -> None:
+        self.recover_abandoned_chunks()
+
+    def announce_work(self) -> None:
+        for callback in self._work_callbacks:
+            callback()
+
+    def on_work_announced(self, callback: Callable[[], None]) -> None:
+        self._work_callbacks.append(callback)
 
     def save_part(self, worker_id: str, part: ResultPart, now: float) -> bool:
         counts = part.counts
