@@ -4,9 +4,11 @@ import time
 from collections.abc import Callable
 
 import anthropic
+import httpx
+import orjson
 import pytest
 
-from conftest import Server, simple_request, wait_until_ended
+from conftest import KEY, Server, simple_request, wait_until_ended
 
 
 def results_by_id(client: anthropic.Anthropic, batch_id: str) -> dict[str, object]:
@@ -155,3 +157,32 @@ def test_results_are_archived_after_retention(start_server: Callable[..., Server
     with pytest.raises(anthropic.NotFoundError, match="archived"):
         list(client.messages.batches.results(batch.id))
     assert client.messages.batches.delete(batch.id).id == batch.id
+
+
+def test_requests_extension_returns_params_filtered_by_result(
+    start_server: Callable[..., Server],
+) -> None:
+    faulty = start_server(simulator_fault_rate="0.3")
+    client = faulty.client()
+    submitted = [simple_request(f"r{i}", f"prompt {i}", max_tokens=50 + i) for i in range(60)]
+    batch = client.messages.batches.create(requests=submitted)  # type: ignore[arg-type]
+    wait_until_ended(client, batch.id)
+    found = results_by_id(client, batch.id)
+    errored = {cid for cid, result in found.items() if result.type == "errored"}  # type: ignore[attr-defined]
+    assert 0 < len(errored) < 60
+
+    url = f"{faulty.base_url}/v1/messages/batches/{batch.id}/requests"
+    headers = {"x-api-key": KEY}
+    everything = [orjson.loads(line) for line in httpx.get(url, headers=headers).content.splitlines()]
+    assert everything == submitted
+    only_errored = httpx.get(url, params={"result_type": "errored"}, headers=headers)
+    assert only_errored.headers["content-type"].startswith("application/x-jsonl")
+    lines = [orjson.loads(line) for line in only_errored.content.splitlines()]
+    assert {line["custom_id"] for line in lines} == errored
+    assert all(line == submitted[int(line["custom_id"][1:])] for line in lines)
+    both = httpx.get(url, params={"result_type": "errored,succeeded"}, headers=headers)
+    assert len(both.content.splitlines()) == 60
+    bad = httpx.get(url, params={"result_type": "nope"}, headers=headers)
+    assert bad.status_code == 400 and "result_type" in bad.json()["error"]["message"]
+    other_key = httpx.get(url, headers={"x-api-key": "someone-else"})
+    assert other_key.status_code == 404

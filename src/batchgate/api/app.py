@@ -8,7 +8,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from batchgate.api import batches
+from batchgate.api import batch_requests, batches
 from batchgate.api.errors import ApiError, on_api_error, on_http_exception, on_unexpected_error
 from batchgate.api.request_ids import RequestIdMiddleware
 from batchgate.api.state import AppState
@@ -31,7 +31,7 @@ def create_app(state: AppState, engine: Engine | None) -> Starlette:
                 await running
 
     app = Starlette(
-        routes=batches.routes,
+        routes=batches.routes + batch_requests.routes,
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={
             ApiError: on_api_error,

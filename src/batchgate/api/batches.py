@@ -1,6 +1,6 @@
 """The Message Batches endpoints."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,11 +48,17 @@ def batch_object(request: Request, batch: BatchRow) -> dict[str, Any]:
     }
 
 
+async def stream_from_thread(blobs: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Streams a blocking iterator (database reads) without blocking the event loop."""
+    while (blob := await anyio.to_thread.run_sync(next, blobs, None)) is not None:
+        yield blob
+
+
 def json_response(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-def _context(request: Request) -> tuple[AppState, str]:
+def context(request: Request) -> tuple[AppState, str]:
     state: AppState = request.app.state.batchgate
     return state, owner_of(request, state.settings.api_keys)
 
@@ -61,7 +67,7 @@ def _not_found(batch_id: str) -> ApiError:
     return ApiError(404, f"No message batch with id {batch_id!r}.")
 
 
-async def _existing_batch(state: AppState, owner: str, batch_id: str) -> BatchRow:
+async def existing_batch(state: AppState, owner: str, batch_id: str) -> BatchRow:
     batch = await anyio.to_thread.run_sync(state.store.get_batch, owner, batch_id)
     if batch is None:
         raise _not_found(batch_id)
@@ -69,7 +75,7 @@ async def _existing_batch(state: AppState, owner: str, batch_id: str) -> BatchRo
 
 
 async def create_batch(request: Request) -> Response:
-    state, owner = _context(request)
+    state, owner = context(request)
     settings = state.settings
     body = await read_capped_body(request, settings.max_body_bytes)
     requests = decode_create_body(body)
@@ -91,8 +97,8 @@ async def create_batch(request: Request) -> Response:
 
 
 async def retrieve_batch(request: Request) -> Response:
-    state, owner = _context(request)
-    batch = await _existing_batch(state, owner, request.path_params["batch_id"])
+    state, owner = context(request)
+    batch = await existing_batch(state, owner, request.path_params["batch_id"])
     return json_response(batch_object(request, batch))
 
 
@@ -108,7 +114,7 @@ def _limit(request: Request) -> int:
 
 
 async def list_batches(request: Request) -> Response:
-    state, owner = _context(request)
+    state, owner = context(request)
     limit = _limit(request)
     after_id = request.query_params.get("after_id") or None
     before_id = request.query_params.get("before_id") or None
@@ -128,7 +134,7 @@ async def list_batches(request: Request) -> Response:
 
 
 async def cancel_batch(request: Request) -> Response:
-    state, owner = _context(request)
+    state, owner = context(request)
     batch_id = request.path_params["batch_id"]
     try:
         batch = await anyio.to_thread.run_sync(
@@ -143,7 +149,7 @@ async def cancel_batch(request: Request) -> Response:
 
 
 async def delete_batch(request: Request) -> Response:
-    state, owner = _context(request)
+    state, owner = context(request)
     batch_id = request.path_params["batch_id"]
     try:
         deleted = await anyio.to_thread.run_sync(state.store.delete_batch, owner, batch_id)
@@ -155,8 +161,8 @@ async def delete_batch(request: Request) -> Response:
 
 
 async def batch_results(request: Request) -> Response:
-    state, owner = _context(request)
-    batch = await _existing_batch(state, owner, request.path_params["batch_id"])
+    state, owner = context(request)
+    batch = await existing_batch(state, owner, request.path_params["batch_id"])
     if batch.archived_at is not None:
         raise ApiError(
             404, f"The results of batch {batch.id} were archived after the retention period."
@@ -165,14 +171,8 @@ async def batch_results(request: Request) -> Response:
         raise ApiError(
             400, f"Batch {batch.id} is still {batch.status}; results are ready once it has ended."
         )
-    blobs = state.store.iter_results(batch.id)
-
-    async def stream() -> AsyncIterator[bytes]:
-        while (blob := await anyio.to_thread.run_sync(next, blobs, None)) is not None:
-            yield blob
-
     return StreamingResponse(
-        stream(),
+        stream_from_thread(state.store.iter_results(batch.id)),
         media_type="application/x-jsonl",
         headers={"content-disposition": f"attachment; filename*=utf-8''{batch.id}_results.jsonl"},
     )

@@ -52,6 +52,15 @@ class LeasedChunk:
     next_part: int
 
 
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk's requests as created, and the result lines committed for it so far."""
+
+    custom_ids: bytes
+    params: bytes
+    result_lines: bytes
+
+
 @dataclass(slots=True)
 class ResultCounts:
     succeeded: int = 0
@@ -109,6 +118,10 @@ class Store(Protocol):
 
     def iter_results(self, batch_id: str) -> Iterator[bytes]:
         """The batch's JSONL result blobs, read a few parts at a time."""
+        ...
+
+    def iter_request_chunks(self, batch_id: str) -> Iterator[StoredChunk]:
+        """The batch's requests chunk by chunk, each with its results so far."""
         ...
 
     # --- engine side ----------------------------------------------------------------------

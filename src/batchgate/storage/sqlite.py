@@ -12,6 +12,7 @@ from batchgate.storage.base import (
     LeasedChunk,
     NewChunk,
     ResultPart,
+    StoredChunk,
     WrongState,
 )
 
@@ -284,6 +285,23 @@ class SQLiteStore:
                 yield lines
             if len(rows) < RESULT_PARTS_PER_READ:
                 return
+
+    def iter_request_chunks(self, batch_id: str) -> Iterator[StoredChunk]:
+        chunk_no = -1
+        while True:
+            row = self._reader.execute(
+                "SELECT chunk_no, custom_ids, params FROM chunk_requests"
+                " WHERE batch_id = ? AND chunk_no > ? ORDER BY chunk_no LIMIT 1",
+                (batch_id, chunk_no),
+            ).fetchone()
+            if row is None:
+                return
+            chunk_no, custom_ids, params = row
+            parts = self._reader.execute(
+                "SELECT lines FROM results WHERE batch_id = ? AND chunk_no = ? ORDER BY part",
+                (batch_id, chunk_no),
+            ).fetchall()
+            yield StoredChunk(custom_ids, params, b"".join(lines for (lines,) in parts))
 
     # --- engine side ----------------------------------------------------------------------
 
