@@ -5,6 +5,7 @@ Every figure that is compared is measured in the same run, side by side:
   into the same SQLite store in-process;
 - engine: requests/s from create to `ended` on the zero-latency simulator (server timestamps);
 - results: the download of every result against sending the same bytes from a file over loopback;
+- latency: retrieve and list while the engine runs that batch flat out;
 - memory: the server's peak RSS (VmHWM) against the body size.
 """
 
@@ -140,6 +141,7 @@ def file_over_loopback_seconds(path: Path) -> float:
 
 
 def run(count: int, port: int) -> dict[str, float]:
+    """One batch of `count` requests through a fresh server; every figure of the table."""
     body = make_body(count)
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
@@ -151,9 +153,17 @@ def run(count: int, port: int) -> dict[str, float]:
             started = time.perf_counter()
             batch = post_with_sendall(port, "/v1/messages/batches", body, headers)
             create = time.perf_counter() - started
-            while batch["processing_status"] != "ended":
-                time.sleep(0.05)
-                batch = httpx.get(f"{base}/{batch['id']}", headers=headers).json()
+            retrieve_ms: list[float] = []
+            list_ms: list[float] = []
+            with httpx.Client(headers=headers) as poller:
+                # Retrieve and list as fast as one client can while the engine runs flat out.
+                while batch["processing_status"] != "ended":
+                    started = time.perf_counter()
+                    batch = poller.get(f"{base}/{batch['id']}").json()
+                    retrieve_ms.append((time.perf_counter() - started) * 1000)
+                    started = time.perf_counter()
+                    poller.get(base, params={"limit": 20}).raise_for_status()
+                    list_ms.append((time.perf_counter() - started) * 1000)
             created = _seconds(batch["created_at"])
             engine_seconds = _seconds(batch["ended_at"]) - created
             results_file = directory / "results.jsonl"
@@ -179,12 +189,23 @@ def run(count: int, port: int) -> dict[str, float]:
         "floor_s": floor,
         "ingest_ratio": create / floor,
         "engine_req_per_s": count / engine_seconds,
+        "retrieve_p50_ms": percentile(retrieve_ms, 50),
+        "retrieve_p99_ms": percentile(retrieve_ms, 99),
+        "list_p50_ms": percentile(list_ms, 50),
+        "list_p99_ms": percentile(list_ms, 99),
         "results_s": results,
         "loopback_s": loopback,
         "results_speed_ratio": loopback / results,
         "peak_rss_mb": peak / 1e6,
         "peak_rss_per_body": peak / len(body),
     }
+
+
+def percentile(samples: list[float], rank: int) -> float:
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, len(ordered) * rank // 100)]
 
 
 def _seconds(timestamp: str) -> float:
@@ -195,17 +216,18 @@ def _seconds(timestamp: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=100_000)
+    parser.add_argument(
+        "--requests",
+        default="1000,10000,100000",
+        help="comma-separated batch sizes, one run each (default: %(default)s)",
+    )
     parser.add_argument("--port", type=int, default=8187)
     args = parser.parse_args()
-    figures = run(args.requests, args.port)
-    width = max(len(name) for name in figures)
-    for name, value in figures.items():
-        print(
-            f"{name:<{width}}  {value:,.3f}"
-            if isinstance(value, float)
-            else f"{name:<{width}}  {value:,}"
-        )
+    rows = [run(int(size), args.port) for size in args.requests.split(",")]
+    names = list(rows[0])
+    print(f"{'':<20}" + "".join(f"{row['requests']:>14,}" for row in rows))
+    for name in names[1:]:
+        print(f"{name:<20}" + "".join(f"{row[name]:>14,.3f}" for row in rows))
 
 
 if __name__ == "__main__":

@@ -1,34 +1,20 @@
 """A backend that answers through any OpenAI-compatible `/v1/chat/completions` server."""
 
-import email.utils
-import time
-from collections.abc import Mapping
 from typing import Any
 
 import openai
 
+from batchgate.backends import upstream_errors
 from batchgate.backends.translate_openai import (
     chat_request_from_params,
     message_from_chat_completion,
 )
-from batchgate.errors import RequestError
 
 # Servers read it from the body, but the SDK's `create` has no such argument.
 _NON_OPENAI_FIELDS = ("top_k",)
 # The SDK insists on a key; local servers take none, and falling back to OPENAI_API_KEY
 # would hand the user's OpenAI key to whatever server base_url names.
 _PLACEHOLDER_API_KEY = "no-key"
-_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    422: "invalid_request_error",
-    429: "rate_limit_error",
-    503: "overloaded_error",
-    529: "overloaded_error",
-}
 
 
 class OpenAIChatBackend:
@@ -51,6 +37,7 @@ class OpenAIChatBackend:
             timeout=timeout,
             max_retries=0,
         )
+        self._api_key = api_key
         self._upstream_model = upstream_model
         self._timeout = timeout
 
@@ -62,67 +49,17 @@ class OpenAIChatBackend:
                 **request, extra_body=extra_body or None
             )
         except openai.APIStatusError as failure:
-            raise _status_error(failure) from failure
+            raise upstream_errors.status_error(
+                failure.status_code,
+                failure.response.headers,
+                failure.body,
+                failure.response.text or failure.response.reason_phrase,
+                secret=self._api_key,
+            ) from failure
         except openai.APITimeoutError as failure:
-            raise RequestError(
-                "api_error",
-                f"the upstream server did not answer within {self._timeout:g} s",
-                transient=True,
-            ) from failure
+            raise upstream_errors.timeout_error(self._timeout) from failure
         except openai.APIConnectionError as failure:
-            # The SDK's own message is a bare "Connection error."; the cause says which.
-            reason = failure.__cause__ or failure
-            raise RequestError(
-                "api_error", f"the upstream server cannot be reached: {reason}", transient=True
-            ) from failure
+            raise upstream_errors.connection_error(failure, self._api_key) from failure
         except openai.APIError as failure:
-            raise RequestError(
-                "api_error", f"the upstream server sent an unreadable answer: {failure}"
-            ) from failure
+            raise upstream_errors.unreadable_answer(failure, self._api_key) from failure
         return message_from_chat_completion(completion.model_dump(), params)
-
-
-def _status_error(failure: openai.APIStatusError) -> RequestError:
-    status = failure.status_code
-    transient = status in (408, 429) or status >= 500
-    error_type = _ERROR_TYPES.get(status, "api_error" if transient else "invalid_request_error")
-    return RequestError(
-        error_type,
-        f"the upstream server answered HTTP {status}: {_error_detail(failure)}",
-        transient=transient,
-        retry_after=_retry_after(failure.response.headers) if transient else None,
-    )
-
-
-def _error_detail(failure: openai.APIStatusError) -> str:
-    """The upstream's own words: OpenAI's `error.message`, FastAPI's `detail`, or the body."""
-    body = failure.body
-    if isinstance(body, dict):
-        for key in ("message", "detail"):
-            if body.get(key):
-                return str(body[key])
-    if body:
-        return str(body)
-    return failure.response.text or failure.response.reason_phrase
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from `retry-after-ms`, else `retry-after` (seconds or an HTTP date)."""
-    milliseconds = headers.get("retry-after-ms")
-    if milliseconds is not None:
-        try:
-            return max(0.0, float(milliseconds) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - time.time())

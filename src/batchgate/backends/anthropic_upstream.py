@@ -1,0 +1,99 @@
+"""A backend that sends each request to a server speaking Anthropic's `/v1/messages`.
+
+Anthropic itself, and vLLM, llama.cpp's server, Ollama or LiteLLM, which serve the same
+endpoint. The upstream's Message is the result as it arrived, except that its usage says the
+batch tier.
+"""
+
+from typing import Any
+
+import anthropic
+import orjson
+
+from batchgate.backends import upstream_errors
+from batchgate.errors import RequestError
+
+# The SDK insists on a key; local servers take none, and falling back to ANTHROPIC_API_KEY
+# would hand the user's Anthropic key to whatever server base_url names.
+_PLACEHOLDER_API_KEY = "no-key"
+# `create` takes the required fields as arguments; everything else goes in the body as it was
+# sent, whether or not this SDK version knows the field (newer ones drop `temperature`).
+_ARGUMENT_FIELDS = frozenset({"model", "max_tokens", "messages"})
+
+
+class AnthropicUpstreamBackend:
+    """Calls `base_url` through the official SDK, as `upstream_model` if given.
+
+    Retries are batchgate's, so the SDK makes none.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        upstream_model: str | None = None,
+        timeout: float = 600.0,
+    ) -> None:
+        self._client = anthropic.AsyncAnthropic(
+            base_url=base_url,
+            api_key=api_key or _PLACEHOLDER_API_KEY,
+            max_retries=0,
+            timeout=timeout,
+        )
+        self._api_key = api_key
+        self._upstream_model = upstream_model
+        self._timeout = timeout
+
+    async def create_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        body = {field: value for field, value in params.items() if field not in _ARGUMENT_FIELDS}
+        try:
+            # The raw response skips the SDK's parse into a model and back; an explicit
+            # timeout skips its refusal of large `max_tokens` without streaming.
+            response = await self._client.messages.with_raw_response.create(
+                model=self._upstream_model or params["model"],
+                max_tokens=params["max_tokens"],
+                messages=params["messages"],
+                extra_body=body,
+                timeout=self._timeout,
+            )
+            answer = await response.read()
+        except anthropic.APIStatusError as failure:
+            raise upstream_errors.status_error(
+                failure.status_code,
+                failure.response.headers,
+                failure.body,
+                failure.response.text or failure.response.reason_phrase,
+                secret=self._api_key,
+                upstream_error_type=_error_type_named_in(failure.body),
+            ) from failure
+        except anthropic.APITimeoutError as failure:
+            raise upstream_errors.timeout_error(self._timeout) from failure
+        except anthropic.APIConnectionError as failure:
+            raise upstream_errors.connection_error(failure, self._api_key) from failure
+        except anthropic.APIError as failure:
+            raise upstream_errors.unreadable_answer(failure, self._api_key) from failure
+        return self._message(answer)
+
+    def _message(self, answer: bytes) -> dict[str, Any]:
+        if self._api_key and self._api_key.encode() in answer:
+            raise RequestError(
+                "api_error", "the upstream server's answer contained its API key; it was withheld"
+            )
+        try:
+            message = orjson.loads(answer)
+        except orjson.JSONDecodeError:
+            message = None
+        if not isinstance(message, dict) or not isinstance(message.get("usage"), dict):
+            raise RequestError(
+                "api_error",
+                f"the upstream server sent an unreadable answer: {answer[:200]!r}",
+            )
+        message["usage"]["service_tier"] = "batch"
+        return message
+
+
+def _error_type_named_in(body: object) -> str | None:
+    """`error.type` of Anthropic's error body: `{"type": "error", "error": {"type", "message"}}`."""
+    error = body.get("error") if isinstance(body, dict) else None
+    error_type = error.get("type") if isinstance(error, dict) else None
+    return error_type if isinstance(error_type, str) else None
