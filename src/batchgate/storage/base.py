@@ -169,4 +169,11 @@ def open_store(database_url: str) -> Store:
         from batchgate.storage.sqlite import SQLiteStore
 
         return SQLiteStore(database_url.removeprefix("sqlite:///"))
-    raise ValueError(f"unsupported database URL {database_url!r}: use sqlite:///PATH")
+    if database_url.startswith(("postgresql://", "postgres://")):
+        from batchgate.storage.postgres import PostgresStore
+
+        return PostgresStore(database_url)
+    raise ValueError(
+        f"unsupported database URL {database_url!r}:"
+        " use sqlite:///PATH or postgresql://USER@HOST/DATABASE"
+    )

@@ -1,0 +1,493 @@
+"""The shared store: PostgreSQL, for any number of API and worker processes on any machines.
+
+The layout is the SQLite store's (chunks of requests, results in parts; see storage/base.py),
+created by `batchgate migrate` (storage/migrations). What changes is that many writers run at once:
+
+- Workers lease chunks with FOR UPDATE SKIP LOCKED, so two never get the same chunk and none
+  waits for another.
+- A part commits only while its worker holds the chunk's lease, checked under the chunk's row
+  lock. A new lease takes that lock too, so once a chunk changes hands its old worker can write
+  nothing more: each request ends exactly once, and the batch's counters with it.
+- Nothing waits in a cycle, so there are no deadlocks: save_part locks its chunk row, then its
+  batch row; a cancel commits its batch update before it touches chunks; statements over many
+  chunks skip locked rows instead of waiting; delete and archive lock only ended batches, which
+  no part writes to any more.
+"""
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+
+import orjson
+import psycopg
+from psycopg import sql
+from psycopg.rows import TupleRow
+from psycopg_pool import ConnectionPool
+
+from batchgate.storage.base import (
+    BatchRow,
+    LeasedChunk,
+    NewChunk,
+    ResultPart,
+    StoredChunk,
+    WrongState,
+)
+from batchgate.storage.migrations import require_current_schema
+
+log = logging.getLogger("batchgate.storage")
+
+BATCH_COLUMNS = sql.SQL(
+    "id, status, total, processing, succeeded, errored, canceled, expired,"
+    " created_at, expires_at, ended_at, cancel_initiated_at, archived_at"
+)
+RESULT_PARTS_PER_READ = 8
+# Archiving deletes every part of a batch: a bounded number per call keeps transactions short.
+ARCHIVE_BATCHES_PER_CALL = 100
+WORK_CHANNEL = "batchgate_work"
+LISTEN_CHECK_SECONDS = 0.25
+RECONNECT_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
+
+
+def _batch(row: tuple[object, ...] | None) -> BatchRow | None:
+    return None if row is None else BatchRow(*row)  # type: ignore[arg-type]
+
+
+class PostgresStore:
+    def __init__(self, database_url: str, pool_size: int = 10) -> None:
+        require_current_schema(database_url)
+        self._database_url = database_url
+        # autocommit: a lone statement is its own transaction, with no BEGIN/COMMIT round trips.
+        self._pool: ConnectionPool[psycopg.Connection[TupleRow]] = ConnectionPool(
+            database_url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True},
+            # One round trip per checkout: a connection broken by a database restart is replaced
+            # instead of failing the call that drew it.
+            check=ConnectionPool.check_connection,
+            name="batchgate",
+            open=True,
+        )
+        self._listener: WorkListener | None = None
+        self._listener_lock = threading.Lock()
+
+    # --- API side -------------------------------------------------------------------------
+
+    def create_batch(
+        self,
+        batch_id: str,
+        owner: str,
+        created_at: float,
+        expires_at: float,
+        total: int,
+        chunks: Iterable[NewChunk],
+    ) -> BatchRow:
+        with self._pool.connection() as db, db.transaction():
+            db.execute(
+                "INSERT INTO batches (id, owner, status, total, processing, created_at,"
+                " expires_at) VALUES (%s, %s, 'in_progress', %s, %s, %s, %s)",
+                (batch_id, owner, total, total, created_at, expires_at),
+            )
+            counts: list[int] = []
+            with db.cursor().copy(
+                "COPY chunk_requests (batch_id, chunk_no, custom_ids, params)"
+                " FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(["text", "int4", "bytea", "bytea"])
+                # Each chunk is built just before it is sent, never all at once.
+                for number, chunk in enumerate(chunks):
+                    counts.append(chunk.count)
+                    copy.write_row((batch_id, number, chunk.custom_ids, chunk.params))
+            db.execute(
+                "INSERT INTO chunks (batch_id, chunk_no, count)"
+                " SELECT %s, number - 1, count FROM unnest(%s::integer[])"
+                " WITH ORDINALITY AS c(count, number)",
+                (batch_id, counts),
+            )
+        return BatchRow(
+            batch_id,
+            "in_progress",
+            total,
+            total,
+            0,
+            0,
+            0,
+            0,
+            created_at,
+            expires_at,
+            None,
+            None,
+            None,
+        )
+
+    def get_batch(self, owner: str, batch_id: str) -> BatchRow | None:
+        with self._pool.connection() as db:
+            return _batch(
+                db.execute(
+                    sql.SQL("SELECT {} FROM batches WHERE id = %s AND owner = %s").format(
+                        BATCH_COLUMNS
+                    ),
+                    (batch_id, owner),
+                ).fetchone()
+            )
+
+    def list_batches(
+        self, owner: str, limit: int, after_id: str | None, before_id: str | None
+    ) -> tuple[list[BatchRow], bool]:
+        # Ids sort by creation time, so they double as cursors even once deleted.
+        if before_id is not None:
+            condition, order, cursor = sql.SQL("AND id > %s"), sql.SQL("ASC"), [before_id]
+        elif after_id is not None:
+            condition, order, cursor = sql.SQL("AND id < %s"), sql.SQL("DESC"), [after_id]
+        else:
+            condition, order, cursor = sql.SQL(""), sql.SQL("DESC"), []
+        with self._pool.connection() as db:
+            rows = db.execute(
+                sql.SQL(
+                    "SELECT {} FROM batches WHERE owner = %s {} ORDER BY id {} LIMIT %s"
+                ).format(BATCH_COLUMNS, condition, order),
+                (owner, *cursor, limit + 1),
+            ).fetchall()
+        page = [BatchRow(*row) for row in rows[:limit]]
+        if before_id is not None:
+            page.reverse()
+        return page, len(rows) > limit
+
+    def cancel_batch(self, owner: str, batch_id: str, now: float) -> BatchRow | None:
+        with self._pool.connection() as db:
+            batch = _batch(
+                db.execute(
+                    sql.SQL(
+                        "UPDATE batches SET status = 'canceling', cancel_initiated_at = %s"
+                        " WHERE id = %s AND owner = %s AND status = 'in_progress' RETURNING {}"
+                    ).format(BATCH_COLUMNS),
+                    (now, batch_id, owner),
+                ).fetchone()
+            )
+            if batch is None:
+                # Statuses only move forward, so this reads why the update matched nothing.
+                batch = _batch(
+                    db.execute(
+                        sql.SQL("SELECT {} FROM batches WHERE id = %s AND owner = %s").format(
+                            BATCH_COLUMNS
+                        ),
+                        (batch_id, owner),
+                    ).fetchone()
+                )
+                if batch is not None and batch.status == "ended":
+                    raise WrongState(f"Batch {batch_id} has already ended and cannot be canceled.")
+                return batch
+            # Outside the cancel's transaction: it must not hold the batch row while it waits for
+            # chunk rows (save_part locks the other way round). expedite_overdue finishes the job
+            # for any chunk this skips.
+            _expedite(db, sql.SQL("batch_id = %s"), (batch_id,))
+            return batch
+
+    def delete_batch(self, owner: str, batch_id: str) -> bool:
+        with self._pool.connection() as db, db.transaction():
+            row = db.execute(
+                "SELECT status FROM batches WHERE id = %s AND owner = %s FOR UPDATE",
+                (batch_id, owner),
+            ).fetchone()
+            if row is None:
+                return False
+            if row[0] != "ended":
+                raise WrongState(
+                    f"Batch {batch_id} is still {row[0]}; only ended batches can be deleted."
+                    " Cancel it first."
+                )
+            _drop_contents(db, [batch_id])
+            db.execute("DELETE FROM batches WHERE id = %s", (batch_id,))
+            return True
+
+    def iter_results(self, batch_id: str) -> Iterator[bytes]:
+        # Keyset pages, each on a pooled connection for a moment: a slow download holds no
+        # connection and no transaction between pages.
+        position = (-1, -1)
+        while True:
+            with self._pool.connection() as db:
+                rows = db.execute(
+                    "SELECT chunk_no, part, lines FROM results WHERE batch_id = %s"
+                    " AND (chunk_no, part) > (%s, %s) ORDER BY chunk_no, part LIMIT %s",
+                    (batch_id, *position, RESULT_PARTS_PER_READ),
+                ).fetchall()
+            for chunk_no, part, lines in rows:
+                position = (chunk_no, part)
+                yield lines
+            if len(rows) < RESULT_PARTS_PER_READ:
+                return
+
+    def iter_request_chunks(self, batch_id: str) -> Iterator[StoredChunk]:
+        chunk_no = -1
+        while True:
+            with self._pool.connection() as db:
+                row = db.execute(
+                    "SELECT chunk_no, custom_ids, params, (SELECT coalesce(string_agg(lines,"
+                    "   ''::bytea ORDER BY part), ''::bytea) FROM results"
+                    "   WHERE results.batch_id = r.batch_id AND results.chunk_no = r.chunk_no)"
+                    " FROM chunk_requests r WHERE batch_id = %s AND chunk_no > %s"
+                    " ORDER BY chunk_no LIMIT 1",
+                    (batch_id, chunk_no),
+                ).fetchone()
+            if row is None:
+                return
+            chunk_no, custom_ids, params, result_lines = row
+            yield StoredChunk(custom_ids, params, result_lines)
+
+    # --- engine side ----------------------------------------------------------------------
+
+    def lease_chunks(
+        self, worker_id: str, limit: int, now: float, lease_seconds: float
+    ) -> list[LeasedChunk]:
+        with self._pool.connection() as db, db.transaction():
+            keys = db.execute(
+                "UPDATE chunks SET state = 1, lease_owner = %s, lease_expires = %s"
+                " FROM (SELECT batch_id, chunk_no FROM chunks"
+                "       WHERE state < 2 AND (state = 0 OR lease_expires < %s)"
+                "       ORDER BY urgent DESC, chunk_no, batch_id LIMIT %s"
+                "       FOR UPDATE SKIP LOCKED) AS free"
+                " WHERE chunks.batch_id = free.batch_id AND chunks.chunk_no = free.chunk_no"
+                " RETURNING chunks.urgent, chunks.chunk_no, chunks.batch_id",
+                (worker_id, now + lease_seconds, now, limit),
+            ).fetchall()
+            if not keys:
+                return []
+            # RETURNING comes in no particular order; callers get the queue's.
+            keys.sort(key=lambda key: (not key[0], key[1], key[2]))
+            # A statement of its own, so its snapshot starts after the locks above were taken:
+            # it sees every part a previous holder committed before losing the chunk.
+            rows = db.execute(
+                "SELECT r.custom_ids, r.params, b.status, b.expires_at, d.indices, d.next_part"
+                " FROM unnest(%s::text[], %s::integer[])"
+                "   WITH ORDINALITY AS k(batch_id, chunk_no, n)"
+                " JOIN chunk_requests r ON r.batch_id = k.batch_id AND r.chunk_no = k.chunk_no"
+                " JOIN batches b ON b.id = k.batch_id"
+                " CROSS JOIN LATERAL (SELECT array_agg(indices) AS indices,"
+                "   coalesce(max(part) + 1, 0) AS next_part FROM results"
+                "   WHERE results.batch_id = k.batch_id AND results.chunk_no = k.chunk_no) d"
+                " ORDER BY k.n",
+                ([key[2] for key in keys], [key[1] for key in keys]),
+            ).fetchall()
+        leased = []
+        for (_, chunk_no, batch_id), row in zip(keys, rows, strict=True):
+            custom_ids, params, status, expires_at, indices, next_part = row
+            done: set[int] = set()
+            for blob in indices or ():
+                done.update(orjson.loads(blob))
+            leased.append(
+                LeasedChunk(
+                    batch_id,
+                    chunk_no,
+                    custom_ids,
+                    params,
+                    status,
+                    expires_at,
+                    frozenset(done),
+                    next_part,
+                )
+            )
+        return leased
+
+    def renew_leases(self, worker_id: str, now: float, lease_seconds: float) -> None:
+        with self._pool.connection() as db:
+            db.execute(
+                "UPDATE chunks SET lease_expires = %s WHERE state = 1 AND lease_owner = %s",
+                (now + lease_seconds, worker_id),
+            )
+
+    def recover_abandoned_chunks(self) -> None:
+        """Does nothing: other engines' leases are alive, and those of dead ones lapse by
+        themselves within lease_seconds (worker ids are new each start, so no lease is ours)."""
+
+    def announce_work(self) -> None:
+        with self._pool.connection() as db:
+            db.execute(sql.SQL("NOTIFY {}").format(sql.Identifier(WORK_CHANNEL)))
+
+    def on_work_announced(self, callback: Callable[[], None]) -> None:
+        """Once this returns, every announce_work on the database reaches `callback`."""
+        with self._listener_lock:
+            if self._listener is None:
+                self._listener = WorkListener(self._database_url)
+            self._listener.add(callback)
+
+    def save_part(self, worker_id: str, part: ResultPart, now: float) -> bool:
+        counts = part.counts
+        with self._pool.connection() as db, db.transaction():
+            held = db.execute(
+                "SELECT 1 FROM chunks WHERE batch_id = %s AND chunk_no = %s"
+                " AND state = 1 AND lease_owner = %s FOR UPDATE",
+                (part.batch_id, part.chunk_no, worker_id),
+            ).fetchone()
+            if held is None:
+                return False
+            if part.chunk_done:
+                db.execute(
+                    "UPDATE chunks SET state = 2, lease_owner = NULL, lease_expires = NULL"
+                    " WHERE batch_id = %s AND chunk_no = %s",
+                    (part.batch_id, part.chunk_no),
+                )
+            if part.indices:
+                db.execute(
+                    "INSERT INTO results (batch_id, chunk_no, part, indices, lines)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    (
+                        part.batch_id,
+                        part.chunk_no,
+                        part.part,
+                        orjson.dumps(list(part.indices)),
+                        part.lines,
+                    ),
+                )
+                # Last: every part of a batch waits for this row, so it is held only until commit.
+                db.execute(
+                    "UPDATE batches SET processing = processing - %(total)s,"
+                    " succeeded = succeeded + %(succeeded)s, errored = errored + %(errored)s,"
+                    " canceled = canceled + %(canceled)s, expired = expired + %(expired)s,"
+                    " status = CASE WHEN processing = %(total)s THEN 'ended' ELSE status END,"
+                    " ended_at = CASE WHEN processing = %(total)s THEN %(now)s ELSE ended_at END"
+                    " WHERE id = %(batch_id)s",
+                    {
+                        "total": counts.total,
+                        "succeeded": counts.succeeded,
+                        "errored": counts.errored,
+                        "canceled": counts.canceled,
+                        "expired": counts.expired,
+                        "now": now,
+                        "batch_id": part.batch_id,
+                    },
+                )
+            return True
+
+    def canceling_batch_ids(self) -> set[str]:
+        with self._pool.connection() as db:
+            return {
+                row[0] for row in db.execute("SELECT id FROM batches WHERE status = 'canceling'")
+            }
+
+    def expedite_overdue(self, now: float) -> int:
+        with self._pool.connection() as db:
+            return _expedite(
+                db,
+                sql.SQL(
+                    "batch_id IN (SELECT id FROM batches WHERE status <> 'ended'"
+                    " AND (status = 'canceling' OR expires_at <= %s))"
+                ),
+                (now,),
+            )
+
+    def archive_older_than(self, created_before: float, now: float) -> int:
+        with self._pool.connection() as db, db.transaction():
+            ids = [
+                row[0]
+                for row in db.execute(
+                    "UPDATE batches SET archived_at = %s WHERE id IN (SELECT id FROM batches"
+                    " WHERE status = 'ended' AND archived_at IS NULL AND created_at < %s"
+                    " ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id",
+                    (now, created_before, ARCHIVE_BATCHES_PER_CALL),
+                )
+            ]
+            _drop_contents(db, ids)
+            return len(ids)
+
+    def close(self) -> None:
+        with self._listener_lock:
+            if self._listener is not None:
+                self._listener.close()
+        self._pool.close()
+
+
+def _expedite(
+    db: psycopg.Connection[TupleRow], which: sql.Composable, params: tuple[object, ...]
+) -> int:
+    """Moves the unfinished chunks of the batches `which` selects to the front of the queue."""
+    return db.execute(
+        sql.SQL(
+            "UPDATE chunks SET urgent = true FROM (SELECT batch_id, chunk_no FROM chunks"
+            " WHERE state < 2 AND NOT urgent AND {} FOR UPDATE SKIP LOCKED) AS due"
+            " WHERE chunks.batch_id = due.batch_id AND chunks.chunk_no = due.chunk_no"
+        ).format(which),
+        params,
+    ).rowcount
+
+
+def _drop_contents(db: psycopg.Connection[TupleRow], batch_ids: list[str]) -> None:
+    if batch_ids:
+        for table in ("results", "chunk_requests", "chunks"):
+            db.execute(
+                sql.SQL("DELETE FROM {} WHERE batch_id = ANY(%s)").format(sql.Identifier(table)),
+                (batch_ids,),
+            )
+
+
+class WorkListener:
+    """LISTENs for announced work on a connection of its own and calls every callback on each
+    notification, from a daemon thread. It reconnects when the connection drops, and then calls
+    the callbacks once, since announcements sent meanwhile are lost."""
+
+    def __init__(self, database_url: str) -> None:
+        self._database_url = database_url
+        self._callbacks: list[Callable[[], None]] = []
+        self._closed = threading.Event()
+        # Connected here, so that announcements are heard from the moment the first callback is
+        # registered; the thread owns the connection from then on.
+        connection = self._connect()
+        self._thread = threading.Thread(
+            target=self._listen, args=(connection,), name="batchgate-listen", daemon=True
+        )
+        self._thread.start()
+
+    def add(self, callback: Callable[[], None]) -> None:
+        self._callbacks.append(callback)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join()
+
+    def _connect(self) -> psycopg.Connection[TupleRow]:
+        connection = psycopg.connect(
+            self._database_url,
+            autocommit=True,
+            application_name="batchgate-listener",
+            # A connection that silently died (a peer gone, no reset) is noticed within ~25 s.
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=5,
+            keepalives_count=3,
+        )
+        connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(WORK_CHANNEL)))
+        return connection
+
+    def _listen(self, connection: psycopg.Connection[TupleRow] | None) -> None:
+        while not self._closed.is_set():
+            if connection is None:
+                connection = self._reconnect()
+                continue
+            try:
+                for _ in connection.notifies(timeout=LISTEN_CHECK_SECONDS):
+                    self._wake()
+            except psycopg.Error:
+                log.warning("lost the LISTEN connection; reconnecting", exc_info=True)
+                connection.close()
+                connection = None
+        if connection is not None:
+            connection.close()
+
+    def _reconnect(self) -> psycopg.Connection[TupleRow] | None:
+        attempt = 0
+        while not self._closed.wait(RECONNECT_SECONDS[min(attempt, len(RECONNECT_SECONDS) - 1)]):
+            attempt += 1
+            try:
+                connection = self._connect()
+            except psycopg.Error:
+                log.warning("cannot reconnect to LISTEN (attempt %d)", attempt, exc_info=True)
+                continue
+            self._wake()
+            return connection
+        return None
+
+    def _wake(self) -> None:
+        for callback in list(self._callbacks):
+            try:
+                callback()
+            except Exception:
+                log.exception("work callback failed")

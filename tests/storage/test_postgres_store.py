@@ -1,0 +1,166 @@
+"""What only a shared database has to get right: many workers and processes at once."""
+
+import itertools
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import orjson
+import psycopg
+
+from batchgate.storage.base import LeasedChunk, ResultCounts, ResultPart, open_store
+from batchgate.storage.postgres import PostgresStore
+from storage.builders import LEASE, NOW, OWNER, create, result_lines
+
+WORKERS = 4
+
+
+def run_together(*jobs: Callable[[], None]) -> None:
+    """Runs the jobs in threads released at the same moment; re-raises the first failure."""
+    start = threading.Barrier(len(jobs))
+    failures: list[BaseException] = []
+
+    def run(job: Callable[[], None]) -> None:
+        start.wait()
+        try:
+            job()
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+
+
+def test_racing_workers_never_lease_the_same_chunk(
+    postgres_store: PostgresStore, postgres_store_factory: Callable[[], PostgresStore]
+) -> None:
+    for batch in range(4):
+        create(postgres_store, f"msgbatch_{batch}", sizes=(1,) * 50)
+    taken: list[list[tuple[str, int]]] = [[] for _ in range(WORKERS)]
+
+    def worker(number: int) -> Callable[[], None]:
+        store = postgres_store_factory()
+
+        def lease_until_none_left() -> None:
+            while leased := store.lease_chunks(f"w{number}", 3, NOW, LEASE):
+                taken[number].extend((chunk.batch_id, chunk.chunk_no) for chunk in leased)
+
+        return lease_until_none_left
+
+    run_together(*(worker(number) for number in range(WORKERS)))
+    everything = [key for keys in taken for key in keys]
+    assert len(everything) == len(set(everything)) == 200
+    assert all(taken), "every worker got some chunks: they really raced"
+
+
+def test_each_request_ends_once_while_workers_steal_each_others_chunks(
+    postgres_store: PostgresStore, postgres_store_factory: Callable[[], PostgresStore]
+) -> None:
+    """Leases last no time at all, so every lease call takes chunks that others are working on;
+    each worker saves a random share of what is left. Exactly-once must still hold."""
+    chunks, size = 100, 8
+    create(postgres_store, "msgbatch_1", sizes=(size,) * chunks)
+    clock = itertools.count(int(NOW))  # strictly increasing: every lease has already lapsed
+    refused = Counter[bool]()
+
+    def worker(number: int) -> Callable[[], None]:
+        store = postgres_store_factory()
+        chance = random.Random(number)
+
+        def save_share(chunk: LeasedChunk) -> None:
+            left = [i for i in range(size) if i not in chunk.done_indices]
+            share = chance.sample(left, chance.randint(1, len(left)))
+            part = ResultPart(
+                chunk.batch_id,
+                chunk.chunk_no,
+                chunk.next_part,
+                share,
+                result_lines(chunk, share),
+                ResultCounts(succeeded=len(share)),
+                chunk_done=len(share) == len(left),
+            )
+            refused[not store.save_part(f"w{number}", part, next(clock))] += 1
+
+        def work() -> None:
+            while True:
+                leased = store.lease_chunks(f"w{number}", 2, next(clock), 0)
+                for chunk in leased:
+                    save_share(chunk)
+                batch = store.get_batch(OWNER, "msgbatch_1")
+                if batch is not None and batch.status == "ended":
+                    return
+
+        return work
+
+    run_together(*(worker(number) for number in range(WORKERS)))
+    lines = b"".join(postgres_store.iter_results("msgbatch_1")).splitlines()
+    custom_ids = Counter(orjson.loads(line)["custom_id"] for line in lines)
+    assert len(custom_ids) == chunks * size
+    assert set(custom_ids.values()) == {1}
+    batch = postgres_store.get_batch(OWNER, "msgbatch_1")
+    assert batch is not None
+    assert (batch.processing, batch.succeeded) == (0, chunks * size)
+    assert refused[True] > 0, "some saves came after the chunk changed hands"
+
+
+def test_work_announced_by_another_process_wakes_this_one(
+    postgres_store: PostgresStore, postgres_store_factory: Callable[[], PostgresStore]
+) -> None:
+    woken = threading.Event()
+    postgres_store.on_work_announced(woken.set)
+    other = postgres_store_factory()
+    started = time.monotonic()
+    other.announce_work()
+    assert woken.wait(2)
+    assert time.monotonic() - started < 0.1
+
+
+def test_listener_reconnects_and_wakes_when_its_connection_drops(
+    postgres_store: PostgresStore, migrated_url: str
+) -> None:
+    woken = threading.Event()
+    postgres_store.on_work_announced(woken.set)
+
+    def the_listener(other_than: int | None = None) -> int:
+        """The one listener's backend pid (a closed store's may take a moment to go)."""
+        with psycopg.connect(migrated_url, autocommit=True) as db:
+            for _ in range(100):
+                pids: list[int] = [
+                    pid
+                    for (pid,) in db.execute(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND application_name = 'batchgate-listener'"
+                    )
+                    if pid != other_than
+                ]
+                if len(pids) == 1:
+                    return pids[0]
+                time.sleep(0.03)
+        raise AssertionError(f"not exactly one listener: {pids}")
+
+    dropped = the_listener()
+    with psycopg.connect(migrated_url, autocommit=True) as db:
+        db.execute("SELECT pg_terminate_backend(%s)", (dropped,))
+    # Announcements may have been lost while it was away: it wakes the engine on reconnecting.
+    assert woken.wait(3)
+    the_listener(other_than=dropped)
+
+    woken.clear()
+    postgres_store.announce_work()
+    assert woken.wait(2)
+
+
+def test_open_store_takes_both_postgres_url_schemes(migrated_url: str) -> None:
+    for url in (migrated_url, migrated_url.replace("postgresql://", "postgres://", 1)):
+        store = open_store(url)
+        try:
+            assert isinstance(store, PostgresStore)
+        finally:
+            store.close()

@@ -1,0 +1,272 @@
+"""The storage contract: every test runs on SQLite and on PostgreSQL (see conftest.py)."""
+
+import random
+import threading
+
+import orjson
+import pytest
+
+from batchgate.storage.base import BatchRow, LeasedChunk, Store, StoredChunk, WrongState
+from batchgate.storage.postgres import PostgresStore
+from batchgate.storage.sqlite import SQLiteStore
+from storage.builders import (
+    DAY,
+    LEASE,
+    NOW,
+    OWNER,
+    create,
+    finish,
+    keys,
+    part,
+    result_lines,
+    run_everything,
+)
+
+
+def test_create_then_get_only_for_its_owner(store: Store) -> None:
+    created = create(store, "msgbatch_1", sizes=(2, 3))
+    assert created == BatchRow(
+        "msgbatch_1", "in_progress", 5, 5, 0, 0, 0, 0, NOW, NOW + DAY, None, None, None
+    )
+    assert store.get_batch(OWNER, "msgbatch_1") == created
+    assert store.get_batch("mallory", "msgbatch_1") is None
+    assert store.get_batch(OWNER, "msgbatch_2") is None
+
+
+def test_list_pages_newest_first_both_ways(store: Store) -> None:
+    # Byte order, which is creation order for real ids, whatever the database's collation.
+    ids = ["msgbatch_0001", "msgbatch_000A", "msgbatch_000Z", "msgbatch_000a", "msgbatch_000z"]
+    for batch_id in ids:
+        create(store, batch_id)
+    create(store, "msgbatch_000b", owner="bob")
+    newest = ids[::-1]
+
+    def page(limit: int, after: str | None, before: str | None) -> tuple[list[str], bool]:
+        rows, more = store.list_batches(OWNER, limit, after, before)
+        return [row.id for row in rows], more
+
+    assert page(2, None, None) == (newest[:2], True)
+    assert page(2, newest[1], None) == (newest[2:4], True)
+    assert page(2, newest[3], None) == (newest[4:], False)
+    assert page(2, None, newest[4]) == (newest[2:4], True)
+    assert page(2, None, newest[2]) == (newest[:2], False)
+    assert page(10, None, None) == (newest, False)
+    # A cursor need not exist (deleted, or another owner's): ids alone order the walk.
+    assert page(10, "msgbatch_000b", None) == (newest[1:], False)
+    assert [row.id for row in store.list_batches("bob", 10, None, None)[0]] == ["msgbatch_000b"]
+    assert store.list_batches("carol", 10, None, None) == ([], False)
+
+
+def test_cancel_then_cancel_again_then_refused_once_ended(store: Store) -> None:
+    create(store, "msgbatch_1")
+    canceling = store.cancel_batch(OWNER, "msgbatch_1", NOW + 5)
+    assert canceling is not None
+    assert (canceling.status, canceling.cancel_initiated_at) == ("canceling", NOW + 5)
+    assert store.cancel_batch(OWNER, "msgbatch_1", NOW + 6) == canceling
+    assert store.cancel_batch("mallory", "msgbatch_1", NOW) is None
+    assert store.cancel_batch(OWNER, "msgbatch_2", NOW) is None
+    assert store.canceling_batch_ids() == {"msgbatch_1"}
+
+    run_everything(store, outcome="canceled")
+    ended = store.get_batch(OWNER, "msgbatch_1")
+    assert ended is not None
+    assert (ended.status, ended.canceled, ended.processing) == ("ended", 2, 0)
+    assert store.canceling_batch_ids() == set()
+    with pytest.raises(WrongState, match="already ended"):
+        store.cancel_batch(OWNER, "msgbatch_1", NOW + 7)
+
+
+def test_delete_only_ended_batches_of_their_owner(store: Store) -> None:
+    create(store, "msgbatch_1")
+    with pytest.raises(WrongState, match="in_progress"):
+        store.delete_batch(OWNER, "msgbatch_1")
+    store.cancel_batch(OWNER, "msgbatch_1", NOW)
+    with pytest.raises(WrongState, match="canceling"):
+        store.delete_batch(OWNER, "msgbatch_1")
+    run_everything(store)
+    assert list(store.iter_results("msgbatch_1"))
+
+    assert store.delete_batch("mallory", "msgbatch_1") is False
+    assert store.delete_batch(OWNER, "msgbatch_1") is True
+    assert store.get_batch(OWNER, "msgbatch_1") is None
+    assert list(store.iter_results("msgbatch_1")) == []
+    assert list(store.iter_request_chunks("msgbatch_1")) == []
+    assert store.delete_batch(OWNER, "msgbatch_1") is False
+
+
+def test_leases_take_low_chunk_numbers_across_batches_first(store: Store) -> None:
+    create(store, "msgbatch_a", sizes=(2, 2, 2), expires_at=NOW + 100)
+    create(store, "msgbatch_b", sizes=(1, 1))
+
+    first = store.lease_chunks("w1", 3, NOW, LEASE)
+    assert keys(first) == [("msgbatch_a", 0), ("msgbatch_b", 0), ("msgbatch_a", 1)]
+    assert first[0] == LeasedChunk(
+        "msgbatch_a",
+        0,
+        orjson.dumps(["msgbatch_a/0/0", "msgbatch_a/0/1"]),
+        orjson.dumps([{"chunk": 0, "i": 0}, {"chunk": 0, "i": 1}]),
+        "in_progress",
+        NOW + 100,
+        frozenset(),
+        0,
+    )
+    assert keys(store.lease_chunks("w2", 10, NOW, LEASE)) == [("msgbatch_b", 1), ("msgbatch_a", 2)]
+    assert store.lease_chunks("w3", 10, NOW, LEASE) == []
+
+
+def test_canceled_and_expired_batches_jump_the_queue(store: Store) -> None:
+    create(store, "msgbatch_a", sizes=(1, 1))
+    create(store, "msgbatch_b", sizes=(1, 1))
+    create(store, "msgbatch_c", sizes=(1, 1), expires_at=NOW + 10)
+
+    store.cancel_batch(OWNER, "msgbatch_b", NOW)
+    canceled = store.lease_chunks("w", 2, NOW, LEASE)
+    assert keys(canceled) == [("msgbatch_b", 0), ("msgbatch_b", 1)]
+    assert {chunk.batch_status for chunk in canceled} == {"canceling"}
+
+    assert store.expedite_overdue(NOW + 9) == 0
+    assert store.expedite_overdue(NOW + 10) == 2
+    assert store.expedite_overdue(NOW + 11) == 0
+    assert keys(store.lease_chunks("w", 3, NOW, LEASE)) == [
+        ("msgbatch_c", 0),
+        ("msgbatch_c", 1),
+        ("msgbatch_a", 0),
+    ]
+
+
+def test_expired_lease_goes_to_another_worker_who_skips_done_requests(store: Store) -> None:
+    create(store, "msgbatch_1", sizes=(4,))
+    [chunk] = store.lease_chunks("w1", 10, NOW, LEASE)
+    assert store.save_part("w1", part(chunk, 0, [0, 2]), NOW + 1)
+
+    assert store.lease_chunks("w2", 10, NOW + LEASE - 1, LEASE) == []
+    [taken] = store.lease_chunks("w2", 10, NOW + LEASE + 1, LEASE)
+    assert (taken.done_indices, taken.next_part) == (frozenset({0, 2}), 1)
+
+    # The first worker's late part is refused and leaves no trace.
+    assert not store.save_part("w1", part(chunk, 1, [1, 3], done=True), NOW + LEASE + 2)
+    batch = store.get_batch(OWNER, "msgbatch_1")
+    assert batch is not None
+    assert (batch.processing, batch.succeeded) == (2, 2)
+    assert list(store.iter_results("msgbatch_1")) == [result_lines(chunk, [0, 2])]
+
+    assert finish(store, "w2", taken, NOW + LEASE + 3)
+    assert list(store.iter_results("msgbatch_1")) == [
+        result_lines(chunk, [0, 2]),
+        result_lines(chunk, [1, 3]),
+    ]
+    batch = store.get_batch(OWNER, "msgbatch_1")
+    assert batch is not None
+    assert (batch.status, batch.processing, batch.succeeded) == ("ended", 0, 4)
+
+
+def test_renewed_leases_hold_and_renewals_only_touch_their_own(store: Store) -> None:
+    create(store, "msgbatch_1")
+    [chunk] = store.lease_chunks("w1", 10, NOW, LEASE)
+    store.renew_leases("w1", NOW + 20, LEASE)
+    assert store.lease_chunks("w2", 10, NOW + LEASE + 1, LEASE) == []
+    assert len(store.lease_chunks("w2", 10, NOW + 51, LEASE)) == 1  # w2 holds it until NOW + 81
+    store.renew_leases("w1", NOW + 60, LEASE)
+    assert len(store.lease_chunks("w3", 10, NOW + 85, LEASE)) == 1
+    assert not finish(store, "w1", chunk, NOW + 86)
+
+
+def test_counts_move_with_each_part_and_the_last_one_ends_the_batch(store: Store) -> None:
+    create(store, "msgbatch_1", sizes=(3, 2))
+    first, second = store.lease_chunks("w", 10, NOW, LEASE)
+
+    def counts() -> tuple[object, ...]:
+        batch = store.get_batch(OWNER, "msgbatch_1")
+        assert batch is not None
+        return (
+            batch.status,
+            batch.processing,
+            batch.succeeded,
+            batch.errored,
+            batch.canceled,
+            batch.expired,
+            batch.ended_at,
+        )
+
+    assert store.save_part("w", part(first, 0, [0]), NOW + 1)
+    assert counts() == ("in_progress", 4, 1, 0, 0, 0, None)
+    assert store.save_part("w", part(first, 1, [2, 1], "errored"), NOW + 2)
+    assert counts() == ("in_progress", 2, 1, 2, 0, 0, None)
+    assert store.save_part("w", part(first, 2, [], done=True), NOW + 3)
+    assert counts() == ("in_progress", 2, 1, 2, 0, 0, None)
+    assert store.save_part("w", part(second, 0, [0], "canceled"), NOW + 4)
+    assert store.save_part("w", part(second, 1, [1], "expired", done=True), NOW + 5)
+    assert counts() == ("ended", 0, 1, 2, 1, 1, NOW + 5)
+    # Done chunks are never leased again, however long ago their lease began.
+    assert store.lease_chunks("w2", 10, NOW + 10 * LEASE, LEASE) == []
+
+
+def test_results_come_back_complete_in_chunk_and_part_order(store: Store) -> None:
+    create(store, "msgbatch_1", sizes=(10, 10, 10))
+    chunks = store.lease_chunks("w", 10, NOW, LEASE)
+    parts = [
+        part(chunk, number, [2 * number, 2 * number + 1], done=number == 4)
+        for chunk in chunks
+        for number in range(5)
+    ]
+    expected = [saved.lines for saved in parts]
+    random.Random(7).shuffle(parts)
+    # Part numbers order a chunk's parts, whatever order they were committed in.
+    for saved in sorted(parts, key=lambda saved: saved.chunk_done):
+        assert store.save_part("w", saved, NOW)
+
+    assert list(store.iter_results("msgbatch_1")) == expected
+    assert list(store.iter_request_chunks("msgbatch_1")) == [
+        StoredChunk(chunk.custom_ids, chunk.params, b"".join(expected[5 * n : 5 * n + 5]))
+        for n, chunk in enumerate(chunks)
+    ]
+
+
+def test_requests_come_back_with_the_results_so_far(store: Store) -> None:
+    create(store, "msgbatch_1", sizes=(2, 1))
+    first, second = store.lease_chunks("w", 10, NOW, LEASE)
+    assert store.save_part("w", part(first, 0, [1]), NOW)
+    assert list(store.iter_request_chunks("msgbatch_1")) == [
+        StoredChunk(first.custom_ids, first.params, result_lines(first, [1])),
+        StoredChunk(second.custom_ids, second.params, b""),
+    ]
+
+
+def test_archive_drops_results_of_old_ended_batches_only(store: Store) -> None:
+    create(store, "msgbatch_1", created_at=NOW - 100)
+    create(store, "msgbatch_2", created_at=NOW)
+    run_everything(store)
+    create(store, "msgbatch_3", created_at=NOW - 100)
+
+    assert store.archive_older_than(NOW - 50, NOW + 1) == 1
+    archived = store.get_batch(OWNER, "msgbatch_1")
+    assert archived is not None
+    assert (archived.status, archived.succeeded, archived.archived_at) == ("ended", 2, NOW + 1)
+    assert list(store.iter_results("msgbatch_1")) == []
+    assert list(store.iter_request_chunks("msgbatch_1")) == []
+    assert len(list(store.iter_results("msgbatch_2"))) == 1
+    assert len(list(store.iter_request_chunks("msgbatch_3"))) == 1
+    assert store.archive_older_than(NOW - 50, NOW + 2) == 0
+
+
+def test_announced_work_reaches_the_registered_callback(store: Store) -> None:
+    woken = threading.Event()
+    store.on_work_announced(woken.set)
+    assert not woken.is_set()
+    store.announce_work()
+    assert woken.wait(2)
+
+
+def test_embedded_start_up_frees_every_leased_chunk(sqlite_store: SQLiteStore) -> None:
+    create(sqlite_store, "msgbatch_1")
+    assert len(sqlite_store.lease_chunks("gone", 10, NOW, LEASE)) == 1
+    sqlite_store.recover_abandoned_chunks()
+    assert len(sqlite_store.lease_chunks("new", 10, NOW + 1, LEASE)) == 1
+
+
+def test_shared_start_up_leaves_live_leases_alone(postgres_store: PostgresStore) -> None:
+    create(postgres_store, "msgbatch_1")
+    assert len(postgres_store.lease_chunks("alive", 10, NOW, LEASE)) == 1
+    postgres_store.recover_abandoned_chunks()
+    assert postgres_store.lease_chunks("new", 10, NOW + 1, LEASE) == []
+    assert len(postgres_store.lease_chunks("new", 10, NOW + LEASE + 1, LEASE)) == 1
