@@ -1,0 +1,280 @@
+"""The client commands and their options; `register` adds them to the `batchgate` app."""
+
+from collections.abc import Callable
+from itertools import islice
+from pathlib import Path
+from typing import Annotated
+
+import anthropic
+import typer
+from anthropic.types.messages import MessageBatch
+
+from batchgate.client_cli.connection import ApiKeyOption, BaseUrlOption, connect
+from batchgate.client_cli.consoles import stdout_console, tell
+from batchgate.client_cli.display import batch_details, batch_json, batches_table, print_json
+from batchgate.client_cli.failures import (
+    EXIT_INTERRUPTED,
+    CommandFailure,
+    exit_code_for,
+    reports_failures,
+)
+from batchgate.client_cli.request_file import PromptSettings, load_requests
+from batchgate.client_cli.results import ResultType, open_output, write_results
+from batchgate.client_cli.retry import failed_requests_from_file, failed_requests_from_server
+from batchgate.client_cli.submission import Waiting, submit_requests, suggest_retry
+from batchgate.client_cli.watch import watch_until_ended
+
+PANEL = "Batches (client: talks to batchgate or Anthropic through the SDK)"
+PAGE_SIZE_MAX = 1000
+
+BatchId = Annotated[str, typer.Argument(help="The batch id (msgbatch_...).", show_default=False)]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+WaitFlag = Annotated[bool, typer.Option("--wait", help="Show progress until the batch ends.")]
+WaitForResultsFlag = Annotated[
+    bool,
+    typer.Option("--wait", help="Show progress until the batches end, then write their results."),
+]
+IntervalOption = Annotated[
+    float, typer.Option("--interval", min=0.01, help="Seconds between checks while waiting.")
+]
+OutputOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--output", "-o", dir_okay=False, show_default="stdout", help="Write results to this file."
+    ),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(help="The file holds plain prompts, one a line, for this model."),
+]
+MaxTokensOption = Annotated[
+    int | None, typer.Option(min=1, help="max_tokens of each prompt's request.")
+]
+
+
+def _prompt_settings(model: str | None, max_tokens: int | None) -> PromptSettings | None:
+    if model is None and max_tokens is None:
+        return None
+    if model is None or max_tokens is None:
+        raise CommandFailure("plain prompts need both --model and --max-tokens")
+    return PromptSettings(model=model, max_tokens=max_tokens)
+
+
+def _waiting(wait: bool, interval: float, output: Path | None) -> Waiting | None:
+    if wait:
+        return Waiting(interval=interval, output=output)
+    if output is not None:
+        raise CommandFailure(
+            "--output goes with --wait; without it, fetch the results once the batch has ended"
+            " with `batchgate results ID -o FILE`"
+        )
+    return None
+
+
+def _ended_batch(client: anthropic.Anthropic, batch_id: str) -> MessageBatch:
+    batch = client.messages.batches.retrieve(batch_id)
+    if batch.processing_status != "ended":
+        raise CommandFailure(
+            f"{batch.id} has not ended yet ({batch.processing_status}); wait for it with"
+            f" `batchgate status {batch.id} --wait`"
+        )
+    return batch
+
+
+@reports_failures
+def submit(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            show_default=False,
+            help='JSONL, one {"custom_id", "params"} request a line; or prompts with --model.',
+        ),
+    ],
+    model: ModelOption = None,
+    max_tokens: MaxTokensOption = None,
+    wait: WaitForResultsFlag = False,
+    output: OutputOption = None,
+    interval: IntervalOption = 1.0,
+    base_url: BaseUrlOption = None,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Submit a file of requests as one batch, or several when it exceeds the limits of one.
+
+    Every line is checked first; a bad line stops everything before anything is sent. Prints
+    the new batch ids, or with --wait shows progress and then writes the results.
+    """
+    waiting = _waiting(wait, interval, output)
+    requests = load_requests(file, _prompt_settings(model, max_tokens))
+    code = submit_requests(connect(base_url, api_key), requests, waiting)
+    raise typer.Exit(code)
+
+
+@reports_failures
+def status(
+    batch_id: BatchId,
+    wait: WaitFlag = False,
+    interval: IntervalOption = 1.0,
+    as_json: JsonFlag = False,
+    base_url: BaseUrlOption = None,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Show a batch: its status and request counts. With --wait, follow it until it ends."""
+    client = connect(base_url, api_key)
+    batch = client.messages.batches.retrieve(batch_id)
+    if wait:
+        try:
+            [batch] = watch_until_ended(client, [batch], interval)
+        except KeyboardInterrupt:
+            tell(
+                f"Stopped watching; {batch.id} keeps running."
+                f" Resume with: batchgate status {batch.id} --wait"
+            )
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+    if as_json:
+        print_json(batch_json(batch))
+    else:
+        stdout_console().print(batch_details(batch))
+    if wait:
+        suggest_retry(batch)
+        raise typer.Exit(exit_code_for([batch]))
+
+
+@reports_failures
+def list_batches(
+    limit: Annotated[int, typer.Option(min=1, help="How many batches to show.")] = 20,
+    show_all: Annotated[bool, typer.Option("--all", help="Show every batch.")] = False,
+    as_json: JsonFlag = False,
+    base_url: BaseUrlOption = None,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """List batches, newest first."""
+    client = connect(base_url, api_key)
+    # Iterating the SDK's page follows the next pages as needed.
+    listing = client.messages.batches.list(
+        limit=PAGE_SIZE_MAX if show_all else min(limit, PAGE_SIZE_MAX)
+    )
+    batches = list(listing) if show_all else list(islice(listing, limit))
+    if as_json:
+        print_json([batch_json(batch) for batch in batches])
+    elif batches:
+        stdout_console().print(batches_table(batches))
+    else:
+        tell("No batches.")
+
+
+@reports_failures
+def cancel(
+    batch_id: BatchId,
+    as_json: JsonFlag = False,
+    base_url: BaseUrlOption = None,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Cancel a batch: requests not yet started are canceled, running ones finish."""
+    batch = connect(base_url, api_key).messages.batches.cancel(batch_id)
+    if as_json:
+        print_json(batch_json(batch))
+    else:
+        stdout_console().print(f"{batch.id} is {batch.processing_status}.")
+
+
+@reports_failures
+def delete(
+    batch_id: BatchId,
+    as_json: JsonFlag = False,
+    base_url: BaseUrlOption = None,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Delete an ended batch and its results."""
+    deleted = connect(base_url, api_key).messages.batches.delete(batch_id)
+    if as_json:
+        print_json(deleted.to_dict(mode="json"))
+    else:
+        stdout_console().print(f"Deleted {deleted.id}.")
+
+
+@reports_failures
+def results(
+    batch_id: BatchId,
+    output: OutputOption = None,
+    types: Annotated[
+        list[ResultType] | None,
+        typer.Option("--type", help="Only results of this type (repeat for several)."),
+    ] = None,
+    text: Annotated[
+        bool,
+        typer.Option("--text", help="Print custom_id<TAB>first text block instead of JSONL."),
+    ] = False,
+    base_url: BaseUrlOption = None,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Stream the results of an ended batch as JSONL (or text lines) to stdout or a file."""
+    client = connect(base_url, api_key)
+    batch = _ended_batch(client, batch_id)
+    with open_output(output) as sink:
+        written = write_results(client, batch.id, sink, types or (), as_text=text)
+    if output is not None:
+        tell(f"Wrote {written:,} results to {output}.")
+
+
+@reports_failures
+def retry(
+    batch_id: BatchId,
+    from_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            show_default="ask the batchgate server",
+            help="The file the batch was submitted from, for APIs that cannot hand back a"
+            " batch's requests (Anthropic's).",
+        ),
+    ] = None,
+    model: ModelOption = None,
+    max_tokens: MaxTokensOption = None,
+    wait: WaitForResultsFlag = False,
+    output: OutputOption = None,
+    interval: IntervalOption = 1.0,
+    base_url: BaseUrlOption = None,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Submit the errored and expired requests of an ended batch again, as a new batch.
+
+    Prints the new batch id, or with --wait shows progress and then writes the results.
+    """
+    waiting = _waiting(wait, interval, output)
+    prompts = _prompt_settings(model, max_tokens)
+    if prompts is not None and from_file is None:
+        raise CommandFailure("--model and --max-tokens describe a prompts file given with --from")
+    client = connect(base_url, api_key)
+    batch = _ended_batch(client, batch_id)
+    if not exit_code_for([batch]):
+        tell(f"Nothing to retry: {batch.id} has no errored or expired requests.")
+        return
+    if from_file is None:
+        requests = failed_requests_from_server(client, batch.id)
+    else:
+        submitted = load_requests(from_file, prompts)
+        requests = failed_requests_from_file(client, batch.id, submitted, str(from_file))
+    raise typer.Exit(submit_requests(client, requests, waiting))
+
+
+COMMANDS: dict[str, Callable[..., None]] = {
+    "submit": submit,
+    "status": status,
+    "ls": list_batches,
+    "cancel": cancel,
+    "delete": delete,
+    "results": results,
+    "retry": retry,
+}
+
+
+def register(app: typer.Typer) -> None:
+    """Adds the client commands to `app`, the `batchgate` command."""
+    for name, command in COMMANDS.items():
+        app.command(name, rich_help_panel=PANEL)(command)

@@ -1,0 +1,78 @@
+"""How the client commands end: exit codes, and failures turned into one message on stderr."""
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import ParamSpec, TypeVar
+
+import anthropic
+import typer
+from anthropic.types.messages import MessageBatch
+
+from batchgate.client_cli.consoles import tell
+
+EXIT_REQUESTS_FAILED = 1
+EXIT_USAGE = 2
+# What shells report for a process ended by SIGINT.
+EXIT_INTERRUPTED = 130
+
+# The SDK reports missing credentials as a TypeError whose message starts so.
+_MISSING_CREDENTIALS = "Could not resolve authentication method"
+
+Params = ParamSpec("Params")
+Returned = TypeVar("Returned")
+
+
+class CommandFailure(Exception):
+    """Something the user can fix; the message says what. Ends the command with EXIT_USAGE."""
+
+
+def exit_code_for(batches: Sequence[MessageBatch]) -> int:
+    """EXIT_REQUESTS_FAILED when an ended batch holds requests `batchgate retry` would resubmit."""
+    failed = any(batch.request_counts.errored or batch.request_counts.expired for batch in batches)
+    return EXIT_REQUESTS_FAILED if failed else 0
+
+
+def _describe(error: anthropic.APIStatusError) -> str:
+    body = error.body
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        details = body["error"]
+        kind, message = details.get("type", "error"), details.get("message", "")
+        return f"{kind}: {message} (HTTP {error.status_code})"
+    return f"HTTP {error.status_code}: {error.message}"
+
+
+def _stop(message: str) -> typer.Exit:
+    tell(f"error: {message}")
+    return typer.Exit(EXIT_USAGE)
+
+
+def reports_failures(command: Callable[Params, Returned]) -> Callable[Params, Returned]:
+    """Ends `command` with a one-line message and EXIT_USAGE instead of a traceback.
+
+    Ctrl-C ends it with EXIT_INTERRUPTED.
+    """
+
+    @functools.wraps(command)
+    def run(*args: Params.args, **kwargs: Params.kwargs) -> Returned:
+        try:
+            return command(*args, **kwargs)
+        except CommandFailure as failure:
+            raise _stop(str(failure)) from None
+        except anthropic.APIStatusError as error:
+            raise _stop(_describe(error)) from None
+        except anthropic.APIConnectionError as error:
+            raise _stop(f"cannot reach {error.request.url}: {error}") from None
+        except anthropic.AnthropicError as error:
+            raise _stop(str(error)) from None
+        except KeyboardInterrupt:
+            # Not click's "Aborted!" and exit 1, which would read as "requests failed".
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except TypeError as error:
+            if not str(error).strip('"').startswith(_MISSING_CREDENTIALS):
+                raise
+            raise _stop(
+                "no API key: set ANTHROPIC_API_KEY or pass --api-key (a batchgate server"
+                " without BATCHGATE_API_KEYS accepts any key)"
+            ) from None
+
+    return run

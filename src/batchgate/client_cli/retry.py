@@ -1,0 +1,53 @@
+"""Which requests of an ended batch to submit again: its errored and expired ones.
+
+batchgate hands back a batch's requests (the `/requests` extension); Anthropic's API does not,
+so there they are picked out of the file the batch was submitted from.
+"""
+
+import anthropic
+import orjson
+
+from batchgate.client_cli.failures import CommandFailure
+from batchgate.client_cli.request_file import BatchRequest
+
+RETRIED_RESULT_TYPES = ("errored", "expired")
+
+
+def failed_requests_from_server(client: anthropic.Anthropic, batch_id: str) -> list[BatchRequest]:
+    try:
+        body = client.get(
+            f"/v1/messages/batches/{batch_id}/requests",
+            cast_to=str,
+            options={"params": {"result_type": ",".join(RETRIED_RESULT_TYPES)}},
+        )
+    except anthropic.NotFoundError:
+        raise CommandFailure(
+            f"the server does not hand back the requests of {batch_id} (Anthropic's API has no"
+            " such endpoint; batchgate archives them after the retention period): pass the"
+            " file the batch was submitted from with --from FILE"
+        ) from None
+    return [orjson.loads(line) for line in body.splitlines() if line]
+
+
+def _failed_custom_ids(client: anthropic.Anthropic, batch_id: str) -> set[str]:
+    return {
+        response.custom_id
+        for response in client.messages.batches.results(batch_id)
+        if response.result.type in RETRIED_RESULT_TYPES
+    }
+
+
+def failed_requests_from_file(
+    client: anthropic.Anthropic, batch_id: str, submitted: list[BatchRequest], source: str
+) -> list[BatchRequest]:
+    """The requests of `submitted` whose result in the batch is errored or expired."""
+    failed = _failed_custom_ids(client, batch_id)
+    selected = [request for request in submitted if request["custom_id"] in failed]
+    missing = failed - {request["custom_id"] for request in selected}
+    if missing:
+        examples = ", ".join(sorted(missing)[:5])
+        raise CommandFailure(
+            f"{len(missing)} failed request(s) of {batch_id} are not in {source} ({examples}):"
+            " is it the file the batch was submitted from?"
+        )
+    return selected

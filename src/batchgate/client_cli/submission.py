@@ -1,0 +1,93 @@
+"""Submitting requests as one or more batches and, when asked to wait, seeing them to the end.
+
+Shared by `submit` and `retry`. Ctrl-C never cancels anything: the batches keep running on the
+server, and the message says how to pick them up again.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+import anthropic
+import typer
+from anthropic.types.messages import MessageBatch, batch_create_params
+
+from batchgate.client_cli.consoles import tell
+from batchgate.client_cli.display import outcome_counts
+from batchgate.client_cli.failures import EXIT_INTERRUPTED, exit_code_for
+from batchgate.client_cli.request_file import BatchRequest
+from batchgate.client_cli.results import open_output, write_results
+from batchgate.client_cli.splitting import split_into_batches
+from batchgate.client_cli.watch import watch_until_ended
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """What `--wait` asks for: how often to look, and where the results go (None: stdout)."""
+
+    interval: float
+    output: Path | None
+
+
+def suggest_retry(batch: MessageBatch) -> None:
+    if exit_code_for([batch]):
+        tell(f"Submit its errored and expired requests again with: batchgate retry {batch.id}")
+
+
+def _report_outcome(batches: Sequence[MessageBatch]) -> None:
+    for batch in batches:
+        tell(f"{batch.id} ended:", outcome_counts(batch.request_counts))
+        suggest_retry(batch)
+
+
+def _explain_interruption(created: Sequence[MessageBatch], planned: int) -> None:
+    if created:
+        tell("Interrupted. These batches keep running on the server; pick them up with:")
+        for batch in created:
+            tell(f"  batchgate status {batch.id} --wait; batchgate results {batch.id} -o FILE")
+    if len(created) < planned:
+        tell(
+            f"Batch {len(created) + 1} of {planned} may or may not have been created (see"
+            " `batchgate ls`); any after it were not submitted."
+        )
+
+
+def submit_requests(
+    client: anthropic.Anthropic, requests: Sequence[BatchRequest], waiting: Waiting | None
+) -> int:
+    """Submits `requests` in as many batches as the limits need; returns the exit code.
+
+    Without waiting, prints the new batch ids on stdout. Waiting, writes every batch's results
+    to the output once all have ended.
+    """
+    groups = split_into_batches(requests)
+    if len(groups) > 1:
+        tell(
+            f"{len(requests):,} requests exceed the limits of one batch:"
+            f" submitting {len(groups)} batches."
+        )
+    created: list[MessageBatch] = []
+    try:
+        for group in groups:
+            batch = client.messages.batches.create(
+                requests=cast(list[batch_create_params.Request], group)
+            )
+            created.append(batch)
+            tell(f"Submitted {batch.id}: {len(group):,} requests.")
+        if waiting is None:
+            for batch in created:
+                typer.echo(batch.id)
+            for batch in created:
+                tell(f"Follow it with: batchgate status {batch.id} --wait")
+            return 0
+        ended = watch_until_ended(client, created, waiting.interval)
+        with open_output(waiting.output) as output:
+            written = sum(write_results(client, batch.id, output) for batch in ended)
+    except KeyboardInterrupt:
+        _explain_interruption(created, len(groups))
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    if waiting.output is not None:
+        tell(f"Wrote {written:,} results to {waiting.output}.")
+    _report_outcome(ended)
+    return exit_code_for(ended)
