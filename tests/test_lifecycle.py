@@ -173,7 +173,9 @@ def test_requests_extension_returns_params_filtered_by_result(
 
     url = f"{faulty.base_url}/v1/messages/batches/{batch.id}/requests"
     headers = {"x-api-key": KEY}
-    everything = [orjson.loads(line) for line in httpx.get(url, headers=headers).content.splitlines()]
+    everything = [
+        orjson.loads(line) for line in httpx.get(url, headers=headers).content.splitlines()
+    ]
     assert everything == submitted
     only_errored = httpx.get(url, params={"result_type": "errored"}, headers=headers)
     assert only_errored.headers["content-type"].startswith("application/x-jsonl")
