@@ -2,12 +2,14 @@
 
 import ipaddress
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvicorn
 
 from batchgate.config import Settings
+from batchgate.route_config import DEFAULT_ROUTES, RouteConfigError, load_routes
 from batchgate.server import build_app
 
 app = typer.Typer(help="batchgate: a self-hosted Message Batches API.", no_args_is_help=True)
@@ -40,13 +42,28 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="BATCHGATE_CONFIG",
+            help="TOML file of [[routes]]: which backend serves which models (docs/backends.md)."
+            " [default: the simulator serves every model]",
+        ),
+    ] = None,
 ) -> None:
     """Serve the Message Batches API, with the engine that runs the requests."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         settings = Settings.from_env(database_url=database_url)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
+    try:
+        routes = DEFAULT_ROUTES if config is None else load_routes(config)
+    except RouteConfigError as error:
+        typer.echo(f"Cannot start: {error}", err=True)
+        raise typer.Exit(2) from None
     if not settings.api_keys:
         if not is_loopback(host):
             typer.echo(
@@ -60,8 +77,10 @@ def serve(
             " set BATCHGATE_API_KEYS before sharing this server. !!!"
         )
     log.info("batchgate on http://%s:%d, database %s", host, port, settings.database_url)
+    for route in routes:
+        log.info("route %s -> %s", route.model, route.backend)
     uvicorn.run(
-        build_app(settings),
+        build_app(settings, routes),
         host=host,
         port=port,
         log_level=log_level,

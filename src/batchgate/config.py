@@ -42,7 +42,7 @@ class Settings:
             raw = os.environ.get(f"BATCHGATE_{setting.name.upper()}")
             if raw is None:
                 continue
-            default = setting.default
+            default: Any = setting.default
             try:
                 if isinstance(default, tuple):
                     values[setting.name] = _env_list(raw)
@@ -57,5 +57,3 @@ class Settings:
                 ) from error
         values.update({name: value for name, value in overrides.items() if value is not None})
         return cls(**values)
-
-

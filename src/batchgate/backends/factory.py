@@ -1,0 +1,35 @@
+"""The backend a route names, built from its options."""
+
+from batchgate.backends.anthropic_upstream import AnthropicUpstreamBackend
+from batchgate.backends.base import Backend
+from batchgate.backends.local_gguf import LocalGGUFBackend
+from batchgate.backends.openai_chat import OpenAIChatBackend
+from batchgate.backends.simulator import Simulator
+from batchgate.config import Settings
+from batchgate.route_config import RouteConfig
+
+
+def open_backend(route: RouteConfig, settings: Settings) -> Backend:
+    """The backend of `route`; simulator knobs it leaves out come from `settings`."""
+    if route.backend == "simulator":
+        return Simulator(
+            latency_ms=_either(route.latency_ms, settings.simulator_latency_ms),
+            fault_rate=_either(route.fault_rate, settings.simulator_fault_rate),
+            fault_types=route.fault_types or settings.simulator_fault_types,
+        )
+    if route.backend == "anthropic":
+        assert route.base_url is not None
+        return AnthropicUpstreamBackend(
+            route.base_url, route.api_key, route.upstream_model, route.timeout_seconds
+        )
+    if route.backend == "openai":
+        assert route.base_url is not None
+        return OpenAIChatBackend(
+            route.base_url, route.api_key, route.upstream_model, route.timeout_seconds
+        )
+    assert route.backend == "local" and route.model_path is not None
+    return LocalGGUFBackend(route.model_path, route.n_ctx, route.n_threads)
+
+
+def _either(value: float | None, default: float) -> float:
+    return default if value is None else value

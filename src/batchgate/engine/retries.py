@@ -1,0 +1,81 @@
+"""One request on a route with flow control: wait for its turn, call, retry what is transient.
+
+A transient failure (429, 5xx, 529, a timeout, a reset connection) is tried again after the
+upstream's `retry-after`, or else a jittered exponential backoff, up to the route's
+`max_retries` and never past the batch's `expires_at`; then the request ends with the
+upstream's error. An overload (429, 529, 503) also halves the route's concurrency and pauses
+it. Any other failure ends the request at once.
+"""
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from batchgate.engine.flow import FlowControl, Withdrawn
+from batchgate.engine.routing import Route
+from batchgate.errors import RequestError
+
+OVERLOAD_ERROR_TYPES = frozenset({"rate_limit_error", "overloaded_error"})
+MAX_BACKOFF_SECONDS = 60.0
+
+
+async def call_with_retries(
+    route: Route,
+    flow: FlowControl,
+    params: dict[str, Any],
+    *,
+    batch_id: str,
+    chunk_no: int,
+    expires_at: float,
+    slots: asyncio.Semaphore,
+    canceled: Callable[[], bool],
+) -> dict[str, Any]:
+    """The Message; raises RequestError, or flow.Withdrawn / flow.Overdue when it never ran."""
+    # An estimate (four bytes a token), known before the call, as the bucket needs.
+    input_tokens = len(orjson.dumps(params)) // 4 if flow.counts_input_tokens else 0
+    retries = 0
+    while True:
+        ticket = await flow.admit(batch_id, chunk_no, input_tokens, expires_at)
+        try:
+            async with slots:
+                message = await route.backend.create_message(params)
+        except RequestError as error:
+            delay = _delay(error, retries, route.config.backoff_seconds)
+            if error.transient and error.error_type in OVERLOAD_ERROR_TYPES:
+                flow.overloaded(ticket, delay)
+            flow.finish(ticket)
+            if (
+                not error.transient
+                or retries >= route.config.max_retries
+                or time.time() + delay >= expires_at
+            ):
+                raise
+        except BaseException:
+            flow.finish(ticket)
+            raise
+        else:
+            flow.finish(ticket, output_tokens=_output_tokens(message, flow), succeeded=True)
+            return message
+        await asyncio.sleep(delay)
+        if canceled():
+            raise Withdrawn
+        retries += 1
+
+
+def _delay(error: RequestError, retries: int, backoff_seconds: float) -> float:
+    if error.retry_after is not None:
+        return error.retry_after
+    ceiling = min(MAX_BACKOFF_SECONDS, backoff_seconds * 2**retries)
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def _output_tokens(message: dict[str, Any], flow: FlowControl) -> int:
+    if not flow.counts_output_tokens:
+        return 0
+    usage = message.get("usage")
+    tokens = usage.get("output_tokens") if isinstance(usage, dict) else None
+    return tokens if isinstance(tokens, int) else 0

@@ -1,0 +1,78 @@
+"""Which route serves a model: the first `[[routes]]` glob that matches `params.model`."""
+
+import fnmatch
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from batchgate.backends.base import Backend
+from batchgate.backends.factory import open_backend
+from batchgate.config import Settings
+from batchgate.engine.flow import FlowControl, FlowLimits
+from batchgate.errors import RequestError
+from batchgate.route_config import RouteConfig
+
+# Models seen are remembered, to match each glob once per model rather than once per request;
+# past this many distinct names the memory starts over.
+_REMEMBERED_MODELS = 4096
+
+
+@dataclass(frozen=True)
+class Route:
+    config: RouteConfig
+    backend: Backend
+    # None only for a simulator route without limits: its calls never wait and never fail
+    # transiently, so they skip flow control and retries altogether.
+    flow: FlowControl | None
+
+
+def open_route(config: RouteConfig, settings: Settings) -> Route:
+    flow = None
+    if config.backend != "simulator" or config.has_limits:
+        flow = FlowControl(
+            FlowLimits(
+                max_concurrency=config.max_concurrency or settings.max_concurrency,
+                requests_per_minute=config.requests_per_minute,
+                input_tokens_per_minute=config.input_tokens_per_minute,
+                output_tokens_per_minute=config.output_tokens_per_minute,
+            )
+        )
+    return Route(config, open_backend(config, settings), flow)
+
+
+class Router:
+    def __init__(self, routes: Sequence[Route]) -> None:
+        self._routes = tuple(routes)
+        self._by_model: dict[str, Route | None] = {}
+
+    @classmethod
+    def from_config(cls, configs: Sequence[RouteConfig], settings: Settings) -> "Router":
+        return cls([open_route(config, settings) for config in configs])
+
+    def route_for(self, model: str) -> Route:
+        """The route serving `model`; a `not_found_error` when no route matches it."""
+        try:
+            route = self._by_model[model]
+        except KeyError:
+            route = self._match(model)
+        if route is None:
+            raise RequestError(
+                "not_found_error",
+                f"model: {model} (no route of this batchgate serves this model)",
+            )
+        return route
+
+    def withdraw(self, batch_id: str) -> None:
+        """The batch was canceled: its requests waiting on any route stop waiting."""
+        for route in self._routes:
+            if route.flow is not None:
+                route.flow.withdraw(batch_id)
+
+    def _match(self, model: str) -> Route | None:
+        if len(self._by_model) >= _REMEMBERED_MODELS:
+            self._by_model.clear()
+        route = next(
+            (route for route in self._routes if fnmatch.fnmatchcase(model, route.config.model)),
+            None,
+        )
+        self._by_model[model] = route
+        return route
