@@ -13,6 +13,8 @@ import anthropic
 import httpx
 import pytest
 
+from postgres_databases import Databases
+
 KEY = "sk-test-key"
 
 
@@ -36,12 +38,16 @@ class Server:
             **{f"BATCHGATE_{name.upper()}": value for name, value in settings.items()},
         }
         self.log = directory / "server.log"
+        self.arguments: list[str] = []
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "Server":
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "batchgate", "serve", "--port", str(self.port)],
+                [
+                    *(sys.executable, "-m", "batchgate", "serve", "--port", str(self.port)),
+                    *self.arguments,
+                ],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -131,3 +137,11 @@ def simple_request(
             **params,
         },
     }
+
+
+@pytest.fixture(scope="session")
+def databases() -> Iterator[Databases]:
+    created = Databases()
+    created.drop_leftovers()
+    yield created
+    created.drop_all()

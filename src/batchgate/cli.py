@@ -1,19 +1,41 @@
-"""The `batchgate` command."""
+"""The `batchgate` command: the server side (serve, worker, migrate) and the client commands."""
 
 import ipaddress
 import logging
 from pathlib import Path
 from typing import Annotated
 
+import psycopg
 import typer
 import uvicorn
 
+from batchgate.client_cli import register as register_client_commands
 from batchgate.config import Settings
-from batchgate.route_config import DEFAULT_ROUTES, RouteConfigError, load_routes
-from batchgate.server import build_app
+from batchgate.route_config import DEFAULT_ROUTES, RouteConfig, RouteConfigError, load_routes
+from batchgate.server import build_app, run_worker
+from batchgate.storage.migrations import SchemaNotReady, describe, migrate
 
 app = typer.Typer(help="batchgate: a self-hosted Message Batches API.", no_args_is_help=True)
+register_client_commands(app)
 log = logging.getLogger("batchgate")
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        envvar="BATCHGATE_DATABASE_URL",
+        help="Where batches are stored: sqlite:///PATH or postgresql://USER@HOST/DATABASE."
+        " [default: sqlite:///./batchgate.db]",
+    ),
+]
+LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="BATCHGATE_CONFIG",
+        help="TOML file of [[routes]]: which backend serves which models (docs/backends.md)."
+        " [default: the simulator serves every model]",
+    ),
+]
 
 
 def is_loopback(host: str) -> bool:
@@ -25,65 +47,114 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@app.callback()
-def main() -> None:
-    """batchgate: a self-hosted Message Batches API."""
+def fail(message: str) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(2)
 
 
-@app.command()
-def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            envvar="BATCHGATE_DATABASE_URL",
-            help="Where batches are stored. [default: sqlite:///./batchgate.db]",
-        ),
-    ] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            envvar="BATCHGATE_CONFIG",
-            help="TOML file of [[routes]]: which backend serves which models (docs/backends.md)."
-            " [default: the simulator serves every model]",
-        ),
-    ] = None,
-) -> None:
-    """Serve the Message Batches API, with the engine that runs the requests."""
+def start_up(
+    database_url: str | None, config: Path | None, log_level: str
+) -> tuple[Settings, tuple[RouteConfig, ...]]:
+    """Logging, settings and routes, each validated: a bad one stops the start with its name."""
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
         settings = Settings.from_env(database_url=database_url)
     except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
+        raise fail(f"Cannot start: {error}") from None
     try:
         routes = DEFAULT_ROUTES if config is None else load_routes(config)
     except RouteConfigError as error:
-        typer.echo(f"Cannot start: {error}", err=True)
-        raise typer.Exit(2) from None
+        raise fail(f"Cannot start: {error}") from None
+    for route in routes:
+        log.info("route %s -> %s", route.model, route.backend)
+    return settings, tuple(routes)
+
+
+def is_postgres(database_url: str) -> bool:
+    return database_url.startswith(("postgresql://", "postgres://"))
+
+
+@app.callback()
+def main() -> None:
+    """batchgate: a self-hosted Message Batches API."""
+
+
+@app.command(rich_help_panel="Server")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    database_url: DatabaseUrl = None,
+    log_level: LogLevel = "info",
+    config: ConfigFile = None,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            help="Run the engine in this process too. --no-worker serves only the HTTP API"
+            " (PostgreSQL: run `batchgate worker` processes beside it)."
+        ),
+    ] = True,
+) -> None:
+    """Serve the Message Batches API, with the engine that runs the requests."""
+    settings, routes = start_up(database_url, config, log_level)
+    if not worker and not is_postgres(settings.database_url):
+        raise fail("--no-worker needs a PostgreSQL database: SQLite serves one process.")
     if not settings.api_keys:
         if not is_loopback(host):
-            typer.echo(
+            raise fail(
                 f"Refusing to listen on {host} without API keys: anyone who can reach it could"
-                " read and create batches. Set BATCHGATE_API_KEYS=key1,key2 or use 127.0.0.1.",
-                err=True,
+                " read and create batches. Set BATCHGATE_API_KEYS=key1,key2 or use 127.0.0.1."
             )
-            raise typer.Exit(2)
         log.warning(
             "!!! NO API KEYS CONFIGURED: any key is accepted. Fine on loopback for local work;"
             " set BATCHGATE_API_KEYS before sharing this server. !!!"
         )
+    try:
+        application = build_app(settings, routes, with_worker=worker)
+    except (SchemaNotReady, psycopg.OperationalError) as error:
+        raise fail(f"Cannot start: {error}") from None
     log.info("batchgate on http://%s:%d, database %s", host, port, settings.database_url)
-    for route in routes:
-        log.info("route %s -> %s", route.model, route.backend)
     uvicorn.run(
-        build_app(settings, routes),
+        application,
         host=host,
         port=port,
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+
+
+@app.command(name="worker", rich_help_panel="Server")
+def worker_command(
+    database_url: DatabaseUrl = None,
+    log_level: LogLevel = "info",
+    config: ConfigFile = None,
+) -> None:
+    """Run only the engine against a shared PostgreSQL database (any number of them)."""
+    settings, routes = start_up(database_url, config, log_level)
+    if not is_postgres(settings.database_url):
+        raise fail("`batchgate worker` needs a PostgreSQL database: SQLite serves one process.")
+    log.info("batchgate worker on %s", describe(settings.database_url))
+    try:
+        run_worker(settings, routes)
+    except (SchemaNotReady, psycopg.OperationalError) as error:
+        raise fail(f"Cannot start: {error}") from None
+
+
+@app.command(name="migrate", rich_help_panel="Server")
+def migrate_command(database_url: DatabaseUrl = None) -> None:
+    """Create or upgrade the PostgreSQL schema (SQLite needs nothing: it is created on start)."""
+    settings = Settings.from_env(database_url=database_url)
+    if not is_postgres(settings.database_url):
+        typer.echo("SQLite creates its schema on start: nothing to migrate.")
+        return
+    try:
+        applied = migrate(settings.database_url)
+    except (SchemaNotReady, psycopg.OperationalError) as error:
+        raise fail(f"Cannot migrate: {error}") from None
+    where = describe(settings.database_url)
+    if applied:
+        typer.echo(f"Applied migrations {applied} to {where}.")
+    else:
+        typer.echo(f"{where} is up to date.")

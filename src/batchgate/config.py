@@ -14,6 +14,8 @@ def _env_list(value: str) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///./batchgate.db"
+    # Connections each process may open to PostgreSQL (plus one for LISTEN in a worker).
+    database_pool_size: int = 10
     # Comma-separated in BATCHGATE_API_KEYS. Empty: any key is accepted (loopback only).
     api_keys: tuple[str, ...] = ()
     # A batch not finished this long after creation ends with its remaining requests expired.

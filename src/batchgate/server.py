@@ -1,5 +1,8 @@
-"""Builds a running batchgate from settings and routes: store, backends, engine and HTTP app."""
+"""Builds a running batchgate from settings and routes: store, engine, HTTP app, worker."""
 
+import asyncio
+import contextlib
+import signal
 from collections.abc import Sequence
 
 from starlette.applications import Starlette
@@ -10,7 +13,11 @@ from batchgate.config import Settings
 from batchgate.engine.routing import Router
 from batchgate.engine.worker import Engine
 from batchgate.route_config import DEFAULT_ROUTES, RouteConfig
-from batchgate.storage import open_store
+from batchgate.storage import Store, open_store
+
+
+def open_configured_store(settings: Settings) -> Store:
+    return open_store(settings.database_url, settings.database_pool_size)
 
 
 def build_app(
@@ -18,6 +25,25 @@ def build_app(
     routes: Sequence[RouteConfig] = DEFAULT_ROUTES,
     with_worker: bool = True,
 ) -> Starlette:
-    store = open_store(settings.database_url)
+    store = open_configured_store(settings)
     engine = Engine(store, settings, Router.from_config(routes, settings)) if with_worker else None
     return create_app(AppState(settings=settings, store=store), engine)
+
+
+def run_worker(settings: Settings, routes: Sequence[RouteConfig]) -> None:
+    """Runs only the engine, until SIGTERM or SIGINT."""
+    store = open_configured_store(settings)
+    engine = Engine(store, settings, Router.from_config(routes, settings))
+
+    async def until_signalled() -> None:
+        running = asyncio.create_task(engine.run())
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, running.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+
+    try:
+        asyncio.run(until_signalled())
+    finally:
+        store.close()

@@ -21,7 +21,6 @@ def create_app(state: AppState, engine: Engine | None) -> Starlette:
         if engine is None:
             yield
             return
-        state.notify_engine = engine.notify
         running = asyncio.create_task(engine.run())
         try:
             yield

@@ -92,7 +92,7 @@ async def create_batch(request: Request) -> Response:
         len(custom_ids),
         chunks,
     )
-    state.notify_engine()
+    await anyio.to_thread.run_sync(state.store.announce_work)
     return json_response(batch_object(request, batch))
 
 
@@ -144,7 +144,7 @@ async def cancel_batch(request: Request) -> Response:
         raise ApiError(400, str(error)) from None
     if batch is None:
         raise _not_found(batch_id)
-    state.notify_engine()
+    await anyio.to_thread.run_sync(state.store.announce_work)
     return json_response(batch_object(request, batch))
 
 

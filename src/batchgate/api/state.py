@@ -1,4 +1,4 @@
-"""What the HTTP handlers share: settings, the store and a way to wake the engine."""
+"""What the HTTP handlers share: settings and the store."""
 
 import time
 from collections.abc import Callable
@@ -12,5 +12,4 @@ from batchgate.storage.base import Store
 class AppState:
     settings: Settings
     store: Store
-    notify_engine: Callable[[], None] = lambda: None
     clock: Callable[[], float] = field(default=time.time)

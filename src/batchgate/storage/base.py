@@ -143,7 +143,7 @@ class Store(Protocol):
         """Tells every engine on this database that there is new work (a create or a cancel)."""
         ...
 
-    def on_work_announced(self, callback: Callable[[], None]) -> None:
+    def on_work_announced(self, callback: Callable[[], object]) -> None:
         """Registers an engine's wake-up; it may be called from any thread."""
         ...
 
@@ -164,7 +164,7 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def open_store(database_url: str) -> Store:
+def open_store(database_url: str, pool_size: int = 10) -> Store:
     if database_url.startswith("sqlite:///"):
         from batchgate.storage.sqlite import SQLiteStore
 
@@ -172,7 +172,7 @@ def open_store(database_url: str) -> Store:
     if database_url.startswith(("postgresql://", "postgres://")):
         from batchgate.storage.postgres import PostgresStore
 
-        return PostgresStore(database_url)
+        return PostgresStore(database_url, pool_size)
     raise ValueError(
         f"unsupported database URL {database_url!r}:"
         " use sqlite:///PATH or postgresql://USER@HOST/DATABASE"

@@ -303,7 +303,7 @@ class PostgresStore:
         with self._pool.connection() as db:
             db.execute(sql.SQL("NOTIFY {}").format(sql.Identifier(WORK_CHANNEL)))
 
-    def on_work_announced(self, callback: Callable[[], None]) -> None:
+    def on_work_announced(self, callback: Callable[[], object]) -> None:
         """Once this returns, every announce_work on the database reaches `callback`."""
         with self._listener_lock:
             if self._listener is None:
@@ -426,7 +426,7 @@ class WorkListener:
 
     def __init__(self, database_url: str) -> None:
         self._database_url = database_url
-        self._callbacks: list[Callable[[], None]] = []
+        self._callbacks: list[Callable[[], object]] = []
         self._closed = threading.Event()
         # Connected here, so that announcements are heard from the moment the first callback is
         # registered; the thread owns the connection from then on.
@@ -436,7 +436,7 @@ class WorkListener:
         )
         self._thread.start()
 
-    def add(self, callback: Callable[[], None]) -> None:
+    def add(self, callback: Callable[[], object]) -> None:
         self._callbacks.append(callback)
 
     def close(self) -> None:

@@ -89,7 +89,7 @@ class SQLiteStore:
         self._write_lock = threading.Lock()
         self._local = threading.local()
         # One process per SQLite file: announcing work is a plain in-process call.
-        self._work_callbacks: list[Callable[[], None]] = []
+        self._work_callbacks: list[Callable[[], object]] = []
         self._writer = self._connect()
         self._writer.executescript(SCHEMA)
         # Checkpoints copy the WAL into the database file and fsync it. Left to the writer they
@@ -360,14 +360,11 @@ class SQLiteStore:
         with self._transaction() as db:
             db.execute("UPDATE chunks SET state = 0, lease_owner = NULL WHERE state = 1")
 
-    def release_all_leases(self) -> None:
-        self.recover_abandoned_chunks()
-
     def announce_work(self) -> None:
         for callback in self._work_callbacks:
             callback()
 
-    def on_work_announced(self, callback: Callable[[], None]) -> None:
+    def on_work_announced(self, callback: Callable[[], object]) -> None:
         self._work_callbacks.append(callback)
 
     def save_part(self, worker_id: str, part: ResultPart, now: float) -> bool:

@@ -1,0 +1,199 @@
+"""Many processes on one PostgreSQL database: API-only servers, workers, crashes, wake-ups."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import pytest
+
+from batchgate.storage.migrations import migrate
+from conftest import KEY, Server, simple_request, wait_until_ended
+from postgres_databases import Databases
+
+
+class Worker:
+    """One `batchgate worker` process."""
+
+    def __init__(self, database_url: str, log: Path, **settings: str) -> None:
+        env = {
+            **os.environ,
+            "BATCHGATE_DATABASE_URL": database_url,
+            **{f"BATCHGATE_{name.upper()}": value for name, value in settings.items()},
+        }
+        with log.open("ab") as sink:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "batchgate", "worker"], env=env, stdout=sink, stderr=sink
+            )
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+
+
+@pytest.fixture
+def database_url(databases: Databases) -> str:
+    url = databases.create()
+    migrate(url)
+    return url
+
+
+@pytest.fixture
+def cluster(database_url: str, tmp_path: Path) -> Iterator["Cluster"]:
+    running = Cluster(database_url, tmp_path)
+    yield running
+    running.stop()
+
+
+class Cluster:
+    """An API-only server and any number of workers sharing one database."""
+
+    def __init__(self, database_url: str, directory: Path) -> None:
+        self.database_url = database_url
+        self.directory = directory
+        self.api: Server | None = None
+        self.workers: list[Worker] = []
+
+    def start_api(self, **settings: str) -> Server:
+        self.api = Server(self.directory, **settings)
+        self.api.env["BATCHGATE_DATABASE_URL"] = self.database_url
+        self.api.arguments = ["--no-worker"]
+        return self.api.start()
+
+    def start_worker(self, **settings: str) -> Worker:
+        worker = Worker(self.database_url, self.directory / "workers.log", **settings)
+        self.workers.append(worker)
+        return worker
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        if self.api is not None:
+            self.api.stop()
+
+
+def run_cli(*arguments: str, database_url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "batchgate", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "BATCHGATE_DATABASE_URL": database_url},
+    )
+
+
+def test_serve_refuses_an_unmigrated_database_until_migrate(databases: Databases) -> None:
+    url = databases.create()
+    refused = run_cli("serve", "--port", "1", database_url=url)
+    assert refused.returncode == 2
+    assert "run `batchgate migrate`" in refused.stderr
+    worker_refused = run_cli("worker", database_url=url)
+    assert worker_refused.returncode == 2 and "batchgate migrate" in worker_refused.stderr
+
+    first = run_cli("migrate", database_url=url)
+    assert first.returncode == 0 and "Applied migrations [1]" in first.stdout
+    again = run_cli("migrate", database_url=url)
+    assert again.returncode == 0 and "up to date" in again.stdout
+
+
+def test_workers_need_postgresql(tmp_path: Path) -> None:
+    sqlite_url = f"sqlite:///{tmp_path / 'x.db'}"
+    assert "needs a PostgreSQL" in run_cli("worker", database_url=sqlite_url).stderr
+    no_worker = run_cli("serve", "--no-worker", database_url=sqlite_url)
+    assert no_worker.returncode == 2 and "needs a PostgreSQL" in no_worker.stderr
+
+
+def test_kill_9_of_workers_mid_batch_loses_nothing(cluster: Cluster) -> None:
+    """3 workers and 1 API process; two workers are killed with SIGKILL during a 20,000-request
+    batch. Their leases lapse, the others finish their chunks: every request ends exactly once."""
+    worker_settings = {
+        "simulator_latency_ms": "4",
+        "max_concurrency": "8",
+        "lease_seconds": "2",
+        "flush_seconds": "0.1",
+        "chunk_size": "250",
+    }
+    api = cluster.start_api(chunk_size="250")
+    for _ in range(3):
+        cluster.start_worker(**worker_settings)
+    client = api.client()
+    batch = client.messages.batches.create(
+        requests=[simple_request(f"q-{i}", f"question {i}") for i in range(20_000)]  # type: ignore[misc]
+    )
+    rng = random.Random(11)
+    for _ in range(2):
+        time.sleep(rng.uniform(0.8, 1.5))
+        assert client.messages.batches.retrieve(batch.id).processing_status == "in_progress"
+        victim = rng.choice([w for w in cluster.workers if w.process.poll() is None])
+        victim.kill()
+        cluster.start_worker(**worker_settings)
+
+    ended = wait_until_ended(client, batch.id, timeout=120)
+    assert ended.request_counts.succeeded == 20_000
+    assert ended.request_counts.errored == 0
+    seen = Counter(response.custom_id for response in client.messages.batches.results(batch.id))
+    assert len(seen) == 20_000 and set(seen.values()) == {1}
+
+
+def test_idle_workers_start_a_new_batch_at_once(cluster: Cluster) -> None:
+    api = cluster.start_api()
+    cluster.start_worker()
+    cluster.start_worker()
+    client = api.client()
+    warm_up = client.messages.batches.create(requests=[simple_request("warm")])  # type: ignore[list-item]
+    wait_until_ended(client, warm_up.id)
+    time.sleep(1.5)  # idle: the workers wait on LISTEN, their fallback poll is 0.25 s
+
+    timings = []
+    for attempt in range(5):
+        started = time.monotonic()
+        batch = client.messages.batches.create(requests=[simple_request(f"r{attempt}")])  # type: ignore[list-item]
+        wait_until_ended(client, batch.id)
+        timings.append(time.monotonic() - started)
+        time.sleep(0.3)
+    assert sorted(timings)[2] < 0.2, timings
+
+
+def test_cancel_on_the_api_stops_work_on_another_process(cluster: Cluster) -> None:
+    api = cluster.start_api()
+    cluster.start_worker(simulator_latency_ms="200", max_concurrency="4")
+    client = api.client()
+    batch = client.messages.batches.create(
+        requests=[simple_request(f"r{i}") for i in range(400)]  # type: ignore[misc]
+    )
+    deadline = time.monotonic() + 10
+    while client.messages.batches.retrieve(batch.id).request_counts.succeeded == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    canceled_at = time.monotonic()
+    client.messages.batches.cancel(batch.id)
+    ended = wait_until_ended(client, batch.id, timeout=10)
+    assert time.monotonic() - canceled_at < 2.0
+    assert ended.request_counts.canceled > 300
+    assert ended.request_counts.succeeded + ended.request_counts.canceled == 400
+
+
+def test_one_process_serves_and_works_on_postgresql(database_url: str, tmp_path: Path) -> None:
+    server = Server(tmp_path, database_url=database_url).start()
+    try:
+        client: anthropic.Anthropic = server.client()
+        batch = client.messages.batches.create(
+            requests=[simple_request(f"r{i}") for i in range(50)]  # type: ignore[misc]
+        )
+        assert wait_until_ended(client, batch.id).request_counts.succeeded == 50
+        assert len(list(client.messages.batches.results(batch.id))) == 50
+        assert KEY  # the same key scoping applies: another key sees nothing
+        assert list(server.client("other-key").messages.batches.list()) == []
+    finally:
+        server.stop()
