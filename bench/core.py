@@ -79,10 +79,14 @@ def floor_seconds(body: bytes, directory: Path, attempt: int) -> float:
     return elapsed
 
 
-def start_server(directory: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "BATCHGATE_DATABASE_URL": f"sqlite:///{directory / 'server.db'}"}
+def start_server(
+    port: int, env: dict[str, str], arguments: list[str] | None = None
+) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "batchgate", "serve", "--port", str(port), "--log-level", "warning"],
+        [
+            *(sys.executable, "-m", "batchgate", "serve", "--port", str(port)),
+            *("--log-level", "warning", *(arguments or [])),
+        ],
         env=env,
     )
     for _ in range(300):
@@ -146,7 +150,8 @@ def run(count: int, port: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
         floor = min(floor_seconds(body, directory, attempt) for attempt in range(2))
-        process = start_server(directory, port)
+        env = {**os.environ, "BATCHGATE_DATABASE_URL": f"sqlite:///{directory / 'server.db'}"}
+        process = start_server(port, env)
         try:
             base = f"http://127.0.0.1:{port}/v1/messages/batches"
             headers = {"x-api-key": "bench", "content-type": "application/json"}
