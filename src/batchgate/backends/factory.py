@@ -1,9 +1,10 @@
-"""The backend a route names, built from its options."""
+"""The backend a route names, built from its options.
 
-from batchgate.backends.anthropic_upstream import AnthropicUpstreamBackend
+Upstream backends are imported only when a route uses them: their SDKs cost tens of megabytes
+of memory and a second of start-up, which a server on the simulator alone need not pay.
+"""
+
 from batchgate.backends.base import Backend
-from batchgate.backends.local_gguf import LocalGGUFBackend
-from batchgate.backends.openai_chat import OpenAIChatBackend
 from batchgate.backends.simulator import Simulator
 from batchgate.config import Settings
 from batchgate.route_config import RouteConfig
@@ -18,15 +19,21 @@ def open_backend(route: RouteConfig, settings: Settings) -> Backend:
             fault_types=route.fault_types or settings.simulator_fault_types,
         )
     if route.backend == "anthropic":
+        from batchgate.backends.anthropic_upstream import AnthropicUpstreamBackend
+
         assert route.base_url is not None
         return AnthropicUpstreamBackend(
             route.base_url, route.api_key, route.upstream_model, route.timeout_seconds
         )
     if route.backend == "openai":
+        from batchgate.backends.openai_chat import OpenAIChatBackend
+
         assert route.base_url is not None
         return OpenAIChatBackend(
             route.base_url, route.api_key, route.upstream_model, route.timeout_seconds
         )
+    from batchgate.backends.local_gguf import LocalGGUFBackend
+
     assert route.backend == "local" and route.model_path is not None
     return LocalGGUFBackend(route.model_path, route.n_ctx, route.n_threads)
 

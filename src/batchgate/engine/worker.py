@@ -36,7 +36,9 @@ from batchgate.storage.base import LeasedChunk, ResultCounts, ResultPart, Store
 
 log = logging.getLogger("batchgate.engine")
 
-CHUNKS_IN_FLIGHT = 16
+# Enough chunks to keep the CPU busy while others commit; more only add memory, and API latency
+# (each chunk in flight takes its turns on the event loop the API shares).
+CHUNKS_IN_FLIGHT = 4
 # A lane running requests that never wait (the zero-latency simulator) gives the event loop back
 # this often, so that API requests on the same loop are answered within milliseconds.
 MAX_TURN_SECONDS = 0.001
