@@ -32,6 +32,14 @@ class BatchRow:
     cancel_initiated_at: float | None
     archived_at: float | None
 
+    @classmethod
+    def new(cls, batch_id: str, total: int, created_at: float, expires_at: float) -> "BatchRow":
+        """A batch as it is the moment it is created: every request still processing."""
+        return cls(
+            batch_id, "in_progress", total, total, 0, 0, 0, 0,
+            created_at, expires_at, None, None, None,
+        )  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class NewChunk:

@@ -104,21 +104,7 @@ class PostgresStore:
                 " WITH ORDINALITY AS c(count, number)",
                 (batch_id, counts),
             )
-        return BatchRow(
-            batch_id,
-            "in_progress",
-            total,
-            total,
-            0,
-            0,
-            0,
-            0,
-            created_at,
-            expires_at,
-            None,
-            None,
-            None,
-        )
+        return BatchRow.new(batch_id, total, created_at, expires_at)
 
     def get_batch(self, owner: str, batch_id: str) -> BatchRow | None:
         with self._pool.connection() as db:

@@ -183,21 +183,7 @@ class SQLiteStore:
                 self._writer.execute("COMMIT")
             finally:
                 self._writer.execute("PRAGMA synchronous=NORMAL")
-        return BatchRow(
-            batch_id,
-            "in_progress",
-            total,
-            total,
-            0,
-            0,
-            0,
-            0,
-            created_at,
-            expires_at,
-            None,
-            None,
-            None,
-        )
+        return BatchRow.new(batch_id, total, created_at, expires_at)
 
     def get_batch(self, owner: str, batch_id: str) -> BatchRow | None:
         row = self._reader.execute(
