@@ -57,6 +57,44 @@ def make_body(count: int, prompt: str = PROMPT) -> bytes:
     )
 
 
+def make_tools_body(count: int, tools: int = 40) -> bytes:
+    """Requests that carry many tools with real schemas: large params, short prompts."""
+    tool_list = [
+        {
+            "name": f"lookup_record_{n}",
+            "description": f"Looks up record type {n} by its key and returns its fields.",
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    "key": {"type": "string", "description": "The record key."},
+                    "fields": {"type": "array", "items": {"type": "string"}},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 100},
+                    "include_history": {"type": "boolean"},
+                    "region": {"type": "string", "enum": ["eu", "us", "apac"]},
+                },
+                "required": ["key"],
+            },
+        }
+        for n in range(tools)
+    ]
+    return orjson.dumps(
+        {
+            "requests": [
+                {
+                    "custom_id": f"tools-{i:05d}",
+                    "params": {
+                        "model": "claude-sonnet-4-5-20250929",
+                        "max_tokens": 512,
+                        "tools": tool_list,
+                        "messages": [{"role": "user", "content": f"Find record {i}."}],
+                    },
+                }
+                for i in range(count)
+            ]
+        }
+    )
+
+
 def floor_seconds(body: bytes, directory: Path, attempt: int) -> float:
     """Decode the body and bulk-insert it into a fresh store of the same kind, in-process."""
     chunk_size = Settings().chunk_size
@@ -144,9 +182,8 @@ def file_over_loopback_seconds(path: Path) -> float:
     return elapsed
 
 
-def run(count: int, port: int) -> dict[str, float]:
+def run(body: bytes, count: int, port: int) -> dict[str, float]:
     """One batch of `count` requests through a fresh server; every figure of the table."""
-    body = make_body(count)
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
         floor = min(floor_seconds(body, directory, attempt) for attempt in range(2))
@@ -226,13 +263,24 @@ def main() -> None:
         default="1000,10000,100000",
         help="comma-separated batch sizes, one run each (default: %(default)s)",
     )
+    parser.add_argument(
+        "--large",
+        action="store_true",
+        help="also a 100,000-request create of ~250 MB and 1,000 tools-heavy requests",
+    )
     parser.add_argument("--port", type=int, default=8187)
     args = parser.parse_args()
-    rows = [run(int(size), args.port) for size in args.requests.split(",")]
-    names = list(rows[0])
-    print(f"{'':<20}" + "".join(f"{row['requests']:>14,}" for row in rows))
-    for name in names[1:]:
-        print(f"{name:<20}" + "".join(f"{row[name]:>14,.3f}" for row in rows))
+    workloads = [(f"{int(n):,}", int(n), make_body(int(n))) for n in args.requests.split(",")]
+    if args.large:
+        workloads.append(("100,000 large", 100_000, make_body(100_000, PROMPT * 4)))
+        workloads.append(("1,000 tools", 1_000, make_tools_body(1_000)))
+    rows = []
+    for label, count, body in workloads:
+        rows.append((label, run(body, count, args.port)))
+        del body
+    print(f"{'':<20}" + "".join(f"{label:>15}" for label, _ in rows))
+    for name in list(rows[0][1])[1:]:
+        print(f"{name:<20}" + "".join(f"{row[name]:>15,.3f}" for _, row in rows))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Real batchgate server processes for the tests, driven over HTTP with the official SDK."""
+"""Real batchgate servers and workers for the tests, driven over HTTP with the official SDK."""
 
 import os
 import signal
@@ -13,6 +13,7 @@ import anthropic
 import httpx
 import pytest
 
+from batchgate.storage.migrations import migrate
 from postgres_databases import Databases
 
 KEY = "sk-test-key"
@@ -145,3 +146,68 @@ def databases() -> Iterator[Databases]:
     created.drop_leftovers()
     yield created
     created.drop_all()
+
+
+class Worker:
+    """One `batchgate worker` process."""
+
+    def __init__(self, database_url: str, log: Path, **settings: str) -> None:
+        env = {
+            **os.environ,
+            "BATCHGATE_DATABASE_URL": database_url,
+            **{f"BATCHGATE_{name.upper()}": value for name, value in settings.items()},
+        }
+        with log.open("ab") as sink:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "batchgate", "worker"], env=env, stdout=sink, stderr=sink
+            )
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+
+
+@pytest.fixture
+def database_url(databases: Databases) -> str:
+    url = databases.create()
+    migrate(url)
+    return url
+
+
+@pytest.fixture
+def cluster(database_url: str, tmp_path: Path) -> Iterator["Cluster"]:
+    running = Cluster(database_url, tmp_path)
+    yield running
+    running.stop()
+
+
+class Cluster:
+    """An API-only server and any number of workers sharing one database."""
+
+    def __init__(self, database_url: str, directory: Path) -> None:
+        self.database_url = database_url
+        self.directory = directory
+        self.api: Server | None = None
+        self.workers: list[Worker] = []
+
+    def start_api(self, **settings: str) -> Server:
+        self.api = Server(self.directory, **settings)
+        self.api.env["BATCHGATE_DATABASE_URL"] = self.database_url
+        self.api.arguments = ["--no-worker"]
+        return self.api.start()
+
+    def start_worker(self, **settings: str) -> Worker:
+        worker = Worker(self.database_url, self.directory / "workers.log", **settings)
+        self.workers.append(worker)
+        return worker
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        if self.api is not None:
+            self.api.stop()

@@ -1,8 +1,11 @@
 """The `batchgate` command: the server side (serve, worker, migrate) and the client commands."""
 
 import ipaddress
+import json
 import logging
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import psycopg
@@ -11,12 +14,15 @@ import uvicorn
 
 from batchgate.client_cli import register as register_client_commands
 from batchgate.config import Settings
+from batchgate.effective_config import effective_config, mask_url
 from batchgate.route_config import DEFAULT_ROUTES, RouteConfig, RouteConfigError, load_routes
 from batchgate.server import build_app, run_worker
 from batchgate.storage.migrations import SchemaNotReady, describe, migrate
 
 app = typer.Typer(help="batchgate: a self-hosted Message Batches API.", no_args_is_help=True)
 register_client_commands(app)
+config_app = typer.Typer(help="The configuration batchgate runs with.", no_args_is_help=True)
+app.add_typer(config_app, name="config", rich_help_panel="Server")
 log = logging.getLogger("batchgate")
 
 DatabaseUrl = Annotated[
@@ -59,6 +65,15 @@ def start_up(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    settings, routes = load_configuration(database_url, config)
+    for route in routes:
+        log.info("route %s -> %s", route.model, route.backend)
+    return settings, routes
+
+
+def load_configuration(
+    database_url: str | None, config: Path | None
+) -> tuple[Settings, tuple[RouteConfig, ...]]:
     try:
         settings = Settings.from_env(database_url=database_url)
     except ValueError as error:
@@ -67,9 +82,22 @@ def start_up(
         routes = DEFAULT_ROUTES if config is None else load_routes(config)
     except RouteConfigError as error:
         raise fail(f"Cannot start: {error}") from None
-    for route in routes:
-        log.info("route %s -> %s", route.model, route.backend)
     return settings, tuple(routes)
+
+
+def exit_cleanly_when_signalled() -> None:
+    """Makes SIGTERM and SIGINT end the process with status 0 once uvicorn has shut down.
+
+    uvicorn handles both while it serves, shuts down gracefully, then raises the signal again
+    for the handlers that were in place before it: with the defaults the process would die of
+    the signal after a clean shutdown, which deploy tools report as a crash.
+    """
+
+    def exit_zero(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, exit_zero)
 
 
 def is_postgres(database_url: str) -> bool:
@@ -114,14 +142,15 @@ def serve(
         application = build_app(settings, routes, with_worker=worker)
     except (SchemaNotReady, psycopg.OperationalError) as error:
         raise fail(f"Cannot start: {error}") from None
-    log.info("batchgate on http://%s:%d, database %s", host, port, settings.database_url)
+    log.info("batchgate on http://%s:%d, database %s", host, port, mask_url(settings.database_url))
+    exit_cleanly_when_signalled()
     uvicorn.run(
         application,
         host=host,
         port=port,
         log_level=log_level,
         access_log=False,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_seconds)),
     )
 
 
@@ -158,3 +187,10 @@ def migrate_command(database_url: DatabaseUrl = None) -> None:
         typer.echo(f"Applied migrations {applied} to {where}.")
     else:
         typer.echo(f"{where} is up to date.")
+
+
+@config_app.command(name="show")
+def config_show(database_url: DatabaseUrl = None, config: ConfigFile = None) -> None:
+    """Print the effective settings (environment and flags) and routes as JSON, secrets masked."""
+    settings, routes = load_configuration(database_url, config)
+    typer.echo(json.dumps(effective_config(settings, routes), indent=2))

@@ -32,6 +32,8 @@ class Settings:
     lease_seconds: float = 30.0
     # How often results of a chunk still running are committed (live counts, crash progress).
     flush_seconds: float = 0.5
+    # On SIGTERM/SIGINT, how long requests already started may take to finish and be committed.
+    shutdown_seconds: float = 10.0
     simulator_latency_ms: float = 0.0
     simulator_fault_rate: float = 0.0
     simulator_fault_types: tuple[str, ...] = ("api_error", "overloaded_error")

@@ -1,7 +1,6 @@
 """Builds a running batchgate from settings and routes: store, engine, HTTP app, worker."""
 
 import asyncio
-import contextlib
 import signal
 from collections.abc import Sequence
 
@@ -27,21 +26,19 @@ def build_app(
 ) -> Starlette:
     store = open_configured_store(settings)
     engine = Engine(store, settings, Router.from_config(routes, settings)) if with_worker else None
-    return create_app(AppState(settings=settings, store=store), engine)
+    return create_app(AppState(settings=settings, store=store, engine=engine))
 
 
 def run_worker(settings: Settings, routes: Sequence[RouteConfig]) -> None:
-    """Runs only the engine, until SIGTERM or SIGINT."""
+    """Runs only the engine until SIGTERM or SIGINT, then shuts it down gracefully."""
     store = open_configured_store(settings)
     engine = Engine(store, settings, Router.from_config(routes, settings))
 
     async def until_signalled() -> None:
-        running = asyncio.create_task(engine.run())
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, running.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
+            loop.add_signal_handler(signum, engine.stop)
+        await engine.run()
 
     try:
         asyncio.run(until_signalled())

@@ -171,6 +171,26 @@ def test_renewed_leases_hold_and_renewals_only_touch_their_own(store: Store) -> 
     assert not finish(store, "w1", chunk, NOW + 86)
 
 
+def test_released_leases_are_taken_at_once_and_keep_their_done_requests(store: Store) -> None:
+    create(store, "msgbatch_1", sizes=(4, 4))
+    [first, second] = store.lease_chunks("leaving", 10, NOW, LEASE)
+    assert store.save_part("leaving", part(first, 0, [0, 2]), NOW + 1)
+    assert store.lease_chunks("other", 10, NOW + 1, LEASE) == []
+
+    assert store.release_leases("leaving") == 2
+    assert store.release_leases("leaving") == 0
+    taken = store.lease_chunks("next", 10, NOW + 2, LEASE)
+    assert [(c.chunk_no, c.done_indices) for c in taken] == [
+        (first.chunk_no, frozenset({0, 2})),
+        (second.chunk_no, frozenset()),
+    ]
+    assert not store.save_part("leaving", part(first, 1, [1]), NOW + 3)
+
+
+def test_ping_answers_while_the_database_is_there(store: Store) -> None:
+    store.ping()
+
+
 def test_counts_move_with_each_part_and_the_last_one_ends_the_batch(store: Store) -> None:
     create(store, "msgbatch_1", sizes=(3, 2))
     first, second = store.lease_chunks("w", 10, NOW, LEASE)

@@ -8,14 +8,15 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from batchgate.api import batch_requests, batches
+from batchgate.api import batch_requests, batches, health
 from batchgate.api.errors import ApiError, on_api_error, on_http_exception, on_unexpected_error
 from batchgate.api.request_ids import RequestIdMiddleware
 from batchgate.api.state import AppState
-from batchgate.engine.worker import Engine
 
 
-def create_app(state: AppState, engine: Engine | None) -> Starlette:
+def create_app(state: AppState) -> Starlette:
+    engine = state.engine
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if engine is None:
@@ -25,12 +26,13 @@ def create_app(state: AppState, engine: Engine | None) -> Starlette:
         try:
             yield
         finally:
-            running.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running
+            # uvicorn gets here once it has stopped listening and answered the requests in
+            # flight; the engine then finishes, commits and releases its work (engine/worker.py).
+            engine.stop()
+            await running
 
     app = Starlette(
-        routes=batches.routes + batch_requests.routes,
+        routes=health.routes + batches.routes + batch_requests.routes,
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={
             ApiError: on_api_error,

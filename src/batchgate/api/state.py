@@ -1,10 +1,11 @@
-"""What the HTTP handlers share: settings and the store."""
+"""What the HTTP handlers share: settings, the store and the embedded engine."""
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from batchgate.config import Settings
+from batchgate.engine.worker import Engine
 from batchgate.storage.base import Store
 
 
@@ -12,4 +13,6 @@ from batchgate.storage.base import Store
 class AppState:
     settings: Settings
     store: Store
+    # None when this process serves only the API (`serve --no-worker`).
+    engine: Engine | None = None
     clock: Callable[[], float] = field(default=time.time)

@@ -9,6 +9,9 @@ waits for its turn on the route (engine/flow.py), retried there when it fails tr
 Finished result lines are committed in parts every `flush_seconds` and when the chunk is done;
 each part commits with the batch's counters, which keeps `request_counts` live and lets a
 restarted worker skip what is already done.
+
+Shutting down (`stop`) ends leasing, lets the requests already started finish for up to
+`shutdown_seconds`, commits them, and hands the unfinished chunks back to the queue.
 """
 
 import asyncio
@@ -114,10 +117,17 @@ class Engine:
         self._withdrawn: frozenset[str] = frozenset()
         self._chunks: set[asyncio.Task[None]] = set()
         self._next_housekeeping = 0.0
+        self.running = False
+        self.stopping = False
 
     def notify(self) -> None:
         """Something changed (a batch created or canceled): look for work now."""
         self._work_announced = True
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Begins the graceful shutdown; `run` returns once it is done."""
+        self.stopping = True
         self._wake.set()
 
     async def run(self) -> None:
@@ -129,16 +139,42 @@ class Engine:
         # Announcements arrive on other threads (a NOTIFY listener, an API worker thread).
         self._store.on_work_announced(lambda: loop.call_soon_threadsafe(self.notify))
         await anyio.to_thread.run_sync(self._store.recover_abandoned_chunks)
+        self.running = True
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._dispatch())
-                group.create_task(self._renew_leases())
+                # Leases stay renewed while the chunks in flight finish during a shutdown.
+                renewing = group.create_task(self._renew_leases())
+                await self._dispatch()
+                await self._drain()
+                renewing.cancel()
         finally:
+            self.running = False
             for task in self._chunks:
                 task.cancel()
 
+    async def _drain(self) -> None:
+        """Waits for the chunks in flight to commit what they started, then releases them."""
+        if self._chunks:
+            _, unfinished = await asyncio.wait(
+                set(self._chunks), timeout=self._settings.shutdown_seconds
+            )
+            for task in unfinished:
+                task.cancel()
+            if unfinished:
+                await asyncio.wait(unfinished)
+                log.warning(
+                    "shutdown: %d chunks did not finish within %.0f s; their uncommitted"
+                    " requests will run again",
+                    len(unfinished),
+                    self._settings.shutdown_seconds,
+                )
+        released = await anyio.to_thread.run_sync(self._store.release_leases, self.worker_id)
+        if released:
+            await anyio.to_thread.run_sync(self._store.announce_work)
+        log.info("shutdown: %d unfinished chunks released to the queue", released)
+
     async def _dispatch(self) -> None:
-        while True:
+        while not self.stopping:
             self._wake.clear()
             announced, self._work_announced = self._work_announced, False
             await self._housekeeping()
@@ -148,7 +184,7 @@ class Engine:
                 # (or a canceled one's): it starts now instead of after a running chunk ends,
                 # which on a slow route could take minutes.
                 free = 1
-            if free > 0:
+            if free > 0 and not self.stopping:
                 leased = await anyio.to_thread.run_sync(
                     self._store.lease_chunks,
                     self.worker_id,
@@ -224,7 +260,7 @@ class Engine:
             turn_started = time.monotonic()
             while True:
                 async with self._slots:
-                    index = next(todo, None)
+                    index = None if self.stopping else next(todo, None)
                     if index is None:
                         return
                     add_spare_lane()
@@ -245,7 +281,8 @@ class Engine:
 
         async with asyncio.TaskGroup() as group:
             add_spare_lane()
-        await self._save(buffer.take(chunk_done=True))
+        # A shutdown stops the lanes early; what they had not started stays queued.
+        await self._save(buffer.take(chunk_done=next(todo, None) is None))
 
     async def _save(self, part: ResultPart) -> None:
         saved = await anyio.to_thread.run_sync(

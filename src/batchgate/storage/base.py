@@ -95,6 +95,10 @@ class ResultPart:
 class Store(Protocol):
     """Synchronous storage calls; the async layers run them in worker threads."""
 
+    def ping(self) -> None:
+        """A round trip to the database; raises when it cannot be reached."""
+        ...
+
     # --- API side -------------------------------------------------------------------------
     def create_batch(
         self,
@@ -144,6 +148,14 @@ class Store(Protocol):
 
         SQLite serves one engine, so every leased chunk is abandoned; a shared database leaves
         other workers' leases alone and lets expired ones lapse.
+        """
+        ...
+
+    def release_leases(self, worker_id: str) -> int:
+        """Puts the worker's leased chunks back in the queue at once, as it shuts down.
+
+        Their finished requests stay done: they are in the parts already committed.
+        Returns how many chunks were released.
         """
         ...
 

@@ -46,6 +46,7 @@ ARCHIVE_BATCHES_PER_CALL = 100
 WORK_CHANNEL = "batchgate_work"
 LISTEN_CHECK_SECONDS = 0.25
 RECONNECT_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
+PING_TIMEOUT_SECONDS = 2.0
 
 
 def _batch(row: tuple[object, ...] | None) -> BatchRow | None:
@@ -70,6 +71,11 @@ class PostgresStore:
         )
         self._listener: WorkListener | None = None
         self._listener_lock = threading.Lock()
+
+    def ping(self) -> None:
+        # Readiness probes want an answer within their own timeout, not the pool's 30 s wait.
+        with self._pool.connection(timeout=PING_TIMEOUT_SECONDS) as db:
+            db.execute("SELECT 1")
 
     # --- API side -------------------------------------------------------------------------
 
@@ -284,6 +290,14 @@ class PostgresStore:
     def recover_abandoned_chunks(self) -> None:
         """Does nothing: other engines' leases are alive, and those of dead ones lapse by
         themselves within lease_seconds (worker ids are new each start, so no lease is ours)."""
+
+    def release_leases(self, worker_id: str) -> int:
+        with self._pool.connection() as db:
+            return db.execute(
+                "UPDATE chunks SET state = 0, lease_owner = NULL, lease_expires = NULL"
+                " WHERE state = 1 AND lease_owner = %s",
+                (worker_id,),
+            ).rowcount
 
     def announce_work(self) -> None:
         with self._pool.connection() as db:

@@ -139,6 +139,9 @@ class SQLiteStore:
                 raise
             self._writer.execute("COMMIT")
 
+    def ping(self) -> None:
+        self._reader.execute("SELECT 1").fetchone()
+
     # --- API side -------------------------------------------------------------------------
 
     def create_batch(
@@ -345,6 +348,14 @@ class SQLiteStore:
     def recover_abandoned_chunks(self) -> None:
         with self._transaction() as db:
             db.execute("UPDATE chunks SET state = 0, lease_owner = NULL WHERE state = 1")
+
+    def release_leases(self, worker_id: str) -> int:
+        with self._transaction() as db:
+            return db.execute(
+                "UPDATE chunks SET state = 0, lease_owner = NULL, lease_expires = NULL"
+                " WHERE state = 1 AND lease_owner = ?",
+                (worker_id,),
+            ).rowcount
 
     def announce_work(self) -> None:
         for callback in self._work_callbacks:

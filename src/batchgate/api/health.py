@@ -1,0 +1,46 @@
+"""Probes for load balancers and orchestrators: liveness and readiness, without an API key.
+
+They answer only a status and, when not ready, the reason: no batches, settings or keys.
+"""
+
+import logging
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from batchgate.api.state import AppState
+
+log = logging.getLogger("batchgate.api")
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """The process is alive and its event loop answers."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """The process can do its work: the database answers, the engine runs where it should."""
+    state: AppState = request.app.state.batchgate
+    engine = state.engine
+    if engine is not None and engine.stopping:
+        return _not_ready("shutting down")
+    try:
+        await anyio.to_thread.run_sync(state.store.ping)
+    except Exception:
+        log.warning("readiness: the database did not answer", exc_info=True)
+        return _not_ready("database unreachable")
+    if engine is not None and not engine.running:
+        return _not_ready("engine not running")
+    return JSONResponse({"status": "ready"})
+
+
+def _not_ready(reason: str) -> JSONResponse:
+    return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
+
+
+routes = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+]

@@ -1,0 +1,45 @@
+"""The configuration a process runs with, as `batchgate config show` prints it: secrets masked.
+
+API keys, passwords in URLs and the routes' upstream keys never appear; that they are set does.
+"""
+
+from dataclasses import asdict, fields
+from typing import Any
+from urllib.parse import urlsplit
+
+from batchgate.config import Settings
+from batchgate.route_config import RouteConfig
+
+MASK = "***"
+
+
+def mask_url(url: str) -> str:
+    """The URL with the password it may carry replaced by the mask."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{parts.username or ''}:{MASK}@{host}").geturl()
+
+
+def masked_settings(settings: Settings) -> dict[str, Any]:
+    shown = {setting.name: getattr(settings, setting.name) for setting in fields(settings)}
+    shown["database_url"] = mask_url(settings.database_url)
+    shown["api_keys"] = [MASK for _ in settings.api_keys]
+    return shown
+
+
+def masked_route(route: RouteConfig) -> dict[str, Any]:
+    shown = {name: value for name, value in asdict(route).items() if value is not None}
+    if route.api_key is not None:
+        shown["api_key"] = MASK
+    if route.base_url is not None:
+        shown["base_url"] = mask_url(route.base_url)
+    return shown
+
+
+def effective_config(settings: Settings, routes: tuple[RouteConfig, ...]) -> dict[str, Any]:
+    return {
+        "settings": masked_settings(settings),
+        "routes": [masked_route(route) for route in routes],
+    }
