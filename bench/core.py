@@ -272,7 +272,7 @@ def main() -> None:
     args = parser.parse_args()
     workloads = [(f"{int(n):,}", int(n), make_body(int(n))) for n in args.requests.split(",")]
     if args.large:
-        workloads.append(("100,000 large", 100_000, make_body(100_000, PROMPT * 4)))
+        workloads.append(("100,000 large", 100_000, make_body(100_000, PROMPT * 5)))
         workloads.append(("1,000 tools", 1_000, make_tools_body(1_000)))
     rows = []
     for label, count, body in workloads:

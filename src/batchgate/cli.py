@@ -15,6 +15,7 @@ import uvicorn
 from batchgate.client_cli import register as register_client_commands
 from batchgate.config import Settings
 from batchgate.effective_config import effective_config, mask_url
+from batchgate.logs import configure_logging
 from batchgate.route_config import DEFAULT_ROUTES, RouteConfig, RouteConfigError, load_routes
 from batchgate.server import build_app, run_worker
 from batchgate.storage.migrations import SchemaNotReady, describe, migrate
@@ -62,9 +63,7 @@ def start_up(
     database_url: str | None, config: Path | None, log_level: str
 ) -> tuple[Settings, tuple[RouteConfig, ...]]:
     """Logging, settings and routes, each validated: a bad one stops the start with its name."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(log_level)
     settings, routes = load_configuration(database_url, config)
     for route in routes:
         log.info("route %s -> %s", route.model, route.backend)
@@ -150,6 +149,7 @@ def serve(
         port=port,
         log_level=log_level,
         access_log=False,
+        log_config=None,  # uvicorn's own lines go through configure_logging's handler
         timeout_graceful_shutdown=max(1, round(settings.shutdown_seconds)),
     )
 

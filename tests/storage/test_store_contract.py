@@ -1,5 +1,6 @@
 """The storage contract: every test runs on SQLite and on PostgreSQL (see conftest.py)."""
 
+import logging
 import random
 import threading
 
@@ -185,6 +186,18 @@ def test_released_leases_are_taken_at_once_and_keep_their_done_requests(store: S
         (second.chunk_no, frozenset()),
     ]
     assert not store.save_part("leaving", part(first, 1, [1]), NOW + 3)
+
+
+def test_the_part_that_ends_a_batch_logs_it_once(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    create(store, "msgbatch_1", sizes=(2,))
+    [chunk] = store.lease_chunks("w", 10, NOW, LEASE)
+    with caplog.at_level(logging.INFO, logger="batchgate.storage"):
+        assert store.save_part("w", part(chunk, 0, [0]), NOW + 1)
+        assert caplog.records == []
+        assert store.save_part("w", part(chunk, 1, [1], done=True), NOW + 2)
+    assert [(r.getMessage(), r.batch_id) for r in caplog.records] == [("batch ended", "msgbatch_1")]
 
 
 def test_ping_answers_while_the_database_is_there(store: Store) -> None:

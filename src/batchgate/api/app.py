@@ -9,6 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from batchgate.api import batch_requests, batches, health
+from batchgate.api.access_log import AccessLogMiddleware
 from batchgate.api.errors import ApiError, on_api_error, on_http_exception, on_unexpected_error
 from batchgate.api.request_ids import RequestIdMiddleware
 from batchgate.api.state import AppState
@@ -33,7 +34,7 @@ def create_app(state: AppState) -> Starlette:
 
     app = Starlette(
         routes=health.routes + batches.routes + batch_requests.routes,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestIdMiddleware), Middleware(AccessLogMiddleware)],
         exception_handlers={
             ApiError: on_api_error,
             HTTPException: on_http_exception,

@@ -1,5 +1,6 @@
 """The Message Batches endpoints."""
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,8 @@ from batchgate.api.ingest import check_requests, decode_create_body, into_chunks
 from batchgate.api.state import AppState
 from batchgate.lifecycle.ids import new_batch_id
 from batchgate.storage.base import BatchRow, WrongState
+
+log = logging.getLogger("batchgate.api")
 
 
 def _timestamp(seconds: float | None) -> str | None:
@@ -63,6 +66,10 @@ def context(request: Request) -> tuple[AppState, str]:
     return state, owner_of(request, state.settings.api_keys)
 
 
+def _request_id(request: Request) -> dict[str, str]:
+    return {"request_id": request.state.request_id}
+
+
 def _not_found(batch_id: str) -> ApiError:
     return ApiError(404, f"No message batch with id {batch_id!r}.")
 
@@ -93,6 +100,10 @@ async def create_batch(request: Request) -> Response:
         chunks,
     )
     await anyio.to_thread.run_sync(state.store.announce_work)
+    log.info(
+        "batch created",
+        extra={"batch_id": batch.id, "requests": batch.total, **_request_id(request)},
+    )
     return json_response(batch_object(request, batch))
 
 
@@ -145,6 +156,7 @@ async def cancel_batch(request: Request) -> Response:
     if batch is None:
         raise _not_found(batch_id)
     await anyio.to_thread.run_sync(state.store.announce_work)
+    log.info("batch canceling", extra={"batch_id": batch_id, **_request_id(request)})
     return json_response(batch_object(request, batch))
 
 
@@ -157,6 +169,7 @@ async def delete_batch(request: Request) -> Response:
         raise ApiError(400, str(error)) from None
     if not deleted:
         raise _not_found(batch_id)
+    log.info("batch deleted", extra={"batch_id": batch_id, **_request_id(request)})
     return json_response({"id": batch_id, "type": "message_batch_deleted"})
 
 

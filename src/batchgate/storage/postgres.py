@@ -312,6 +312,7 @@ class PostgresStore:
 
     def save_part(self, worker_id: str, part: ResultPart, now: float) -> bool:
         counts = part.counts
+        status = None
         with self._pool.connection() as db, db.transaction():
             held = db.execute(
                 "SELECT 1 FROM chunks WHERE batch_id = %s AND chunk_no = %s"
@@ -339,13 +340,13 @@ class PostgresStore:
                     ),
                 )
                 # Last: every part of a batch waits for this row, so it is held only until commit.
-                db.execute(
+                [(status,)] = db.execute(
                     "UPDATE batches SET processing = processing - %(total)s,"
                     " succeeded = succeeded + %(succeeded)s, errored = errored + %(errored)s,"
                     " canceled = canceled + %(canceled)s, expired = expired + %(expired)s,"
                     " status = CASE WHEN processing = %(total)s THEN 'ended' ELSE status END,"
                     " ended_at = CASE WHEN processing = %(total)s THEN %(now)s ELSE ended_at END"
-                    " WHERE id = %(batch_id)s",
+                    " WHERE id = %(batch_id)s RETURNING status",
                     {
                         "total": counts.total,
                         "succeeded": counts.succeeded,
@@ -355,8 +356,10 @@ class PostgresStore:
                         "now": now,
                         "batch_id": part.batch_id,
                     },
-                )
-            return True
+                ).fetchall()
+        if status == "ended":
+            log.info("batch ended", extra={"batch_id": part.batch_id})
+        return True
 
     def canceling_batch_ids(self) -> set[str]:
         with self._pool.connection() as db:

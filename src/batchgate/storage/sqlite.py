@@ -1,5 +1,6 @@
 """The embedded store: one SQLite file in WAL mode, written by one connection at a time."""
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -15,6 +16,8 @@ from batchgate.storage.base import (
     StoredChunk,
     WrongState,
 )
+
+log = logging.getLogger("batchgate.storage")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -366,6 +369,7 @@ class SQLiteStore:
 
     def save_part(self, worker_id: str, part: ResultPart, now: float) -> bool:
         counts = part.counts
+        status = None
         with self._transaction() as db:
             holder = db.execute(
                 "SELECT lease_owner FROM chunks WHERE batch_id = ? AND chunk_no = ? AND state = 1",
@@ -385,12 +389,12 @@ class SQLiteStore:
                         part.lines,
                     ),
                 )
-                db.execute(
+                [(status,)] = db.execute(
                     "UPDATE batches SET processing = processing - ?, succeeded = succeeded + ?,"
                     " errored = errored + ?, canceled = canceled + ?, expired = expired + ?,"
                     " status = CASE WHEN processing = ? THEN 'ended' ELSE status END,"
                     " ended_at = CASE WHEN processing = ? THEN ? ELSE ended_at END"
-                    " WHERE id = ?",
+                    " WHERE id = ? RETURNING status",
                     (
                         counts.total,
                         counts.succeeded,
@@ -402,14 +406,16 @@ class SQLiteStore:
                         now,
                         part.batch_id,
                     ),
-                )
+                ).fetchall()
             if part.chunk_done:
                 db.execute(
                     "UPDATE chunks SET state = 2, lease_owner = NULL, lease_expires = NULL"
                     " WHERE batch_id = ? AND chunk_no = ?",
                     (part.batch_id, part.chunk_no),
                 )
-            return True
+        if status == "ended":
+            log.info("batch ended", extra={"batch_id": part.batch_id})
+        return True
 
     def canceling_batch_ids(self) -> set[str]:
         return {

@@ -1,0 +1,57 @@
+"""Log output: one JSON object per line for log collectors, readable lines on a terminal.
+
+Fields passed with `extra=` (batch_id, request_id, status, …) become keys of the JSON object,
+or `key=value` pairs after the readable message. What is logged at info and above never holds
+prompts, completions or keys: only ids, counts, states and timings.
+"""
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+# Every attribute a LogRecord has on its own; the others came in through `extra=`.
+# uvicorn adds `color_message`, its message with terminal colour codes: noise in either output.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    return {key: value for key, value in vars(record).items() if key not in _RECORD_ATTRIBUTES}
+
+
+class JsonLinesFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            **extra_fields(record),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+class ReadableFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        pairs = " ".join(f"{key}={value}" for key, value in extra_fields(record).items())
+        message = super().formatMessage(record)
+        return f"{message} {pairs}" if pairs else message
+
+
+def configure_logging(level: str, stream: TextIO = sys.stderr) -> None:
+    """Sends every logger (uvicorn's too) to `stream`, as JSON lines unless it is a terminal."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(ReadableFormatter() if stream.isatty() else JsonLinesFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
