@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
+import msgspec
 import orjson
 
 from batchgate.config import Settings
@@ -38,6 +39,7 @@ from batchgate.lifecycle.params import validate_params
 from batchgate.storage.base import LeasedChunk, ResultCounts, ResultPart, Store
 
 log = logging.getLogger("batchgate.engine")
+RAW_PARAMS = msgspec.json.Decoder(list[msgspec.Raw])
 
 # Enough chunks to keep the CPU busy while others commit; more only add memory, and API latency
 # (each chunk in flight takes its turns on the event loop the API shares).
@@ -234,7 +236,9 @@ class Engine:
 
     async def _run_chunk(self, chunk: LeasedChunk) -> None:
         custom_ids: list[str] = orjson.loads(chunk.custom_ids)
-        params: list[Any] = orjson.loads(chunk.params)
+        # Split into each request's raw JSON, decoded only when its turn comes: decoding a chunk
+        # of large params (tools, documents) at once would hold the event loop and memory.
+        params = RAW_PARAMS.decode(chunk.params)
         if chunk.batch_status == "canceling":
             self._canceling.add(chunk.batch_id)
         todo = iter([i for i in range(len(custom_ids)) if i not in chunk.done_indices])
@@ -292,14 +296,14 @@ class Engine:
             raise LeaseLost(f"{part.batch_id} chunk {part.chunk_no}")
 
     async def _outcome(
-        self, chunk: LeasedChunk, custom_id: str, params: Any
+        self, chunk: LeasedChunk, custom_id: str, params: msgspec.Raw
     ) -> tuple[bytes, str] | RouteCall:
         if chunk.batch_id in self._canceling:
             return results.canceled(custom_id), "canceled"
         if time.time() >= chunk.expires_at:
             return results.expired(custom_id), "expired"
         try:
-            valid = validate_params(params)
+            valid = validate_params(msgspec.json.decode(params))
             route = self._router.route_for(valid["model"])
             if route.flow is not None:
                 return RouteCall(custom_id, valid, route, route.flow)
