@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from starlette.applications import Starlette
 
+from batchgate import metrics
 from batchgate.api.app import create_app
 from batchgate.api.state import AppState
 from batchgate.config import Settings
@@ -44,3 +45,4 @@ def run_worker(settings: Settings, routes: Sequence[RouteConfig]) -> None:
         asyncio.run(until_signalled())
     finally:
         store.close()
+        metrics.process_exiting()

@@ -1,7 +1,9 @@
 """One log line per HTTP request: method, path, status, duration and request id.
 
 Never bodies, query strings or headers, which carry prompts and keys. Probes (/healthz,
-/readyz), which load balancers send every few seconds, are logged at debug level only.
+/readyz) and scrapes (/metrics), which arrive every few seconds, are logged at debug level only.
+Each request is also timed in `batchgate_http_request_duration_seconds`, labeled by the route's
+path template (`/v1/messages/batches/{batch_id}`), never by the path with its ids.
 """
 
 import logging
@@ -9,9 +11,12 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from batchgate import metrics
+
 log = logging.getLogger("batchgate.http")
 
-PROBES = frozenset({"/healthz", "/readyz"})
+PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
+UNMATCHED = "<unmatched>"
 
 
 class AccessLogMiddleware:
@@ -36,6 +41,10 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_noting_status)
         finally:
+            duration = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or UNMATCHED
+            metrics.HTTP_DURATION.labels(scope["method"], template, str(status)).observe(duration)
             path = scope["path"]
             log.log(
                 logging.DEBUG if path in PROBES else logging.INFO,
@@ -47,7 +56,7 @@ class AccessLogMiddleware:
                     "method": scope["method"],
                     "path": path,
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "duration_ms": round(duration * 1000, 1),
                     "request_id": scope["state"]["request_id"],
                 },
             )

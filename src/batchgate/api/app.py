@@ -8,6 +8,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
+from batchgate import metrics
 from batchgate.api import batch_requests, batches, health
 from batchgate.api.access_log import AccessLogMiddleware
 from batchgate.api.errors import ApiError, on_api_error, on_http_exception, on_unexpected_error
@@ -20,17 +21,21 @@ def create_app(state: AppState) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if engine is None:
-            yield
-            return
-        running = asyncio.create_task(engine.run())
         try:
-            yield
+            if engine is None:
+                yield
+                return
+            running = asyncio.create_task(engine.run())
+            try:
+                yield
+            finally:
+                # uvicorn gets here once it has stopped listening and answered the requests in
+                # flight; the engine then finishes, commits and releases its work
+                # (engine/worker.py).
+                engine.stop()
+                await running
         finally:
-            # uvicorn gets here once it has stopped listening and answered the requests in
-            # flight; the engine then finishes, commits and releases its work (engine/worker.py).
-            engine.stop()
-            await running
+            metrics.process_exiting()
 
     app = Starlette(
         routes=health.routes + batches.routes + batch_requests.routes,

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from batchgate import metrics
 from batchgate.api.auth import owner_of
 from batchgate.api.errors import ApiError
 from batchgate.api.ingest import check_requests, decode_create_body, into_chunks, read_capped_body
@@ -57,6 +58,12 @@ async def stream_from_thread(blobs: Iterator[bytes]) -> AsyncIterator[bytes]:
         yield blob
 
 
+async def _counted(blobs: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async for blob in blobs:
+        metrics.RESULTS_BYTES.inc(len(blob))
+        yield blob
+
+
 def json_response(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
@@ -88,6 +95,7 @@ async def create_batch(request: Request) -> Response:
     requests = decode_create_body(body)
     custom_ids = check_requests(requests, settings.max_requests_per_batch)
     chunks = into_chunks(requests, custom_ids, settings.chunk_size)
+    size = len(body)
     del body, requests
     now = state.clock()
     batch = await anyio.to_thread.run_sync(
@@ -99,6 +107,7 @@ async def create_batch(request: Request) -> Response:
         len(custom_ids),
         chunks,
     )
+    metrics.CREATE_BYTES.inc(size)
     await anyio.to_thread.run_sync(state.store.announce_work)
     log.info(
         "batch created",
@@ -185,7 +194,7 @@ async def batch_results(request: Request) -> Response:
             400, f"Batch {batch.id} is still {batch.status}; results are ready once it has ended."
         )
     return StreamingResponse(
-        stream_from_thread(state.store.iter_results(batch.id)),
+        _counted(stream_from_thread(state.store.iter_results(batch.id))),
         media_type="application/x-jsonl",
         headers={"content-disposition": f"attachment; filename*=utf-8''{batch.id}_results.jsonl"},
     )

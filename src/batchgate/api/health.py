@@ -1,4 +1,4 @@
-"""Probes for load balancers and orchestrators: liveness and readiness, without an API key.
+"""Probes for load balancers and orchestrators: liveness, readiness and metrics, without a key.
 
 They answer only a status and, when not ready, the reason: no batches, settings or keys.
 """
@@ -7,9 +7,10 @@ import logging
 
 import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from batchgate import metrics
 from batchgate.api.state import AppState
 
 log = logging.getLogger("batchgate.api")
@@ -36,6 +37,14 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
+async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus metrics (docs/operations.md): counts and timings, never ids or contents."""
+    state: AppState = request.app.state.batchgate
+    counts = await anyio.to_thread.run_sync(state.store.count_batches_by_status)
+    body = await anyio.to_thread.run_sync(metrics.render, counts)
+    return Response(body, media_type=metrics.CONTENT_TYPE_LATEST)
+
+
 def _not_ready(reason: str) -> JSONResponse:
     return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
 
@@ -43,4 +52,5 @@ def _not_ready(reason: str) -> JSONResponse:
 routes = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", prometheus_metrics, methods=["GET"]),
 ]

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from batchgate import metrics
 from batchgate.engine.token_bucket import TokenBucket
 
 
@@ -44,9 +45,17 @@ class _Waiter:
 class FlowControl:
     """Admits requests to one route. `admit` returns a ticket that `finish` gives back."""
 
-    def __init__(self, limits: FlowLimits, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        limits: FlowLimits,
+        clock: Callable[[], float] = time.monotonic,
+        name: str = "",
+    ) -> None:
         self.limits = limits
+        self.name = name
         self.concurrency = limits.max_concurrency
+        self._limit_gauge = metrics.ROUTE_CONCURRENCY_LIMIT.labels(name)
+        self._limit_gauge.set(self.concurrency)
         self.in_flight = 0
         self._clock = clock
         now = clock()
@@ -106,6 +115,7 @@ class FlowControl:
             if self._successes >= self.concurrency:
                 self.concurrency += 1
                 self._successes = 0
+                self._limit_gauge.set(self.concurrency)
         self._pump()
 
     def overloaded(self, ticket: int, pause: float) -> None:
@@ -114,6 +124,7 @@ class FlowControl:
             self.concurrency = max(1, self.concurrency // 2)
             self._epoch += 1
             self._successes = 0
+            self._limit_gauge.set(self.concurrency)
         self._paused_until = max(self._paused_until, self._clock() + pause)
 
     def withdraw(self, batch_id: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from batchgate import metrics
 from batchgate.engine.flow import FlowControl, Withdrawn
 from batchgate.engine.routing import Route
 from batchgate.errors import RequestError
@@ -37,13 +38,20 @@ async def call_with_retries(
     """The Message; raises RequestError, or flow.Withdrawn / flow.Overdue when it never ran."""
     # An estimate (four bytes a token), known before the call, as the bucket needs.
     input_tokens = len(orjson.dumps(params)) // 4 if flow.counts_input_tokens else 0
+    name = route.config.model
+    latency = metrics.BACKEND_LATENCY.labels(name)
     retries = 0
     while True:
         ticket = await flow.admit(batch_id, chunk_no, input_tokens, expires_at)
         try:
             async with slots:
-                message = await route.backend.create_message(params)
+                started = time.perf_counter()
+                try:
+                    message = await route.backend.create_message(params)
+                finally:
+                    latency.observe(time.perf_counter() - started)
         except RequestError as error:
+            metrics.UPSTREAM_ERRORS.labels(name, error.error_type).inc()
             delay = _delay(error, retries, route.config.backoff_seconds)
             if error.transient and error.error_type in OVERLOAD_ERROR_TYPES:
                 flow.overloaded(ticket, delay)
@@ -64,6 +72,7 @@ async def call_with_retries(
         if canceled():
             raise Withdrawn
         retries += 1
+        metrics.RETRIES.labels(name).inc()
 
 
 def _delay(error: RequestError, retries: int, backoff_seconds: float) -> float:

@@ -34,7 +34,8 @@ def open_route(config: RouteConfig, settings: Settings) -> Route:
                 requests_per_minute=config.requests_per_minute,
                 input_tokens_per_minute=config.input_tokens_per_minute,
                 output_tokens_per_minute=config.output_tokens_per_minute,
-            )
+            ),
+            name=config.model,
         )
     return Route(config, open_backend(config, settings), flow)
 
@@ -60,6 +61,10 @@ class Router:
                 f"model: {model} (no route of this batchgate serves this model)",
             )
         return route
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        return self._routes
 
     def withdraw(self, batch_id: str) -> None:
         """The batch was canceled: its requests waiting on any route stop waiting."""

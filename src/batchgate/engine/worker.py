@@ -29,6 +29,7 @@ import anyio.to_thread
 import msgspec
 import orjson
 
+from batchgate import metrics
 from batchgate.config import Settings
 from batchgate.engine.flow import FlowControl, Overdue, Withdrawn
 from batchgate.engine.retries import call_with_retries
@@ -119,6 +120,10 @@ class Engine:
         self._withdrawn: frozenset[str] = frozenset()
         self._chunks: set[asyncio.Task[None]] = set()
         self._next_housekeeping = 0.0
+        # A part's requests may span routes; counted per part, its label is the route only
+        # where there is just one.
+        routes = router.routes
+        self._part_route = routes[0].config.model if len(routes) == 1 else ""
         self.running = False
         self.stopping = False
 
@@ -151,6 +156,7 @@ class Engine:
                 renewing.cancel()
         finally:
             self.running = False
+            metrics.REQUESTS_IN_FLIGHT.set(0)
             for task in self._chunks:
                 task.cancel()
 
@@ -210,6 +216,7 @@ class Engine:
         self._wake.set()
 
     async def _housekeeping(self) -> None:
+        metrics.REQUESTS_IN_FLIGHT.set(self._settings.max_concurrency - self._slots._value)
         canceling = await anyio.to_thread.run_sync(self._store.canceling_batch_ids)
         for batch_id in canceling - self._withdrawn:
             self._router.withdraw(batch_id)
@@ -294,6 +301,11 @@ class Engine:
         )
         if not saved:
             raise LeaseLost(f"{part.batch_id} chunk {part.chunk_no}")
+        counts = part.counts
+        for result in ("succeeded", "errored", "canceled", "expired"):
+            count = getattr(counts, result)
+            if count:
+                metrics.REQUESTS_FINISHED.labels(result, self._part_route).inc(count)
 
     async def _outcome(
         self, chunk: LeasedChunk, custom_id: str, params: msgspec.Raw

@@ -173,6 +173,10 @@ class Store(Protocol):
 
     def canceling_batch_ids(self) -> set[str]: ...
 
+    def count_batches_by_status(self) -> dict[str, int]:
+        """Batches by status, for the metrics: one GROUP BY on the indexed status."""
+        ...
+
     def expedite_overdue(self, now: float) -> int:
         """Moves chunks of canceling or expired batches to the front of the queue."""
         ...

@@ -361,6 +361,12 @@ class PostgresStore:
             log.info("batch ended", extra={"batch_id": part.batch_id})
         return True
 
+    def count_batches_by_status(self) -> dict[str, int]:
+        # One row per batch (not per request): no index of its own, to need no migration.
+        with self._pool.connection() as db:
+            rows = db.execute("SELECT status, count(*) FROM batches GROUP BY status").fetchall()
+            return {status: count for status, count in rows}
+
     def canceling_batch_ids(self) -> set[str]:
         with self._pool.connection() as db:
             return {

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS batches (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS batches_by_owner ON batches (owner, id);
 CREATE INDEX IF NOT EXISTS batches_unfinished ON batches (status) WHERE status != 'ended';
+CREATE INDEX IF NOT EXISTS batches_by_status ON batches (status);
 
 -- The requests of a chunk never change once stored; its state changes often. They live in two
 -- tables because SQLite rewrites a whole row, blobs included, on every update.
@@ -416,6 +417,10 @@ class SQLiteStore:
         if status == "ended":
             log.info("batch ended", extra={"batch_id": part.batch_id})
         return True
+
+    def count_batches_by_status(self) -> dict[str, int]:
+        rows = self._reader.execute("SELECT status, count(*) FROM batches GROUP BY status")
+        return {status: count for status, count in rows}
 
     def canceling_batch_ids(self) -> set[str]:
         return {
