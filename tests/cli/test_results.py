@@ -1,5 +1,8 @@
 """`batchgate results`: the API's JSONL as sent, filtered by type, or as custom_id<TAB>text."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -94,3 +97,23 @@ def test_text_lines_escape_what_would_break_them() -> None:
     assert text_line(succeeded) == "multi\tline one\\nline\\ttwo \\\\ end"
     assert text_line(tool_only) == "tool\t"
     assert text_line(expired) == "late\t[expired]"
+
+
+def test_a_reader_that_stops_early_ends_the_stream_quietly(server: Server) -> None:
+    client = server.client()
+    batch = client.messages.batches.create(
+        requests=[simple_request(f"r{i}", "word " * 50) for i in range(1500)]  # type: ignore[misc]
+    )
+    wait_until_ended(client, batch.id)
+    environment = {**os.environ, "ANTHROPIC_BASE_URL": server.base_url, "ANTHROPIC_API_KEY": KEY}
+    reader = subprocess.Popen(
+        [sys.executable, "-m", "batchgate", "results", batch.id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment,
+    )
+    assert reader.stdout is not None and reader.stderr is not None
+    assert reader.stdout.readline().startswith(b'{"custom_id"')
+    reader.stdout.close()  # as `| head -1` does
+    assert reader.wait(timeout=60) == 0
+    assert b"BrokenPipe" not in reader.stderr.read()

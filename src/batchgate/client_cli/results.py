@@ -1,5 +1,7 @@
 """Streaming a batch's results to a file or stdout: as the API sends them, or as text lines."""
 
+import os
+import sys
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -42,7 +44,12 @@ def text_line(result: dict[str, Any]) -> str:
 def open_output(path: Path | None) -> Iterator[BinaryIO]:
     """The file at `path`, or stdout when there is none."""
     if path is None:
-        yield typer.get_binary_stream("stdout")
+        try:
+            yield typer.get_binary_stream("stdout")
+        except BrokenPipeError:
+            # The reader had enough (`| head`): stop quietly, as command-line tools do, with
+            # stdout on /dev/null so that the interpreter's last flush finds no broken pipe.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
     with path.open("wb") as file:
         yield file
