@@ -188,6 +188,14 @@ def test_released_leases_are_taken_at_once_and_keep_their_done_requests(store: S
     assert not store.save_part("leaving", part(first, 1, [1]), NOW + 3)
 
 
+def test_one_failed_chunk_can_be_released_alone(store: Store) -> None:
+    create(store, "msgbatch_1", sizes=(2, 2))
+    first, second = store.lease_chunks("w", 10, NOW, LEASE)
+    assert store.release_leases("w", (first.batch_id, first.chunk_no)) == 1
+    assert [c.chunk_no for c in store.lease_chunks("other", 10, NOW + 1, LEASE)] == [first.chunk_no]
+    assert store.save_part("w", part(second, 0, [0, 1], done=True), NOW + 2)
+
+
 def test_the_part_that_ends_a_batch_logs_it_once(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:

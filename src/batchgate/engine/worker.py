@@ -201,7 +201,7 @@ class Engine:
                     self._settings.lease_seconds,
                 )
                 for chunk in leased:
-                    task = asyncio.create_task(self._run_chunk(chunk))
+                    task = asyncio.create_task(self._run_chunk_or_release(chunk))
                     self._chunks.add(task)
                     task.add_done_callback(self._chunk_finished)
                 if leased:
@@ -211,9 +211,17 @@ class Engine:
 
     def _chunk_finished(self, task: asyncio.Task[None]) -> None:
         self._chunks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("chunk failed; it will be leased again", exc_info=task.exception())
         self._wake.set()
+
+    async def _run_chunk_or_release(self, chunk: LeasedChunk) -> None:
+        try:
+            await self._run_chunk(chunk)
+        except LeaseLost:
+            log.warning("lost the lease of %s chunk %d to another worker", *_key(chunk))
+        except Exception:
+            # Renewal would otherwise keep a failed chunk leased to this worker for good.
+            log.exception("chunk %s/%d failed; it goes back to the queue", *_key(chunk))
+            await anyio.to_thread.run_sync(self._store.release_leases, self.worker_id, _key(chunk))
 
     async def _housekeeping(self) -> None:
         metrics.REQUESTS_IN_FLIGHT.set(self._settings.max_concurrency - self._slots._value)
@@ -347,6 +355,10 @@ class Engine:
         except Exception:
             return _internal_error(call.custom_id)
         return results.succeeded(call.custom_id, message), "succeeded"
+
+
+def _key(chunk: LeasedChunk) -> tuple[str, int]:
+    return chunk.batch_id, chunk.chunk_no
 
 
 def _internal_error(custom_id: str) -> tuple[bytes, str]:

@@ -151,8 +151,9 @@ class Store(Protocol):
         """
         ...
 
-    def release_leases(self, worker_id: str) -> int:
-        """Puts the worker's leased chunks back in the queue at once, as it shuts down.
+    def release_leases(self, worker_id: str, only: tuple[str, int] | None = None) -> int:
+        """Puts the worker's leased chunks back in the queue at once: all of them as it shuts
+        down, or `only` the (batch_id, chunk_no) whose run failed.
 
         Their finished requests stay done: they are in the parts already committed.
         Returns how many chunks were released.

@@ -291,13 +291,15 @@ class PostgresStore:
         """Does nothing: other engines' leases are alive, and those of dead ones lapse by
         themselves within lease_seconds (worker ids are new each start, so no lease is ours)."""
 
-    def release_leases(self, worker_id: str) -> int:
+    def release_leases(self, worker_id: str, only: tuple[str, int] | None = None) -> int:
+        query = (
+            "UPDATE chunks SET state = 0, lease_owner = NULL, lease_expires = NULL"
+            " WHERE state = 1 AND lease_owner = %s"
+        )
+        if only is not None:
+            query += " AND batch_id = %s AND chunk_no = %s"
         with self._pool.connection() as db:
-            return db.execute(
-                "UPDATE chunks SET state = 0, lease_owner = NULL, lease_expires = NULL"
-                " WHERE state = 1 AND lease_owner = %s",
-                (worker_id,),
-            ).rowcount
+            return db.execute(query, (worker_id, *(only or ()))).rowcount
 
     def announce_work(self) -> None:
         with self._pool.connection() as db:

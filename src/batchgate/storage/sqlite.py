@@ -353,13 +353,15 @@ class SQLiteStore:
         with self._transaction() as db:
             db.execute("UPDATE chunks SET state = 0, lease_owner = NULL WHERE state = 1")
 
-    def release_leases(self, worker_id: str) -> int:
+    def release_leases(self, worker_id: str, only: tuple[str, int] | None = None) -> int:
+        query = (
+            "UPDATE chunks SET state = 0, lease_owner = NULL, lease_expires = NULL"
+            " WHERE state = 1 AND lease_owner = ?"
+        )
+        if only is not None:
+            query += " AND batch_id = ? AND chunk_no = ?"
         with self._transaction() as db:
-            return db.execute(
-                "UPDATE chunks SET state = 0, lease_owner = NULL, lease_expires = NULL"
-                " WHERE state = 1 AND lease_owner = ?",
-                (worker_id,),
-            ).rowcount
+            return db.execute(query, (worker_id, *(only or ()))).rowcount
 
     def announce_work(self) -> None:
         for callback in self._work_callbacks:
