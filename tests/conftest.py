@@ -19,6 +19,20 @@ from postgres_databases import Databases
 KEY = "sk-test-key"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long",
+        action="store_true",
+        help="run the long variants of the reliability suite (tests/reliability/README.md)",
+    )
+
+
+@pytest.fixture(scope="session")
+def long_run(request: pytest.FixtureRequest) -> bool:
+    """True under `--long`: reliability tests then run their long variants."""
+    return bool(request.config.getoption("--long"))
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
