@@ -31,7 +31,7 @@ import orjson
 
 from batchgate import metrics
 from batchgate.config import Settings
-from batchgate.engine.flow import FlowControl, Overdue, Withdrawn
+from batchgate.engine.flow import Overdue, Withdrawn
 from batchgate.engine.retries import call_with_retries
 from batchgate.engine.routing import Route, Router
 from batchgate.errors import RequestError
@@ -42,11 +42,10 @@ from batchgate.storage.base import LeasedChunk, ResultCounts, ResultPart, Store
 log = logging.getLogger("batchgate.engine")
 RAW_PARAMS = msgspec.json.Decoder(list[msgspec.Raw])
 
-# Enough chunks to keep the CPU busy while others commit; more only add memory, and API latency
-# (each chunk in flight takes its turns on the event loop the API shares).
+# Enough chunks to keep the CPU busy while others commit; more only add memory.
 CHUNKS_IN_FLIGHT = 4
 # A lane running requests that never wait (the zero-latency simulator) gives the event loop back
-# this often, so that API requests on the same loop are answered within milliseconds.
+# this often, so that the other chunks, lease renewals and cancels get their turns.
 MAX_TURN_SECONDS = 0.001
 # Beyond CHUNKS_IN_FLIGHT, a chunk is leased as soon as new work is announced, up to this many.
 MOST_CHUNKS_IN_FLIGHT = 2 * CHUNKS_IN_FLIGHT
@@ -59,13 +58,12 @@ class LeaseLost(Exception):
 
 
 @dataclass(slots=True)
-class RouteCall:
-    """A valid request bound for a route with flow control, where it may have to wait."""
+class BackendCall:
+    """A valid request whose route must be awaited: an upstream, a model, a slow simulator."""
 
     custom_id: str
     params: dict[str, Any]
     route: Route
-    flow: FlowControl
 
 
 class PartBuffer:
@@ -273,30 +271,51 @@ class Engine:
                 spare_waiting = True
                 group.create_task(lane())
 
+        def settle_in_line() -> tuple[int, BackendCall] | bool:
+            """Settles requests that take no waiting, for up to one turn of MAX_TURN_SECONDS.
+
+            Returns the first request that must be awaited, with its index; otherwise whether
+            this lane should go on (False: nothing left to start, or the engine is stopping).
+            """
+            turn_ends = time.monotonic() + MAX_TURN_SECONDS
+            while not self.stopping:
+                index = next(todo, None)
+                if index is None:
+                    return False
+                result = self._settle_at_once(chunk, custom_ids[index], params[index])
+                if isinstance(result, BackendCall):
+                    return index, result
+                buffer.add(index, *result)
+                if time.monotonic() >= turn_ends:
+                    return True
+            return False
+
         async def lane() -> None:
             nonlocal spare_waiting
             spare_waiting = False
-            turn_started = time.monotonic()
             while True:
+                on_route: tuple[int, BackendCall] | None = None
+                # One slot covers a whole turn of requests settled in line.
                 async with self._slots:
-                    index = None if self.stopping else next(todo, None)
-                    if index is None:
+                    settled = settle_in_line()
+                    if settled is False:
                         return
-                    add_spare_lane()
-                    result = await self._outcome(chunk, custom_ids[index], params[index])
-                if isinstance(result, RouteCall):
+                    if isinstance(settled, tuple):
+                        index, call = settled
+                        add_spare_lane()
+                        if call.route.flow is None:
+                            buffer.add(index, *await self._call_backend(call))
+                        else:
+                            on_route = settled
+                if on_route is not None:
                     # It waits for its turn on the route without a worker slot, so that one
                     # saturated route never holds up the others.
-                    result = await self._outcome_on_route(chunk, result)
-                line, outcome = result
-                buffer.add(index, line, outcome)
-                now = time.monotonic()
-                if now - buffer.last_flush >= self._settings.flush_seconds:
+                    index, call = on_route
+                    buffer.add(index, *await self._outcome_on_route(chunk, call))
+                if time.monotonic() - buffer.last_flush >= self._settings.flush_seconds:
                     await self._save(buffer.take(chunk_done=False))
-                    turn_started = time.monotonic()
-                elif now - turn_started >= MAX_TURN_SECONDS:
+                elif settled is True:
                     await asyncio.sleep(0)
-                    turn_started = time.monotonic()
 
         async with asyncio.TaskGroup() as group:
             add_spare_lane()
@@ -315,9 +334,11 @@ class Engine:
             if count:
                 metrics.REQUESTS_FINISHED.labels(result, self._part_route).inc(count)
 
-    async def _outcome(
+    def _settle_at_once(
         self, chunk: LeasedChunk, custom_id: str, params: msgspec.Raw
-    ) -> tuple[bytes, str] | RouteCall:
+    ) -> tuple[bytes, str] | BackendCall:
+        """The request's result line when it takes no waiting (canceled, expired, invalid, or
+        answered in line by its route), else the call to await."""
         if chunk.batch_id in self._canceling:
             return results.canceled(custom_id), "canceled"
         if time.time() >= chunk.expires_at:
@@ -325,20 +346,30 @@ class Engine:
         try:
             valid = validate_params(msgspec.json.decode(params))
             route = self._router.route_for(valid["model"])
-            if route.flow is not None:
-                return RouteCall(custom_id, valid, route, route.flow)
-            message = await route.backend.create_message(valid)
+            if route.answer_at_once is None:
+                return BackendCall(custom_id, valid, route)
+            message = route.answer_at_once(valid)
         except RequestError as error:
             return results.errored(custom_id, error.error_type, error.message), "errored"
         except Exception:
             return _internal_error(custom_id)
         return results.succeeded(custom_id, message), "succeeded"
 
-    async def _outcome_on_route(self, chunk: LeasedChunk, call: RouteCall) -> tuple[bytes, str]:
+    async def _call_backend(self, call: BackendCall) -> tuple[bytes, str]:
+        try:
+            message = await call.route.backend.create_message(call.params)
+        except RequestError as error:
+            return results.errored(call.custom_id, error.error_type, error.message), "errored"
+        except Exception:
+            return _internal_error(call.custom_id)
+        return results.succeeded(call.custom_id, message), "succeeded"
+
+    async def _outcome_on_route(self, chunk: LeasedChunk, call: BackendCall) -> tuple[bytes, str]:
+        assert call.route.flow is not None
         try:
             message = await call_with_retries(
                 call.route,
-                call.flow,
+                call.route.flow,
                 call.params,
                 batch_id=chunk.batch_id,
                 chunk_no=chunk.chunk_no,
