@@ -116,6 +116,34 @@ def test_metrics_of_a_route_with_flow_control(tmp_path: Path) -> None:
     assert ("batchgate_requests_in_flight", frozenset()) in samples
 
 
+def test_finished_requests_are_counted_per_route_when_there_are_several(tmp_path: Path) -> None:
+    routes = tmp_path / "routes.toml"
+    routes.write_text(
+        '[[routes]]\nmodel = "claude-haiku-*"\nbackend = "simulator"\nmax_concurrency = 4\n'
+        '[[routes]]\nmodel = "claude-*"\nbackend = "simulator"\n'
+    )
+    server = Server(tmp_path)
+    server.arguments = ["--config", str(routes)]
+    server.start()
+    try:
+        client = server.client()
+        requests = [
+            *(simple_request(f"haiku-{i}", model="claude-haiku-4-5") for i in range(7)),
+            *(simple_request(f"sonnet-{i}") for i in range(5)),
+            simple_request("nowhere", model="gpt-4o"),
+        ]
+        batch = client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
+        assert wait_until_ended(client, batch.id).request_counts.errored == 1
+        _, samples = scrape(server)
+    finally:
+        server.stop()
+    finished = "batchgate_requests_finished_total"
+    assert total(samples, finished, result="succeeded", route="claude-haiku-*") == 7
+    assert total(samples, finished, result="succeeded", route="claude-*") == 5
+    # No route serves the model: the request never reached one.
+    assert total(samples, finished, result="errored", route="") == 1
+
+
 def test_retries_upstream_errors_and_the_concurrency_limit_are_counted() -> None:
     class FailsTwice:
         calls = 0

@@ -27,8 +27,8 @@ BATCH_STATUSES = ("in_progress", "canceling", "ended")
 
 REQUESTS_FINISHED = Counter(
     "batchgate_requests_finished_total",
-    "Requests whose result was committed, by result type and route (model glob; empty when"
-    " the engine has several routes).",
+    "Requests whose result was committed, by result type and route (its model glob; empty for"
+    " requests that never reached one: canceled or expired before their turn, invalid params).",
     ["result", "route"],
 )
 REQUESTS_IN_FLIGHT = Gauge(

@@ -66,6 +66,11 @@ class BackendCall:
     route: Route
 
 
+# A finished request: its result line, the outcome (succeeded, errored, canceled, expired), and
+# the route it ran on, "" when it never reached one (canceled, expired, invalid, unknown model).
+Finished = tuple[bytes, str, str]
+
+
 class PartBuffer:
     """Result lines of one chunk that are finished but not yet committed."""
 
@@ -74,29 +79,35 @@ class PartBuffer:
         self.next_part = chunk.next_part
         self.lines: list[bytes] = []
         self.indices: list[int] = []
-        self.counts = ResultCounts()
+        self.finished: dict[tuple[str, str], int] = {}  # (outcome, route) -> requests
         self.last_flush = time.monotonic()
 
-    def add(self, index: int, line: bytes, outcome: str) -> None:
+    def add(self, index: int, line: bytes, outcome: str, route: str) -> None:
         self.lines.append(line)
         self.indices.append(index)
-        setattr(self.counts, outcome, getattr(self.counts, outcome) + 1)
+        tally = (outcome, route)
+        self.finished[tally] = self.finished.get(tally, 0) + 1
 
-    def take(self, chunk_done: bool) -> ResultPart:
+    def take(self, chunk_done: bool) -> tuple[ResultPart, dict[tuple[str, str], int]]:
+        """The part to commit, and its requests by outcome and route for the metrics."""
+        counts = ResultCounts()
+        for (outcome, _), count in self.finished.items():
+            setattr(counts, outcome, getattr(counts, outcome) + count)
         part = ResultPart(
             batch_id=self.chunk.batch_id,
             chunk_no=self.chunk.chunk_no,
             part=self.next_part,
             indices=self.indices,
             lines=b"\n".join(self.lines) + b"\n" if self.lines else b"",
-            counts=self.counts,
+            counts=counts,
             chunk_done=chunk_done,
         )
         if self.lines:
             self.next_part += 1
-        self.lines, self.indices, self.counts = [], [], ResultCounts()
+        finished = self.finished
+        self.lines, self.indices, self.finished = [], [], {}
         self.last_flush = time.monotonic()
-        return part
+        return part, finished
 
 
 class Engine:
@@ -118,10 +129,6 @@ class Engine:
         self._withdrawn: frozenset[str] = frozenset()
         self._chunks: set[asyncio.Task[None]] = set()
         self._next_housekeeping = 0.0
-        # A part's requests may span routes; counted per part, its label is the route only
-        # where there is just one.
-        routes = router.routes
-        self._part_route = routes[0].config.model if len(routes) == 1 else ""
         self.running = False
         self.stopping = False
 
@@ -313,59 +320,60 @@ class Engine:
                     index, call = on_route
                     buffer.add(index, *await self._outcome_on_route(chunk, call))
                 if time.monotonic() - buffer.last_flush >= self._settings.flush_seconds:
-                    await self._save(buffer.take(chunk_done=False))
+                    await self._save(*buffer.take(chunk_done=False))
                 elif settled is True:
                     await asyncio.sleep(0)
 
         async with asyncio.TaskGroup() as group:
             add_spare_lane()
         # A shutdown stops the lanes early; what they had not started stays queued.
-        await self._save(buffer.take(chunk_done=next(todo, None) is None))
+        await self._save(*buffer.take(chunk_done=next(todo, None) is None))
 
-    async def _save(self, part: ResultPart) -> None:
+    async def _save(self, part: ResultPart, finished: dict[tuple[str, str], int]) -> None:
         saved = await anyio.to_thread.run_sync(
             self._store.save_part, self.worker_id, part, time.time()
         )
         if not saved:
             raise LeaseLost(f"{part.batch_id} chunk {part.chunk_no}")
-        counts = part.counts
-        for result in ("succeeded", "errored", "canceled", "expired"):
-            count = getattr(counts, result)
-            if count:
-                metrics.REQUESTS_FINISHED.labels(result, self._part_route).inc(count)
+        for (outcome, route), count in finished.items():
+            metrics.REQUESTS_FINISHED.labels(outcome, route).inc(count)
 
     def _settle_at_once(
         self, chunk: LeasedChunk, custom_id: str, params: msgspec.Raw
-    ) -> tuple[bytes, str] | BackendCall:
-        """The request's result line when it takes no waiting (canceled, expired, invalid, or
+    ) -> Finished | BackendCall:
+        """The request's result when it takes no waiting (canceled, expired, invalid, or
         answered in line by its route), else the call to await."""
         if chunk.batch_id in self._canceling:
-            return results.canceled(custom_id), "canceled"
+            return results.canceled(custom_id), "canceled", ""
         if time.time() >= chunk.expires_at:
-            return results.expired(custom_id), "expired"
+            return results.expired(custom_id), "expired", ""
+        route_name = ""
         try:
             valid = validate_params(msgspec.json.decode(params))
             route = self._router.route_for(valid["model"])
             if route.answer_at_once is None:
                 return BackendCall(custom_id, valid, route)
+            route_name = route.config.model
             message = route.answer_at_once(valid)
         except RequestError as error:
-            return results.errored(custom_id, error.error_type, error.message), "errored"
+            return _errored(custom_id, error, route_name)
         except Exception:
-            return _internal_error(custom_id)
-        return results.succeeded(custom_id, message), "succeeded"
+            return _internal_error(custom_id, route_name)
+        return results.succeeded(custom_id, message), "succeeded", route_name
 
-    async def _call_backend(self, call: BackendCall) -> tuple[bytes, str]:
+    async def _call_backend(self, call: BackendCall) -> Finished:
+        route_name = call.route.config.model
         try:
             message = await call.route.backend.create_message(call.params)
         except RequestError as error:
-            return results.errored(call.custom_id, error.error_type, error.message), "errored"
+            return _errored(call.custom_id, error, route_name)
         except Exception:
-            return _internal_error(call.custom_id)
-        return results.succeeded(call.custom_id, message), "succeeded"
+            return _internal_error(call.custom_id, route_name)
+        return results.succeeded(call.custom_id, message), "succeeded", route_name
 
-    async def _outcome_on_route(self, chunk: LeasedChunk, call: BackendCall) -> tuple[bytes, str]:
+    async def _outcome_on_route(self, chunk: LeasedChunk, call: BackendCall) -> Finished:
         assert call.route.flow is not None
+        route_name = call.route.config.model
         try:
             message = await call_with_retries(
                 call.route,
@@ -378,23 +386,28 @@ class Engine:
                 canceled=lambda: chunk.batch_id in self._canceling,
             )
         except Withdrawn:
-            return results.canceled(call.custom_id), "canceled"
+            return results.canceled(call.custom_id), "canceled", route_name
         except Overdue:
-            return results.expired(call.custom_id), "expired"
+            return results.expired(call.custom_id), "expired", route_name
         except RequestError as error:
-            return results.errored(call.custom_id, error.error_type, error.message), "errored"
+            return _errored(call.custom_id, error, route_name)
         except Exception:
-            return _internal_error(call.custom_id)
-        return results.succeeded(call.custom_id, message), "succeeded"
+            return _internal_error(call.custom_id, route_name)
+        return results.succeeded(call.custom_id, message), "succeeded", route_name
 
 
 def _key(chunk: LeasedChunk) -> tuple[str, int]:
     return chunk.batch_id, chunk.chunk_no
 
 
-def _internal_error(custom_id: str) -> tuple[bytes, str]:
+def _errored(custom_id: str, error: RequestError, route: str) -> Finished:
+    return results.errored(custom_id, error.error_type, error.message), "errored", route
+
+
+def _internal_error(custom_id: str, route: str) -> Finished:
     log.exception("backend failed unexpectedly on %s", custom_id)
     return (
         results.errored(custom_id, "api_error", "Internal error while running request."),
         "errored",
+        route,
     )
