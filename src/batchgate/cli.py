@@ -13,10 +13,10 @@ import typer
 import uvicorn
 
 from batchgate.client_cli import register as register_client_commands
-from batchgate.config import Settings
+from batchgate.config import ConfigError
+from batchgate.config_file import Configuration, load_configuration
 from batchgate.effective_config import effective_config, mask_url
 from batchgate.logs import configure_logging
-from batchgate.route_config import DEFAULT_ROUTES, RouteConfig, RouteConfigError, load_routes
 from batchgate.server import build_app, run_worker
 from batchgate.storage.migrations import SchemaNotReady, describe, migrate
 
@@ -26,11 +26,12 @@ config_app = typer.Typer(help="The configuration batchgate runs with.", no_args_
 app.add_typer(config_app, name="config", rich_help_panel="Server")
 log = logging.getLogger("batchgate")
 
+# Not read from BATCHGATE_DATABASE_URL by typer: the settings' layers do that, below the flag.
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(
-        envvar="BATCHGATE_DATABASE_URL",
         help="Where batches are stored: sqlite:///PATH or postgresql://USER@HOST/DATABASE."
+        " Wins over BATCHGATE_DATABASE_URL and the file's [settings]."
         " [default: sqlite:///./batchgate.db]",
     ),
 ]
@@ -39,7 +40,8 @@ ConfigFile = Annotated[
     Path | None,
     typer.Option(
         envvar="BATCHGATE_CONFIG",
-        help="TOML file of [[routes]]: which backend serves which models (docs/backends.md)."
+        help="TOML file: [settings] (any setting, under the environment and flags) and"
+        " [[routes]] (which backend serves which models), see docs/configuration.md."
         " [default: the simulator serves every model]",
     ),
 ]
@@ -59,29 +61,20 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def start_up(
-    database_url: str | None, config: Path | None, log_level: str
-) -> tuple[Settings, tuple[RouteConfig, ...]]:
+def start_up(database_url: str | None, config: Path | None, log_level: str) -> Configuration:
     """Logging, settings and routes, each validated: a bad one stops the start with its name."""
     configure_logging(log_level)
-    settings, routes = load_configuration(database_url, config)
-    for route in routes:
+    configuration = configure(database_url, config)
+    for route in configuration.routes:
         log.info("route %s -> %s", route.model, route.backend)
-    return settings, routes
+    return configuration
 
 
-def load_configuration(
-    database_url: str | None, config: Path | None
-) -> tuple[Settings, tuple[RouteConfig, ...]]:
+def configure(database_url: str | None, config: Path | None) -> Configuration:
     try:
-        settings = Settings.from_env(database_url=database_url)
-    except ValueError as error:
+        return load_configuration(config, flags={"database_url": ("--database-url", database_url)})
+    except ConfigError as error:
         raise fail(f"Cannot start: {error}") from None
-    try:
-        routes = DEFAULT_ROUTES if config is None else load_routes(config)
-    except RouteConfigError as error:
-        raise fail(f"Cannot start: {error}") from None
-    return settings, tuple(routes)
 
 
 def exit_cleanly_when_signalled() -> None:
@@ -124,7 +117,8 @@ def serve(
     ] = True,
 ) -> None:
     """Serve the Message Batches API, with the engine that runs the requests."""
-    settings, routes = start_up(database_url, config, log_level)
+    configuration = start_up(database_url, config, log_level)
+    settings, routes = configuration.settings, configuration.routes
     if not worker and not is_postgres(settings.database_url):
         raise fail("--no-worker needs a PostgreSQL database: SQLite serves one process.")
     if not settings.api_keys:
@@ -161,7 +155,8 @@ def worker_command(
     config: ConfigFile = None,
 ) -> None:
     """Run only the engine against a shared PostgreSQL database (any number of them)."""
-    settings, routes = start_up(database_url, config, log_level)
+    configuration = start_up(database_url, config, log_level)
+    settings, routes = configuration.settings, configuration.routes
     if not is_postgres(settings.database_url):
         raise fail("`batchgate worker` needs a PostgreSQL database: SQLite serves one process.")
     log.info("batchgate worker on %s", describe(settings.database_url))
@@ -172,9 +167,9 @@ def worker_command(
 
 
 @app.command(name="migrate", rich_help_panel="Server")
-def migrate_command(database_url: DatabaseUrl = None) -> None:
+def migrate_command(database_url: DatabaseUrl = None, config: ConfigFile = None) -> None:
     """Create or upgrade the PostgreSQL schema (SQLite needs nothing: it is created on start)."""
-    settings = Settings.from_env(database_url=database_url)
+    settings = configure(database_url, config).settings
     if not is_postgres(settings.database_url):
         typer.echo("SQLite creates its schema on start: nothing to migrate.")
         return
@@ -191,6 +186,6 @@ def migrate_command(database_url: DatabaseUrl = None) -> None:
 
 @config_app.command(name="show")
 def config_show(database_url: DatabaseUrl = None, config: ConfigFile = None) -> None:
-    """Print the effective settings (environment and flags) and routes as JSON, secrets masked."""
-    settings, routes = load_configuration(database_url, config)
-    typer.echo(json.dumps(effective_config(settings, routes), indent=2))
+    """Print the effective settings, where each came from, and the routes as JSON, secrets
+    masked."""
+    typer.echo(json.dumps(effective_config(configure(database_url, config)), indent=2))
