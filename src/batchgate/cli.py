@@ -10,8 +10,9 @@ from typing import Annotated
 
 import psycopg
 import typer
-import uvicorn
 
+from batchgate import http_server
+from batchgate.api.state import AppState
 from batchgate.client_cli import register as register_client_commands
 from batchgate.config import ConfigError
 from batchgate.config_file import Configuration, load_configuration
@@ -80,9 +81,10 @@ def configure(database_url: str | None, config: Path | None) -> Configuration:
 def exit_cleanly_when_signalled() -> None:
     """Makes SIGTERM and SIGINT end the process with status 0 once uvicorn has shut down.
 
-    uvicorn handles both while it serves, shuts down gracefully, then raises the signal again
-    for the handlers that were in place before it: with the defaults the process would die of
-    the signal after a clean shutdown, which deploy tools report as a crash.
+    uvicorn handles both while it serves and, once shut down, raises again the signals it handled
+    (a second one, which cuts the drain short: http_server.py) for the handlers that were in
+    place before it: with the defaults the process would die of the signal after a clean
+    shutdown, which deploy tools report as a crash.
     """
 
     def exit_zero(signum: int, frame: FrameType | None) -> None:
@@ -137,14 +139,14 @@ def serve(
         raise fail(f"Cannot start: {error}") from None
     log.info("batchgate on http://%s:%d, database %s", host, port, mask_url(settings.database_url))
     exit_cleanly_when_signalled()
-    uvicorn.run(
+    state: AppState = application.state.batchgate
+    http_server.serve(
         application,
         host=host,
         port=port,
         log_level=log_level,
-        access_log=False,
-        log_config=None,  # uvicorn's own lines go through configure_logging's handler
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_seconds)),
+        drain_seconds=settings.shutdown_seconds,
+        begin_drain=state.begin_shutdown,
     )
 
 
