@@ -72,8 +72,9 @@ def start_up(database_url: str | None, config: Path | None, log_level: str) -> C
 
 
 def configure(database_url: str | None, config: Path | None) -> Configuration:
+    flags = {} if database_url is None else {"database_url": (database_url, "--database-url")}
     try:
-        return load_configuration(config, flags={"database_url": ("--database-url", database_url)})
+        return load_configuration(config, flags)
     except ConfigError as error:
         raise fail(f"Cannot start: {error}") from None
 

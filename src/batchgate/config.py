@@ -49,44 +49,49 @@ class Settings:
     simulator_fault_types: tuple[str, ...] = ("api_error", "overloaded_error")
 
 
-def load_settings(
-    file_values: Mapping[str, Any] | None = None,
-    file: Path | None = None,
-    environ: Mapping[str, str] = os.environ,
-    flags: Mapping[str, tuple[str, Any]] | None = None,
-) -> tuple[Settings, dict[str, str]]:
-    """The settings from every layer, and where each came from ("default", the file's path,
-    BATCHGATE_<NAME> or the flag): `file_values` as `settings_table` checked them, the
-    environment, then `flags` (setting name → (flag, its value or None when not given))."""
+# A layer of settings: the value of each setting it sets, and where it was set.
+Layer = Mapping[str, tuple[Any, str]]
+
+
+def load_settings(*layers: Layer) -> tuple[Settings, dict[str, str]]:
+    """The settings, each from the last layer that sets it, and where each came from:
+    "default" when no layer sets it."""
     values: dict[str, Any] = {}
     sources = {setting.name: DEFAULT for setting in fields(Settings)}
-    for name, value in (file_values or {}).items():
-        values[name], sources[name] = value, str(file)
-    for setting in fields(Settings):
-        variable = f"BATCHGATE_{setting.name.upper()}"
-        raw = environ.get(variable)
-        if raw is not None:
-            values[setting.name] = _from_text(setting.default, raw, f"{variable}={raw!r}")
-            sources[setting.name] = variable
-    for name, (flag, value) in (flags or {}).items():
-        if value is not None:
-            values[name], sources[name] = value, flag
+    for layer in layers:
+        for name, (value, source) in layer.items():
+            values[name], sources[name] = value, source
     return Settings(**values), sources
 
 
-def settings_table(table: object, where: str) -> dict[str, Any]:
-    """The checked values of a configuration file's `[settings]` table, by setting name."""
+def file_layer(table: object, path: Path) -> Layer:
+    """The settings of a configuration file's `[settings]` table, each checked."""
     if not isinstance(table, dict):
-        raise ConfigError(f"{where}: settings must be a table ([settings])")
+        raise ConfigError(f"{path}: settings must be a table ([settings])")
     defaults = {setting.name: setting.default for setting in fields(Settings)}
-    values = {}
+    layer = {}
     for name, value in table.items():
         if name not in defaults:
             close = difflib.get_close_matches(name, defaults, n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
-            raise ConfigError(f"{where}: [settings] {name} is not a setting{hint}")
-        values[name] = _from_toml(defaults[name], value, f"{where}: [settings] {name}")
-    return values
+            raise ConfigError(f"{path}: [settings] {name} is not a setting{hint}")
+        checked = _from_toml(defaults[name], value, f"{path}: [settings] {name}")
+        layer[name] = (checked, str(path))
+    return layer
+
+
+def environment_layer(environ: Mapping[str, str] = os.environ) -> Layer:
+    """The settings set by BATCHGATE_<NAME> variables, each checked."""
+    layer = {}
+    for setting in fields(Settings):
+        variable = f"BATCHGATE_{setting.name.upper()}"
+        raw = environ.get(variable)
+        if raw is not None:
+            layer[setting.name] = (
+                _from_text(setting.default, raw, f"{variable}={raw!r}"),
+                variable,
+            )
+    return layer
 
 
 def _from_text(default: Any, raw: str, what: str) -> Any:

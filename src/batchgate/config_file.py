@@ -10,9 +10,15 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from batchgate.config import ConfigError, Settings, load_settings, settings_table
+from batchgate.config import (
+    ConfigError,
+    Layer,
+    Settings,
+    environment_layer,
+    file_layer,
+    load_settings,
+)
 from batchgate.route_config import DEFAULT_ROUTES, RouteConfig, read_routes
 
 PARTS = ("settings", "routes")
@@ -21,13 +27,13 @@ PARTS = ("settings", "routes")
 @dataclass(frozen=True)
 class ConfigFile:
     path: Path
-    settings: Mapping[str, Any]
+    settings: Layer
     routes: tuple[RouteConfig, ...]
 
 
 @dataclass(frozen=True)
 class Configuration:
-    """What a process runs with, and where each setting came from (config.LoadedSettings)."""
+    """What a process runs with, and where each setting came from (config.load_settings)."""
 
     settings: Settings
     sources: Mapping[str, str]
@@ -48,22 +54,19 @@ def read_config_file(path: str | Path, environ: Mapping[str, str] = os.environ) 
         raise ConfigError(
             f"{path}: unknown key {unknown[0]!r}; the file holds [settings] and [[routes]]"
         )
-    settings = settings_table(document.get("settings", {}), str(path))
+    settings = file_layer(document.get("settings", {}), path)
     if "routes" not in document:
         return ConfigFile(path, settings, DEFAULT_ROUTES)
     return ConfigFile(path, settings, read_routes(document["routes"], path, environ))
 
 
 def load_configuration(
-    path: Path | None,
-    flags: Mapping[str, tuple[str, Any]] | None = None,
-    environ: Mapping[str, str] = os.environ,
+    path: Path | None, flags: Layer, environ: Mapping[str, str] = os.environ
 ) -> Configuration:
-    """The settings of the file (if any) under the environment's, under `flags`: see
-    config.load_settings. Raises ConfigError naming the setting and where it was set."""
-    if path is None:
-        settings, sources = load_settings(environ=environ, flags=flags)
-        return Configuration(settings, sources, DEFAULT_ROUTES)
-    file = read_config_file(path, environ)
-    settings, sources = load_settings(file.settings, file.path, environ, flags)
-    return Configuration(settings, sources, file.routes)
+    """The settings of the file (if any), under the environment's, under `flags`; the routes of
+    the file. Raises ConfigError naming the setting and where it was set."""
+    file = None if path is None else read_config_file(path, environ)
+    settings, sources = load_settings(
+        file.settings if file is not None else {}, environment_layer(environ), flags
+    )
+    return Configuration(settings, sources, DEFAULT_ROUTES if file is None else file.routes)
