@@ -32,8 +32,8 @@ DatabaseUrl = Annotated[
     str | None,
     typer.Option(
         help="Where batches are stored: sqlite:///PATH or postgresql://USER@HOST/DATABASE."
-        " Wins over BATCHGATE_DATABASE_URL and the file's [settings]."
-        " [default: sqlite:///./batchgate.db]",
+        " Wins over BATCHGATE_DATABASE_URL and the configuration file.",
+        show_default="sqlite:///./batchgate.db",
     ),
 ]
 LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
@@ -41,9 +41,9 @@ ConfigFile = Annotated[
     Path | None,
     typer.Option(
         envvar="BATCHGATE_CONFIG",
-        help="TOML file: [settings] (any setting, under the environment and flags) and"
-        " [[routes]] (which backend serves which models), see docs/configuration.md."
-        " [default: the simulator serves every model]",
+        help="TOML configuration file: settings (under the environment and flags) and routes"
+        " (which backend serves which models), see docs/configuration.md.",
+        show_default="none: the simulator serves every model",
     ),
 ]
 
