@@ -36,6 +36,12 @@ REQUESTS_IN_FLIGHT = Gauge(
     "Engine concurrency slots in use (requests running on a backend), sampled every dispatch turn.",
     multiprocess_mode="livesum",
 )
+REQUESTS_QUEUED = Gauge(
+    "batchgate_requests_queued",
+    "Requests leased and waiting for their turn on a route's flow control.",
+    ["route"],
+    multiprocess_mode="livesum",
+)
 BACKEND_LATENCY = Histogram(
     "batchgate_backend_latency_seconds",
     "Duration of each backend call on a route with flow control, failed ones included.",

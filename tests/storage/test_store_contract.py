@@ -311,3 +311,7 @@ def test_shared_start_up_leaves_live_leases_alone(postgres_store: PostgresStore)
     postgres_store.recover_abandoned_chunks()
     assert postgres_store.lease_chunks("new", 10, NOW + 1, LEASE) == []
     assert len(postgres_store.lease_chunks("new", 10, NOW + LEASE + 1, LEASE)) == 1
+
+
+def test_a_store_on_the_schema_it_opened_reports_no_schema_problem(store: Store) -> None:
+    assert store.schema_problem() is None

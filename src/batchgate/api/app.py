@@ -32,7 +32,8 @@ def create_app(state: AppState) -> Starlette:
             finally:
                 # uvicorn gets here once it has stopped listening and answered the requests in
                 # flight; the engine then finishes, commits and releases its work
-                # (engine/worker.py).
+                # (engine/worker.py). Under `serve` the engine stopped leasing already, at the
+                # signal (http_server.py, AppState.begin_shutdown).
                 await engine_thread.stop()
         finally:
             metrics.process_exiting()

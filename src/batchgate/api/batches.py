@@ -1,6 +1,7 @@
 """The Message Batches endpoints."""
 
 import logging
+import math
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -91,6 +92,15 @@ async def existing_batch(state: AppState, owner: str, batch_id: str) -> BatchRow
 async def create_batch(request: Request) -> Response:
     state, owner = context(request)
     settings = state.settings
+    if state.shutting_down:
+        # By then this process is gone: its restart, or another instance behind the balancer,
+        # takes the retry.
+        retry_after = math.ceil(settings.shutdown_seconds)
+        raise ApiError(
+            503,
+            "This server is shutting down and takes no new batches: retry in a moment.",
+            headers={"retry-after": str(max(1, retry_after))},
+        )
     body = await read_capped_body(request, settings.max_body_bytes)
     requests = decode_create_body(body)
     custom_ids = check_requests(requests, settings.max_requests_per_batch)

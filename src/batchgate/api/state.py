@@ -16,3 +16,11 @@ class AppState:
     # None when this process serves only the API (`serve --no-worker`).
     engine: Engine | None = None
     clock: Callable[[], float] = field(default=time.time)
+    shutting_down: bool = False
+
+    def begin_shutdown(self) -> None:
+        """SIGTERM or SIGINT: refuse new batches, and let the engine lease no more work while
+        the requests in flight finish (http_server.py)."""
+        self.shutting_down = True
+        if self.engine is not None:
+            self.engine.stop()

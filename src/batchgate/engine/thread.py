@@ -35,7 +35,7 @@ class EngineThread:
 
     async def stop(self) -> None:
         """Begins the engine's graceful shutdown and waits until it has released its work."""
-        self._loop.call_soon_threadsafe(self._engine.stop)
+        self._engine.stop()
         await anyio.to_thread.run_sync(self._finished.wait)
 
     def _run(self) -> None:

@@ -131,6 +131,7 @@ class Engine:
         self._next_housekeeping = 0.0
         self.running = False
         self.stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def notify(self) -> None:
         """Something changed (a batch created or canceled): look for work now."""
@@ -138,16 +139,18 @@ class Engine:
         self._wake.set()
 
     def stop(self) -> None:
-        """Begins the graceful shutdown; `run` returns once it is done."""
+        """Begins the graceful shutdown; `run` returns once it is done. Any thread may call it
+        (in `serve`, the signal arrives on the API's thread)."""
         self.stopping = True
-        self._wake.set()
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     async def run(self) -> None:
         # What is alive by now (modules, the SDKs' hundreds of model classes) lives as long as
         # the process. Frozen, it is no longer walked by every full garbage collection, which
         # the engine's stream of short-lived objects triggers often: 20% more requests/s.
         gc.freeze()
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         # Announcements arrive on other threads (a NOTIFY listener, an API worker thread).
         self._store.on_work_announced(lambda: loop.call_soon_threadsafe(self.notify))
         await anyio.to_thread.run_sync(self._store.recover_abandoned_chunks)

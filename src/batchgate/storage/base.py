@@ -188,6 +188,12 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
+    def schema_problem(self) -> str | None:
+        """What makes the database's schema differ from the one this process started with (a
+        newer `batchgate migrate`, a dropped table), or None. Raises when the database cannot
+        be reached. Cheap: /readyz asks every few seconds."""
+        ...
+
 
 def open_store(database_url: str, pool_size: int = 10) -> Store:
     if database_url.startswith("sqlite:///"):

@@ -32,7 +32,14 @@ from batchgate.storage.base import (
     StoredChunk,
     WrongState,
 )
-from batchgate.storage.migrations import require_current_schema
+from batchgate.storage.migrations import (
+    SchemaStatus,
+    applied_versions,
+    available_migrations,
+    describe,
+    require_current_schema,
+    schema_problem,
+)
 
 log = logging.getLogger("batchgate.storage")
 
@@ -47,6 +54,8 @@ WORK_CHANNEL = "batchgate_work"
 LISTEN_CHECK_SECONDS = 0.25
 RECONNECT_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
 PING_TIMEOUT_SECONDS = 2.0
+# The tables of the schema; a probe of /readyz notices one dropped.
+TABLES = ("batches", "chunk_requests", "chunks", "results")
 
 
 def _batch(row: tuple[object, ...] | None) -> BatchRow | None:
@@ -57,6 +66,7 @@ class PostgresStore:
     def __init__(self, database_url: str, pool_size: int = 10) -> None:
         require_current_schema(database_url)
         self._database_url = database_url
+        self._schema_versions = tuple(migration.version for migration in available_migrations())
         # autocommit: a lone statement is its own transaction, with no BEGIN/COMMIT round trips.
         self._pool: ConnectionPool[psycopg.Connection[TupleRow]] = ConnectionPool(
             database_url,
@@ -405,6 +415,23 @@ class PostgresStore:
             if self._listener is not None:
                 self._listener.close()
         self._pool.close()
+
+    def schema_problem(self) -> str | None:
+        with self._pool.connection(timeout=PING_TIMEOUT_SECONDS) as db:
+            status = SchemaStatus(applied_versions(db), self._schema_versions)
+            problem = schema_problem(status, describe(self._database_url))
+            if problem is not None:
+                return problem
+            missing = [
+                row[0]
+                for row in db.execute(
+                    "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL",
+                    (list(TABLES),),
+                )
+            ]
+        if missing:
+            return f"The batchgate schema in {describe(self._database_url)} lacks tables {missing}."
+        return None
 
 
 def _expedite(

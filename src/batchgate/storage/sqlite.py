@@ -459,3 +459,7 @@ class SQLiteStore:
         self._closed.set()
         self._checkpointer.join()
         self._writer.close()
+
+    def schema_problem(self) -> str | None:
+        # This process created the schema it runs with (SCHEMA, on open): nothing else migrates it.
+        return None
