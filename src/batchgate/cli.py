@@ -12,9 +12,12 @@ import psycopg
 import typer
 import uvicorn
 
+from batchgate.api.state import AppState
+from batchgate.cli_options import DatabaseUrl, fail
 from batchgate.client_cli import register as register_client_commands
 from batchgate.config import Settings
 from batchgate.effective_config import effective_config, mask_url
+from batchgate.keys_cli import keys_app
 from batchgate.logs import configure_logging
 from batchgate.route_config import DEFAULT_ROUTES, RouteConfig, RouteConfigError, load_routes
 from batchgate.server import build_app, run_worker
@@ -24,16 +27,9 @@ app = typer.Typer(help="batchgate: a self-hosted Message Batches API.", no_args_
 register_client_commands(app)
 config_app = typer.Typer(help="The configuration batchgate runs with.", no_args_is_help=True)
 app.add_typer(config_app, name="config", rich_help_panel="Server")
+app.add_typer(keys_app, name="keys", rich_help_panel="Server")
 log = logging.getLogger("batchgate")
 
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        envvar="BATCHGATE_DATABASE_URL",
-        help="Where batches are stored: sqlite:///PATH or postgresql://USER@HOST/DATABASE."
-        " [default: sqlite:///./batchgate.db]",
-    ),
-]
 LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
 ConfigFile = Annotated[
     Path | None,
@@ -52,11 +48,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def fail(message: str) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(2)
 
 
 def start_up(
@@ -127,20 +118,25 @@ def serve(
     settings, routes = start_up(database_url, config, log_level)
     if not worker and not is_postgres(settings.database_url):
         raise fail("--no-worker needs a PostgreSQL database: SQLite serves one process.")
-    if not settings.api_keys:
+    try:
+        application = build_app(settings, routes, with_worker=worker)
+        state: AppState = application.state.batchgate
+        keys_configured = state.keyring.any_configured()
+    except (SchemaNotReady, psycopg.OperationalError) as error:
+        raise fail(f"Cannot start: {error}") from None
+    if not keys_configured:
         if not is_loopback(host):
+            state.store.close()
             raise fail(
                 f"Refusing to listen on {host} without API keys: anyone who can reach it could"
-                " read and create batches. Set BATCHGATE_API_KEYS=key1,key2 or use 127.0.0.1."
+                " read and create batches. Create one with `batchgate keys create --workspace"
+                " NAME`, set BATCHGATE_API_KEYS=key1,key2 or use 127.0.0.1."
             )
         log.warning(
             "!!! NO API KEYS CONFIGURED: any key is accepted. Fine on loopback for local work;"
-            " set BATCHGATE_API_KEYS before sharing this server. !!!"
+            " create keys (`batchgate keys create`) or set BATCHGATE_API_KEYS before sharing"
+            " this server. !!!"
         )
-    try:
-        application = build_app(settings, routes, with_worker=worker)
-    except (SchemaNotReady, psycopg.OperationalError) as error:
-        raise fail(f"Cannot start: {error}") from None
     log.info("batchgate on http://%s:%d, database %s", host, port, mask_url(settings.database_url))
     exit_cleanly_when_signalled()
     uvicorn.run(
