@@ -27,13 +27,19 @@ keys_app = typer.Typer(
 Workspace = Annotated[str, typer.Option(help="The workspace: 1-64 letters, digits, '.', '_', '-'.")]
 
 
-@contextlib.contextmanager
-def configured_store(database_url: str | None) -> Iterator[Store]:
-    settings = Settings.from_env(database_url=database_url)
+def configured_database(database_url: str | None) -> str:
     try:
-        store = open_store(settings.database_url, pool_size=1)
+        return Settings.from_env(database_url=database_url).database_url
+    except ValueError as error:
+        raise fail(f"Cannot open the database: {error}") from None
+
+
+@contextlib.contextmanager
+def opened_store(url: str) -> Iterator[Store]:
+    try:
+        store = open_store(url, pool_size=1)
     except (SchemaNotReady, psycopg.OperationalError, ValueError) as error:
-        raise fail(f"Cannot open {mask_url(settings.database_url)}: {error}") from None
+        raise fail(f"Cannot open {mask_url(url)}: {error}") from None
     try:
         yield store
     finally:
@@ -70,12 +76,13 @@ def create(workspace: Workspace, database_url: DatabaseUrl = None) -> None:
         created = new_key(workspace, time.time())
     except ValueError as error:
         raise fail(f"Cannot create a key: {error}.") from None
-    with configured_store(database_url) as store:
+    url = configured_database(database_url)
+    with opened_store(url) as store:
         store.create_api_key(created.row)
     typer.echo(created.key)
     typer.echo(
-        f"Created {created.row.id} in workspace {workspace!r}. This is the only time the key"
-        " is shown: keep it somewhere safe.",
+        f"Created {created.row.id} in workspace {workspace!r} on {mask_url(url)}. This is the"
+        " only time the key is shown: keep it somewhere safe.",
         err=True,
     )
 
@@ -87,7 +94,7 @@ def list_keys(
     database_url: DatabaseUrl = None,
 ) -> None:
     """List the keys, oldest first: id, workspace, prefix, created, revoked. Never the keys."""
-    with configured_store(database_url) as store:
+    with opened_store(configured_database(database_url)) as store:
         rows = [row for row in store.api_keys() if workspace in (None, row.workspace)]
     if as_json:
         typer.echo(json.dumps([key_json(row) for row in rows], indent=2))
@@ -110,7 +117,7 @@ def revoke(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke a key: every server refuses it within a second. Its batches stay in its workspace."""
-    with configured_store(database_url) as store:
+    with opened_store(configured_database(database_url)) as store:
         row = store.revoke_api_key(key_id, time.time())
     if row is None:
         raise fail(f"No key with id {key_id!r} (see `batchgate keys list`).")
