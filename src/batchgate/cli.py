@@ -13,10 +13,11 @@ import typer
 
 from batchgate import http_server
 from batchgate.api.state import AppState
+from batchgate.cli_options import ConfigFile, DatabaseUrl, configure, fail
 from batchgate.client_cli import register as register_client_commands
-from batchgate.config import ConfigError
-from batchgate.config_file import Configuration, load_configuration
+from batchgate.config_file import Configuration
 from batchgate.effective_config import effective_config, mask_url
+from batchgate.keys_cli import keys_app
 from batchgate.logs import configure_logging
 from batchgate.server import build_app, run_worker
 from batchgate.storage.migrations import SchemaNotReady, describe, migrate
@@ -25,27 +26,10 @@ app = typer.Typer(help="batchgate: a self-hosted Message Batches API.", no_args_
 register_client_commands(app)
 config_app = typer.Typer(help="The configuration batchgate runs with.", no_args_is_help=True)
 app.add_typer(config_app, name="config", rich_help_panel="Server")
+app.add_typer(keys_app, name="keys", rich_help_panel="Server")
 log = logging.getLogger("batchgate")
 
-# Not read from BATCHGATE_DATABASE_URL by typer: the settings' layers do that, below the flag.
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        help="Where batches are stored: sqlite:///PATH or postgresql://USER@HOST/DATABASE."
-        " Wins over BATCHGATE_DATABASE_URL and the configuration file.",
-        show_default="sqlite:///./batchgate.db",
-    ),
-]
 LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
-ConfigFile = Annotated[
-    Path | None,
-    typer.Option(
-        envvar="BATCHGATE_CONFIG",
-        help="TOML configuration file: settings (under the environment and flags) and routes"
-        " (which backend serves which models), see docs/configuration.md.",
-        show_default="none: the simulator serves every model",
-    ),
-]
 
 
 def is_loopback(host: str) -> bool:
@@ -57,11 +41,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def fail(message: str) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(2)
-
-
 def start_up(database_url: str | None, config: Path | None, log_level: str) -> Configuration:
     """Logging, settings and routes, each validated: a bad one stops the start with its name."""
     configure_logging(log_level)
@@ -69,14 +48,6 @@ def start_up(database_url: str | None, config: Path | None, log_level: str) -> C
     for route in configuration.routes:
         log.info("route %s -> %s", route.model, route.backend)
     return configuration
-
-
-def configure(database_url: str | None, config: Path | None) -> Configuration:
-    flags = {} if database_url is None else {"database_url": (database_url, "--database-url")}
-    try:
-        return load_configuration(config, flags)
-    except ConfigError as error:
-        raise fail(f"Cannot start: {error}") from None
 
 
 def exit_cleanly_when_signalled() -> None:
@@ -124,23 +95,27 @@ def serve(
     settings, routes = configuration.settings, configuration.routes
     if not worker and not is_postgres(settings.database_url):
         raise fail("--no-worker needs a PostgreSQL database: SQLite serves one process.")
-    if not settings.api_keys:
+    try:
+        application = build_app(settings, routes, with_worker=worker)
+        state: AppState = application.state.batchgate
+        keys_configured = state.keyring.any_configured()
+    except (SchemaNotReady, psycopg.OperationalError) as error:
+        raise fail(f"Cannot start: {error}") from None
+    if not keys_configured:
         if not is_loopback(host):
+            state.store.close()
             raise fail(
                 f"Refusing to listen on {host} without API keys: anyone who can reach it could"
-                " read and create batches. Set BATCHGATE_API_KEYS=key1,key2 or use 127.0.0.1."
+                " read and create batches. Create one with `batchgate keys create --workspace"
+                " NAME`, set BATCHGATE_API_KEYS=key1,key2 or use 127.0.0.1."
             )
         log.warning(
             "!!! NO API KEYS CONFIGURED: any key is accepted. Fine on loopback for local work;"
-            " set BATCHGATE_API_KEYS before sharing this server. !!!"
+            " create keys (`batchgate keys create`) or set BATCHGATE_API_KEYS before sharing"
+            " this server. !!!"
         )
-    try:
-        application = build_app(settings, routes, with_worker=worker)
-    except (SchemaNotReady, psycopg.OperationalError) as error:
-        raise fail(f"Cannot start: {error}") from None
     log.info("batchgate on http://%s:%d, database %s", host, port, mask_url(settings.database_url))
     exit_cleanly_when_signalled()
-    state: AppState = application.state.batchgate
     http_server.serve(
         application,
         host=host,

@@ -13,7 +13,6 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from batchgate import metrics
-from batchgate.api.auth import owner_of
 from batchgate.api.errors import ApiError
 from batchgate.api.ingest import check_requests, decode_create_body, into_chunks, read_capped_body
 from batchgate.api.state import AppState
@@ -69,9 +68,10 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-def context(request: Request) -> tuple[AppState, str]:
+async def context(request: Request) -> tuple[AppState, str]:
+    """The app's state and the caller's owner tag (their workspace); a 401 without a valid key."""
     state: AppState = request.app.state.batchgate
-    return state, owner_of(request, state.settings.api_keys)
+    return state, await state.keyring.owner_of(request)
 
 
 def _request_id(request: Request) -> dict[str, str]:
@@ -90,7 +90,7 @@ async def existing_batch(state: AppState, owner: str, batch_id: str) -> BatchRow
 
 
 async def create_batch(request: Request) -> Response:
-    state, owner = context(request)
+    state, owner = await context(request)
     settings = state.settings
     if state.shutting_down:
         # By then this process is gone: its restart, or another instance behind the balancer,
@@ -127,7 +127,7 @@ async def create_batch(request: Request) -> Response:
 
 
 async def retrieve_batch(request: Request) -> Response:
-    state, owner = context(request)
+    state, owner = await context(request)
     batch = await existing_batch(state, owner, request.path_params["batch_id"])
     return json_response(batch_object(request, batch))
 
@@ -144,7 +144,7 @@ def _limit(request: Request) -> int:
 
 
 async def list_batches(request: Request) -> Response:
-    state, owner = context(request)
+    state, owner = await context(request)
     limit = _limit(request)
     after_id = request.query_params.get("after_id") or None
     before_id = request.query_params.get("before_id") or None
@@ -164,7 +164,7 @@ async def list_batches(request: Request) -> Response:
 
 
 async def cancel_batch(request: Request) -> Response:
-    state, owner = context(request)
+    state, owner = await context(request)
     batch_id = request.path_params["batch_id"]
     try:
         batch = await anyio.to_thread.run_sync(
@@ -180,7 +180,7 @@ async def cancel_batch(request: Request) -> Response:
 
 
 async def delete_batch(request: Request) -> Response:
-    state, owner = context(request)
+    state, owner = await context(request)
     batch_id = request.path_params["batch_id"]
     try:
         deleted = await anyio.to_thread.run_sync(state.store.delete_batch, owner, batch_id)
@@ -193,7 +193,7 @@ async def delete_batch(request: Request) -> Response:
 
 
 async def batch_results(request: Request) -> Response:
-    state, owner = context(request)
+    state, owner = await context(request)
     batch = await existing_batch(state, owner, request.path_params["batch_id"])
     if batch.archived_at is not None:
         raise ApiError(

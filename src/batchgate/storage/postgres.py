@@ -25,6 +25,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
 from batchgate.storage.base import (
+    ApiKeyRow,
     BatchRow,
     LeasedChunk,
     NewChunk,
@@ -55,7 +56,8 @@ LISTEN_CHECK_SECONDS = 0.25
 RECONNECT_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
 PING_TIMEOUT_SECONDS = 2.0
 # The tables of the schema; a probe of /readyz notices one dropped.
-TABLES = ("batches", "chunk_requests", "chunks", "results")
+TABLES = ("batches", "chunk_requests", "chunks", "results", "api_keys")
+API_KEY_COLUMNS = sql.SQL("id, workspace, prefix, key_hash, created_at, revoked_at")
 
 
 def _batch(row: tuple[object, ...] | None) -> BatchRow | None:
@@ -409,6 +411,35 @@ class PostgresStore:
             ]
             _drop_contents(db, ids)
             return len(ids)
+
+    # --- API keys ------------------------------------------------------------------------------
+
+    def create_api_key(self, key: ApiKeyRow) -> None:
+        with self._pool.connection() as db:
+            db.execute(
+                sql.SQL("INSERT INTO api_keys ({}) VALUES (%s, %s, %s, %s, %s, %s)").format(
+                    API_KEY_COLUMNS
+                ),
+                (key.id, key.workspace, key.prefix, key.key_hash, key.created_at, key.revoked_at),
+            )
+
+    def api_keys(self) -> list[ApiKeyRow]:
+        with self._pool.connection() as db:
+            rows = db.execute(
+                sql.SQL("SELECT {} FROM api_keys ORDER BY created_at, id").format(API_KEY_COLUMNS)
+            ).fetchall()
+        return [ApiKeyRow(*row) for row in rows]
+
+    def revoke_api_key(self, key_id: str, now: float) -> ApiKeyRow | None:
+        with self._pool.connection() as db:
+            row = db.execute(
+                sql.SQL(
+                    "UPDATE api_keys SET revoked_at = coalesce(revoked_at, %s) WHERE id = %s"
+                    " RETURNING {}"
+                ).format(API_KEY_COLUMNS),
+                (now, key_id),
+            ).fetchone()
+        return None if row is None else ApiKeyRow(*row)
 
     def close(self) -> None:
         with self._listener_lock:
