@@ -3,6 +3,7 @@
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import anthropic
 import httpx
@@ -43,13 +44,13 @@ def test_one_key_never_sees_another_keys_batches(start_server: Callable[..., Ser
     assert alice.messages.batches.retrieve(batch.id).id == batch.id
 
 
-def test_refuses_a_public_address_without_keys(tmp_path: object) -> None:
+def test_refuses_a_public_address_without_keys(tmp_path: Path) -> None:
     finished = subprocess.run(
         [sys.executable, "-m", "batchgate", "serve", "--host", "0.0.0.0", "--port", "1"],
         capture_output=True,
         text=True,
         timeout=30,
-        env={"PATH": "/usr/bin:/bin", "BATCHGATE_DATABASE_URL": "sqlite:///:memory:"},
+        env={"PATH": "/usr/bin:/bin", "BATCHGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}"},
     )
     assert finished.returncode == 2
     assert "without API keys" in finished.stderr
