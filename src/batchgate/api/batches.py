@@ -91,7 +91,7 @@ async def existing_batch(state: AppState, owner: str, batch_id: str) -> BatchRow
 async def create_batch(request: Request) -> Response:
     state, owner = context(request)
     settings = state.settings
-    body = await read_capped_body(request, settings.max_body_bytes)
+    body = await read_capped_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
     requests = decode_create_body(body)
     custom_ids = check_requests(requests, settings.max_requests_per_batch)
     chunks = into_chunks(requests, custom_ids, settings.chunk_size)

@@ -1,12 +1,15 @@
-"""Reading and checking a create body without decoding the params it carries.
+"""Reading and checking a create body without keeping the params it carries decoded.
 
 Each request's `params` stays the raw bytes the client sent (msgspec.Raw): params are validated
 later, per request, by the engine (as Anthropic does), and storing them needs no re-encoding.
+Only their JSON is checked here, since Anthropic refuses a body that is not valid JSON as a
+whole, and a request the engine could not even decode would have no way to end.
 """
 
 import re
 from collections.abc import Iterator
 
+import anyio
 import msgspec
 import orjson
 from starlette.requests import Request
@@ -27,17 +30,21 @@ class CreateBody(msgspec.Struct, forbid_unknown_fields=True):
     requests: list[BatchRequest]
 
 
-async def read_capped_body(request: Request, limit: int) -> bytearray:
+async def read_capped_body(request: Request, limit: int, timeout: float) -> bytearray:
+    """The body, refused past `limit` bytes (413) or when not all there within `timeout` (408)."""
     too_large = ApiError(413, f"Request body exceeds the maximum size of {limit} bytes.")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large
     body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > limit:
-            raise too_large
-    return body
+    with anyio.move_on_after(timeout):
+        async for piece in request.stream():
+            body += piece
+            if len(body) > limit:
+                raise too_large
+        return body
+    # Unread bytes stay on the connection, so uvicorn closes it after this answer.
+    raise ApiError(408, f"The request body did not arrive within {timeout:g} seconds.")
 
 
 def _dotted(path: str) -> str:
@@ -56,6 +63,10 @@ def decode_create_body(body: bytearray | bytes) -> list[BatchRequest]:
         raise ApiError(400, f"{location}: {found['what']}") from error
     except msgspec.DecodeError as error:
         raise ApiError(400, f"Request body is not valid JSON: {error}") from error
+    except UnicodeDecodeError as error:
+        raise ApiError(400, f"Request body is not valid UTF-8: {error}") from error
+    except RecursionError:
+        raise ApiError(400, "Request body is not valid JSON: it is nested too deeply") from None
 
 
 def check_requests(requests: list[BatchRequest], max_requests: int) -> list[str]:
@@ -82,8 +93,14 @@ def check_requests(requests: list[BatchRequest], max_requests: int) -> list[str]
                 400, f"requests.{index}.custom_id: {custom_id!r} is used by an earlier request"
             )
         seen.add(custom_id)
-        if bytes(memoryview(request.params)[:1]) != b"{":
+        params = memoryview(request.params)
+        if bytes(params[:1]) != b"{":
             raise ApiError(400, f"requests.{index}.params: Input should be an object")
+        # Skipping params as Raw checked neither their UTF-8 nor the range of their numbers.
+        try:
+            orjson.loads(params)
+        except orjson.JSONDecodeError as error:
+            raise ApiError(400, f"requests.{index}.params: not valid JSON: {error}") from None
     return custom_ids
 
 
