@@ -25,24 +25,34 @@ ERROR_TYPES = {
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, close_connection: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        # For a refusal before the whole body was read: uvicorn would otherwise go on reading
+        # (and discarding) the rest, keeping the connection as long as the client likes.
+        self.close_connection = close_connection
 
 
-def error_response(request: Request, status: int, message: str) -> Response:
+def error_response(
+    request: Request, status: int, message: str, *, close_connection: bool = False
+) -> Response:
     body = {
         "type": "error",
         "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message},
         "request_id": request.state.request_id,
     }
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    return Response(
+        orjson.dumps(body),
+        status_code=status,
+        media_type="application/json",
+        headers={"connection": "close"} if close_connection else None,
+    )
 
 
 async def on_api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(request, exc.status, exc.message)
+    return error_response(request, exc.status, exc.message, close_connection=exc.close_connection)
 
 
 async def on_http_exception(request: Request, exc: Exception) -> Response:

@@ -19,6 +19,7 @@ from batchgate.storage.base import NewChunk
 
 CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 MSGSPEC_LOCATION = re.compile(r"^(?P<what>.*) - at `\$(?P<path>[^`]*)`$")
+MAX_QUOTED = 200
 
 
 class BatchRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -32,7 +33,9 @@ class CreateBody(msgspec.Struct, forbid_unknown_fields=True):
 
 async def read_capped_body(request: Request, limit: int, timeout: float) -> bytearray:
     """The body, refused past `limit` bytes (413) or when not all there within `timeout` (408)."""
-    too_large = ApiError(413, f"Request body exceeds the maximum size of {limit} bytes.")
+    too_large = ApiError(
+        413, f"Request body exceeds the maximum size of {limit} bytes.", close_connection=True
+    )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large
@@ -43,13 +46,21 @@ async def read_capped_body(request: Request, limit: int, timeout: float) -> byte
             if len(body) > limit:
                 raise too_large
         return body
-    # Unread bytes stay on the connection, so uvicorn closes it after this answer.
-    raise ApiError(408, f"The request body did not arrive within {timeout:g} seconds.")
+    raise ApiError(
+        408,
+        f"The request body did not arrive within {timeout:g} seconds.",
+        close_connection=True,
+    )
 
 
 def _dotted(path: str) -> str:
     """`.requests[3].custom_id` → `requests.3.custom_id`, the style of Anthropic's messages."""
     return re.sub(r"\[(\d+)\]", r".\1", path).lstrip(".")
+
+
+def _clipped(text: str) -> str:
+    """Messages quote what the client sent (an unknown key), which may be megabytes long."""
+    return text if len(text) <= MAX_QUOTED else f"{text[:MAX_QUOTED]}… (clipped)"
 
 
 def decode_create_body(body: bytearray | bytes) -> list[BatchRequest]:
@@ -58,9 +69,9 @@ def decode_create_body(body: bytearray | bytes) -> list[BatchRequest]:
     except msgspec.ValidationError as error:
         found = MSGSPEC_LOCATION.match(str(error))
         if found is None:
-            raise ApiError(400, f"Invalid request body: {error}") from error
+            raise ApiError(400, f"Invalid request body: {_clipped(str(error))}") from error
         location = _dotted(found["path"]) or "body"
-        raise ApiError(400, f"{location}: {found['what']}") from error
+        raise ApiError(400, f"{location}: {_clipped(found['what'])}") from error
     except msgspec.DecodeError as error:
         raise ApiError(400, f"Request body is not valid JSON: {error}") from error
     except UnicodeDecodeError as error:
