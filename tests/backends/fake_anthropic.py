@@ -3,10 +3,13 @@
 An ASGI app on uvicorn, in a thread, on a free loopback port. Every request body is checked
 against the official SDK's own request types; a request that fails the check is answered 400
 and recorded in `invalid`, so a test can assert there were none. Answers are valid Messages
-that echo the prompt, unless a fault is injected: at `fault_rate`, one of 429 (with
-`retry-after-ms`, with `retry-after` or with neither), 529, 500, a reset connection or an
-answer slower than the client's timeout. Some prompts ask for an answer of their own (see the
-markers below); with `concurrency_limit`, requests beyond it get a 429, as a busy server answers.
+that echo the prompt, unless a fault is injected: at `fault_rate`, one of `faults`. By default
+those are the transient ones: 429 (with `retry-after-ms`, with `retry-after` or with neither),
+529, 500, a reset connection or an answer slower than the client's timeout. `ALL_FAULTS` adds
+a 503 from a proxy, a body cut short of its content-length, a body that stalls halfway for longer
+than the client's timeout, and a 200 whose body is not JSON. Some prompts ask for an answer of
+their own (see the markers below); with `concurrency_limit`, requests beyond it get a 429, as a
+busy server answers.
 """
 
 import asyncio
@@ -27,6 +30,7 @@ from anthropic.types.message_create_params import MessageCreateParamsNonStreamin
 from conftest import KEY
 
 FAULTS = ("429", "429-retry-after-ms", "429-retry-after", "529", "500", "reset", "timeout")
+ALL_FAULTS = (*FAULTS, "503", "truncated", "stall", "invalid-json")
 # Prompts containing these get: a 400; an error that quotes the API key; a Message that does;
 # a 200 that is not JSON.
 ALWAYS_BAD = "BAD-REQUEST"
@@ -168,6 +172,44 @@ class FakeAnthropic:
         await asyncio.sleep(self.timeout_delay if fault == "timeout" else self.latency)
         if fault is None or fault == "timeout":
             await _send(send, 200, _message(params, arrival.prompt))
+        elif fault in ("truncated", "stall"):
+            payload = orjson.dumps(_message(params, arrival.prompt))
+            length = str(len(payload)).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", length),
+                    ],
+                }
+            )
+            half = len(payload) // 2
+            await send({"type": "http.response.body", "body": payload[:half], "more_body": True})
+            if fault == "truncated":
+                raise ConnectionResetError("fake upstream: injected truncated body")
+            await asyncio.sleep(self.timeout_delay)
+            await send({"type": "http.response.body", "body": payload[half:]})
+        elif fault == "invalid-json":
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b'{"id": "msg_01", "type": "mess'})
+        elif fault == "503":
+            # As a load balancer in front of the API answers: not Anthropic's envelope.
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [(b"content-type", b"text/plain")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"no healthy upstream"})
         elif fault == "reset":
             # The status line goes out, then the connection drops: uvicorn closes it when the
             # app fails mid-answer.
