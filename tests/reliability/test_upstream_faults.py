@@ -1,7 +1,8 @@
 """An upstream failing 30 % of calls, in every way it can: each request still ends exactly once.
 
-A real `batchgate serve` routes to the fake Anthropic upstream (tests/backends/fake_anthropic.py)
-with two retries. Whatever the fake answered each attempt, the result must follow: a transient
+A real `batchgate serve` routes to a fake upstream with two retries: Anthropic's Messages API
+(tests/backends/fake_anthropic.py) or OpenAI's chat completions (tests/backends/fake_openai.py).
+Whatever the fake answered each attempt, the result must follow: a transient
 fault is retried; the last answer decides, a 200 as `succeeded`, a fault as `errored` with the
 type that fault stands for; a 200 that is not JSON is not retried.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from backends.fake_anthropic import ALL_FAULTS, FakeAnthropic
+from backends.fake_openai import FakeOpenAI
 from conftest import KEY, Server, wait_until_ended
 
 MAX_RETRIES = 2
@@ -33,30 +35,37 @@ ERROR_TYPE_OF_FAULT = {
 NOT_RETRIED = {"200", "invalid-json"}
 
 
-@pytest.fixture
-def fake_upstream() -> Iterator[FakeAnthropic]:
-    fake = FakeAnthropic(
+# The backend a route names, and where its SDK finds the API under the fake's address.
+UPSTREAMS = {"anthropic": (FakeAnthropic, ""), "openai": (FakeOpenAI, "/v1")}
+
+
+@pytest.fixture(params=list(UPSTREAMS))
+def upstream(request: pytest.FixtureRequest) -> Iterator[tuple[str, FakeAnthropic, str]]:
+    """The backend's name, the fake upstream, the route's base_url."""
+    fake_type, api_path = UPSTREAMS[request.param]
+    fake = fake_type(
         latency=0.005, fault_rate=0.3, faults=ALL_FAULTS, timeout_delay=2.5, seed=11
     ).start()
-    yield fake
+    yield request.param, fake, f"{fake.base_url}{api_path}"
     fake.stop()
 
 
 def test_every_request_ends_once_with_the_error_its_last_fault_stands_for(
     start_server: Callable[..., Server],
-    fake_upstream: FakeAnthropic,
+    upstream: tuple[str, FakeAnthropic, str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     long_run: bool,
 ) -> None:
+    backend, fake_upstream, base_url = upstream
     monkeypatch.setenv("FAKE_UPSTREAM_KEY", KEY)
     routes = tmp_path / "routes.toml"
     routes.write_text(
         f"""
 [[routes]]
 model = "claude-*"
-backend = "anthropic"
-base_url = "{fake_upstream.base_url}"
+backend = "{backend}"
+base_url = "{base_url}"
 api_key_env = "FAKE_UPSTREAM_KEY"
 max_concurrency = 32
 max_retries = {MAX_RETRIES}
@@ -103,7 +112,9 @@ timeout_seconds = 1.0
             assert result.result.message.content[0].text == f"echo: question {result.custom_id[2:]}"
         else:
             assert result.result.type == "errored", (result.custom_id, attempts)
-            assert result.result.error.error.type == ERROR_TYPE_OF_FAULT[last], attempts
+            error = result.result.error.error
+            assert error.type == ERROR_TYPE_OF_FAULT[last], attempts
+            assert error.message.startswith("the upstream server"), "a mapped fault, not a crash"
             if last != "invalid-json":
                 assert len(attempts) == MAX_RETRIES + 1, (
                     f"gave up early: {attempts} {result.result.error.error.message}"
@@ -113,6 +124,6 @@ timeout_seconds = 1.0
     seen = fake_upstream.answers()
     assert set(ALL_FAULTS) <= set(seen), f"every fault was injected: {seen}"
     print(
-        f"{count} requests, {sum(seen.values())} upstream calls, answers {dict(seen)};"
+        f"{backend}: {count} requests, {sum(seen.values())} upstream calls, answers {dict(seen)};"
         f" {counts.succeeded} succeeded, {counts.errored} errored"
     )
