@@ -7,6 +7,7 @@ the way an attacker does). The server's memory is watched with psutil while 257 
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -281,6 +282,52 @@ def test_a_trickled_body_is_cut_off_with_408_and_its_connection_freed(
     assert still_open == [] or all(c.status != psutil.CONN_ESTABLISHED for c in still_open)
     assert stored_ids(hostile_server) == before
     print(f"slow body ({framing}): 408 after {elapsed:.2f} s, connection closed")
+
+
+def test_many_trickled_bodies_at_once_neither_starve_others_nor_outlive_the_timeout(
+    hostile_server: Server, long_run: bool
+) -> None:
+    assert hostile_server.process is not None
+    count = 1000 if long_run else 100
+    sockets = [socket.create_connection(("127.0.0.1", hostile_server.port)) for _ in range(count)]
+    try:
+        started = time.monotonic()
+        for sock in sockets:
+            sock.sendall(raw_head("Content-Length: 100000") + b"{")
+            sock.setblocking(False)
+        client = hostile_server.client()
+        batch = client.messages.batches.create(requests=[simple_request("beside")])  # type: ignore[list-item]
+        served_in = time.monotonic() - started
+        assert wait_until_ended(client, batch.id).request_counts.succeeded == 1
+
+        open_sockets, received = set(sockets), {sock: b"" for sock in sockets}
+        while open_sockets and time.monotonic() - started < BODY_TIMEOUT + 15:
+            for sock in list(open_sockets):
+                try:
+                    sock.send(b" ")
+                    answer = sock.recv(65536)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    answer = b""
+                if answer:
+                    received[sock] += answer
+                else:
+                    open_sockets.discard(sock)
+            time.sleep(0.1)
+        elapsed = time.monotonic() - started
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert open_sockets == set(), f"{len(open_sockets)} connections still open"
+    # A client still sending when the server closes gets a reset, which can overtake the 408.
+    answers = Counter(answer[:12] for answer in received.values() if answer)
+    assert set(answers) == {b"HTTP/1.1 408"}, answers
+    assert served_in < BODY_TIMEOUT, "a normal create was served while they trickled"
+    print(
+        f"{count} trickled bodies: a create beside them in {served_in * 1000:.0f} ms; all"
+        f" closed within {elapsed:.1f} s, {answers[b'HTTP/1.1 408']} of them seeing the 408"
+    )
 
 
 def test_the_server_still_serves_after_the_hostile_corpus(hostile_server: Server) -> None:
