@@ -50,6 +50,7 @@ def upstream(request: pytest.FixtureRequest) -> Iterator[tuple[str, FakeAnthropi
     fake.stop()
 
 
+@pytest.mark.timeout(900)
 def test_every_request_ends_once_with_the_error_its_last_fault_stands_for(
     start_server: Callable[..., Server],
     upstream: tuple[str, FakeAnthropic, str],
