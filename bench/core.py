@@ -6,7 +6,8 @@ Every figure that is compared is measured in the same run, side by side:
 - engine: requests/s from create to `ended` on the zero-latency simulator (server timestamps);
 - results: the download of every result against sending the same bytes from a file over loopback;
 - latency: retrieve and list while the engine runs that batch flat out;
-- memory: the server's peak RSS (VmHWM) against the body size.
+- memory: the server's peak RSS (VmHWM) against the body size, and what a results download adds
+  to the memory it starts from.
 """
 
 import argparse
@@ -150,11 +151,16 @@ def post_with_sendall(port: int, path: str, body: bytes, headers: dict[str, str]
     return orjson.loads(answer)
 
 
-def peak_rss_bytes(pid: int) -> int:
+def memory_bytes(pid: int, field: str) -> int:
+    """VmRSS (now) or VmHWM (the peak since start or since `reset_peak_rss`)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM")
+    raise RuntimeError(f"no {field}")
+
+
+def reset_peak_rss(pid: int) -> None:
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def file_over_loopback_seconds(path: Path) -> float:
@@ -209,6 +215,10 @@ def run(body: bytes, count: int, port: int) -> dict[str, float]:
                     list_ms.append((time.perf_counter() - started) * 1000)
             created = _seconds(batch["created_at"])
             engine_seconds = _seconds(batch["ended_at"]) - created
+            # The create's peak is over: what the download adds is measured on its own.
+            peak = memory_bytes(process.pid, "VmHWM")
+            before_results = memory_bytes(process.pid, "VmRSS")
+            reset_peak_rss(process.pid)
             results_file = directory / "results.jsonl"
             started = time.perf_counter()
             with (
@@ -219,9 +229,9 @@ def run(body: bytes, count: int, port: int) -> dict[str, float]:
                     sink.write(block)
             results = time.perf_counter() - started
             loopback = file_over_loopback_seconds(results_file)
+            results_rss = memory_bytes(process.pid, "VmHWM") - before_results
             lines = results_file.read_bytes().count(b"\n")
             assert lines == count, f"{lines} results for {count} requests"
-            peak = peak_rss_bytes(process.pid)
         finally:
             process.terminate()
             process.wait()
@@ -239,6 +249,7 @@ def run(body: bytes, count: int, port: int) -> dict[str, float]:
         "results_s": results,
         "loopback_s": loopback,
         "results_speed_ratio": loopback / results,
+        "results_rss_mb": results_rss / 1e6,
         "peak_rss_mb": peak / 1e6,
         "peak_rss_per_body": peak / len(body),
     }

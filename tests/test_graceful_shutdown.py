@@ -1,14 +1,17 @@
 """SIGTERM mid-batch: the process finishes what it started, hands back the rest, exits 0."""
 
 import signal
+import socket
 import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
 
 import anthropic
+import httpx
+import pytest
 
-from conftest import Cluster, Server, simple_request, wait_until_ended
+from conftest import KEY, Cluster, Server, simple_request, wait_until_ended
 
 SLOW = {"simulator_latency_ms": "100", "flush_seconds": "0.05", "chunk_size": "50"}
 
@@ -70,3 +73,64 @@ def test_a_sigtermed_workers_chunks_go_to_another_worker_at_once(cluster: Cluste
     ended = wait_until_ended(client, batch.id, timeout=20)
     assert ended.request_counts.succeeded == 300
     assert_each_request_once(client, batch.id, 300)
+
+
+def local_address(response: httpx.Response) -> object:
+    """The client end of the connection that carried the response."""
+    return response.extensions["network_stream"].get_extra_info("client_addr")
+
+
+def test_after_sigterm_creates_on_open_connections_get_503_while_reads_finish(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server()
+    client = server.client()
+    # Results far beyond the socket buffers: a download read slowly stays in flight.
+    size = 25_000
+    batch = client.messages.batches.create(
+        requests=[simple_request(f"r{i}", f"prompt {i} " + "x" * 300) for i in range(size)]  # type: ignore[misc]
+    )
+    wait_until_ended(client, batch.id)
+    headers = {"x-api-key": KEY}
+    small_buffer = [(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)]
+    reader = httpx.Client(
+        base_url=server.base_url,
+        headers=headers,
+        transport=httpx.HTTPTransport(socket_options=small_buffer),
+    )
+    writer = httpx.Client(
+        base_url=server.base_url, headers=headers, limits=httpx.Limits(max_connections=1)
+    )
+    with (
+        reader,
+        writer,
+        reader.stream("GET", f"/v1/messages/batches/{batch.id}/results") as download,
+    ):
+        chunks = download.iter_bytes()
+        received = [next(chunks)]
+        connection = local_address(writer.get("/v1/messages/batches"))
+
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while (ready := writer.get("/readyz")).status_code == 200:
+            assert time.monotonic() < deadline, "the drain never began"
+            time.sleep(0.05)
+        assert ready.json() == {"status": "unavailable", "reason": "shutting down"}
+
+        refused = writer.post("/v1/messages/batches", json={"requests": [simple_request("late")]})
+        assert local_address(refused) == connection, "the same keep-alive connection"
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "10"
+        assert refused.json()["type"] == "error"
+        assert refused.json()["error"]["type"] == "api_error"
+        assert writer.get(f"/v1/messages/batches/{batch.id}").status_code == 200
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{server.base_url}/healthz")
+
+        received.extend(chunks)
+    lines = b"".join(received).splitlines()
+    assert len(lines) == size
+    assert server.process.wait(timeout=15) == 0
+    with sqlite3.connect(server.database) as db:
+        assert db.execute("SELECT count(*) FROM batches").fetchone() == (1,)

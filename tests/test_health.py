@@ -4,6 +4,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import psycopg
 from psycopg import sql
 from starlette.testclient import TestClient
 
@@ -44,6 +45,29 @@ def test_readyz_is_503_while_the_database_is_unreachable(
     assert not_ready.status_code == 503
     assert not_ready.json() == {"status": "unavailable", "reason": "database unreachable"}
     assert httpx.get(f"{api.base_url}/healthz").status_code == 200
+
+
+def test_readyz_is_503_while_the_schema_is_not_the_one_the_process_runs_with(
+    cluster: Cluster,
+) -> None:
+    api = cluster.start_api()
+    readyz = f"{api.base_url}/readyz"
+    schema_not_current = {"status": "unavailable", "reason": "schema not current"}
+    assert httpx.get(readyz).status_code == 200
+
+    with psycopg.connect(cluster.database_url, autocommit=True) as db:
+        # A `batchgate migrate` of a newer release, run by another deploy.
+        db.execute("INSERT INTO schema_migrations (version, name) VALUES (9999, 'future')")
+        not_ready = httpx.get(readyz)
+        assert (not_ready.status_code, not_ready.json()) == (503, schema_not_current)
+
+        db.execute("DELETE FROM schema_migrations WHERE version = 9999")
+        assert httpx.get(readyz).status_code == 200
+
+        db.execute("DROP TABLE results")
+        not_ready = httpx.get(readyz)
+        assert (not_ready.status_code, not_ready.json()) == (503, schema_not_current)
+    assert "lacks tables ['results']" in api.log.read_text()
 
 
 def test_readyz_is_503_until_the_engine_runs(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """GET /metrics: Prometheus text, no key needed, counts that match the batches, no ids."""
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -114,6 +115,60 @@ def test_metrics_of_a_route_with_flow_control(tmp_path: Path) -> None:
     limit = total(samples, "batchgate_route_concurrency_limit", route=route)
     assert 1 <= limit <= 8
     assert ("batchgate_requests_in_flight", frozenset()) in samples
+
+
+def test_requests_waiting_on_a_saturated_route_are_counted_as_queued(tmp_path: Path) -> None:
+    routes = tmp_path / "routes.toml"
+    routes.write_text(
+        '[[routes]]\nmodel = "claude-*"\nbackend = "simulator"\nlatency_ms = 300\n'
+        "max_concurrency = 2\n"
+    )
+    route = "claude-*"
+    server = Server(tmp_path)
+    server.arguments = ["--config", str(routes)]
+    server.start()
+    try:
+        client = server.client()
+        requests = [simple_request(f"r{index}", f"question {index}") for index in range(12)]
+        batch = client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
+        # Two run at a time; the ten others wait for their turn on the route.
+        deadline = time.monotonic() + 10
+        while (queued := total(scrape(server)[1], "batchgate_requests_queued", route=route)) != 10:
+            assert time.monotonic() < deadline, f"{queued} queued, not 10"
+            time.sleep(0.05)
+        wait_until_ended(client, batch.id)
+        _, samples = scrape(server)
+    finally:
+        server.stop()
+    assert total(samples, "batchgate_requests_queued", route=route) == 0
+
+
+def test_finished_requests_are_counted_per_route_when_there_are_several(tmp_path: Path) -> None:
+    routes = tmp_path / "routes.toml"
+    routes.write_text(
+        '[[routes]]\nmodel = "claude-haiku-*"\nbackend = "simulator"\nmax_concurrency = 4\n'
+        '[[routes]]\nmodel = "claude-*"\nbackend = "simulator"\n'
+    )
+    server = Server(tmp_path)
+    server.arguments = ["--config", str(routes)]
+    server.start()
+    try:
+        client = server.client()
+        requests = [
+            *(simple_request(f"haiku-{i}", model="claude-haiku-4-5") for i in range(7)),
+            *(simple_request(f"sonnet-{i}") for i in range(5)),
+            simple_request("nowhere", model="gpt-4o"),
+        ]
+        batch = client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
+        assert wait_until_ended(client, batch.id).request_counts.errored == 1
+        _, samples = scrape(server)
+    finally:
+        server.stop()
+    finished = "batchgate_requests_finished_total"
+    assert total(samples, finished, result="succeeded", route="claude-haiku-*") == 7
+    assert total(samples, finished, result="succeeded", route="claude-*") == 5
+    # No route serves the model: the request never reached one.
+    assert total(samples, finished, result="errored", route="") == 1
 
 
 def test_retries_upstream_errors_and_the_concurrency_limit_are_counted() -> None:

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,11 @@ from batchgate.backends.anthropic_upstream import AnthropicUpstreamBackend
 from batchgate.backends.local_gguf import LocalGGUFBackend
 from batchgate.backends.openai_chat import OpenAIChatBackend
 from batchgate.backends.simulator import Simulator
-from batchgate.config import Settings
+from batchgate.config import ConfigError, Settings
+from batchgate.config_file import read_config_file
 from batchgate.engine.routing import Router
 from batchgate.errors import RequestError
-from batchgate.route_config import DEFAULT_ROUTES, RouteConfigError, load_routes
+from batchgate.route_config import DEFAULT_ROUTES, RouteConfig
 
 EVERY_BACKEND = """
 [[routes]]
@@ -53,6 +55,10 @@ fault_types = ["overloaded_error"]
 """
 
 
+def load_routes(path: Path, environ: Mapping[str, str]) -> tuple[RouteConfig, ...]:
+    return read_config_file(path, environ).routes
+
+
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "routes.toml"
     path.write_text(text)
@@ -64,7 +70,7 @@ def load(tmp_path: Path, text: str, **environ: str) -> object:
 
 
 def problem(tmp_path: Path, text: str, **environ: str) -> str:
-    with pytest.raises(RouteConfigError) as raised:
+    with pytest.raises(ConfigError) as raised:
         load(tmp_path, text, **environ)
     return str(raised.value)
 
@@ -157,8 +163,8 @@ def test_every_option_of_every_backend_is_read(tmp_path: Path) -> None:
             '[[routes]]\nmodel = "*"\nbackend = "local"\nmodel_path = "absent.gguf"\n',
             "routes[0] (model '*'): model_path: no file at ",
         ),
-        ("[server]\nport = 1\n", "unknown key 'server'; the file holds [[routes]]"),
-        ("", "lists no [[routes]]"),
+        ("[server]\nport = 1\n", "unknown key 'server'; the file holds [settings] and [[routes]]"),
+        ("routes = []\n", "routes must be a non-empty list of tables ([[routes]])"),
         ("[[routes]\n", "is not valid TOML"),
     ],
 )
@@ -167,8 +173,8 @@ def test_mistakes_name_the_route_and_the_key(tmp_path: Path, text: str, expected
 
 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(RouteConfigError, match=r"absent\.toml: cannot be read"):
-        load_routes(tmp_path / "absent.toml")
+    with pytest.raises(ConfigError, match=r"absent\.toml: cannot be read"):
+        load_routes(tmp_path / "absent.toml", {})
 
 
 def router(tmp_path: Path, text: str) -> Router:

@@ -10,13 +10,15 @@ from typing import Annotated
 
 import psycopg
 import typer
-import uvicorn
 
+from batchgate import http_server
+from batchgate.api.state import AppState
+from batchgate.cli_options import ConfigFile, DatabaseUrl, configure, fail
 from batchgate.client_cli import register as register_client_commands
-from batchgate.config import Settings
+from batchgate.config_file import Configuration
 from batchgate.effective_config import effective_config, mask_url
+from batchgate.keys_cli import keys_app
 from batchgate.logs import configure_logging
-from batchgate.route_config import DEFAULT_ROUTES, RouteConfig, RouteConfigError, load_routes
 from batchgate.server import build_app, run_worker
 from batchgate.storage.migrations import SchemaNotReady, describe, migrate
 
@@ -24,25 +26,10 @@ app = typer.Typer(help="batchgate: a self-hosted Message Batches API.", no_args_
 register_client_commands(app)
 config_app = typer.Typer(help="The configuration batchgate runs with.", no_args_is_help=True)
 app.add_typer(config_app, name="config", rich_help_panel="Server")
+app.add_typer(keys_app, name="keys", rich_help_panel="Server")
 log = logging.getLogger("batchgate")
 
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        envvar="BATCHGATE_DATABASE_URL",
-        help="Where batches are stored: sqlite:///PATH or postgresql://USER@HOST/DATABASE."
-        " [default: sqlite:///./batchgate.db]",
-    ),
-]
 LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
-ConfigFile = Annotated[
-    Path | None,
-    typer.Option(
-        envvar="BATCHGATE_CONFIG",
-        help="TOML file of [[routes]]: which backend serves which models (docs/backends.md)."
-        " [default: the simulator serves every model]",
-    ),
-]
 
 
 def is_loopback(host: str) -> bool:
@@ -54,42 +41,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def fail(message: str) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(2)
-
-
-def start_up(
-    database_url: str | None, config: Path | None, log_level: str
-) -> tuple[Settings, tuple[RouteConfig, ...]]:
+def start_up(database_url: str | None, config: Path | None, log_level: str) -> Configuration:
     """Logging, settings and routes, each validated: a bad one stops the start with its name."""
     configure_logging(log_level)
-    settings, routes = load_configuration(database_url, config)
-    for route in routes:
+    configuration = configure(database_url, config)
+    for route in configuration.routes:
         log.info("route %s -> %s", route.model, route.backend)
-    return settings, routes
-
-
-def load_configuration(
-    database_url: str | None, config: Path | None
-) -> tuple[Settings, tuple[RouteConfig, ...]]:
-    try:
-        settings = Settings.from_env(database_url=database_url)
-    except ValueError as error:
-        raise fail(f"Cannot start: {error}") from None
-    try:
-        routes = DEFAULT_ROUTES if config is None else load_routes(config)
-    except RouteConfigError as error:
-        raise fail(f"Cannot start: {error}") from None
-    return settings, tuple(routes)
+    return configuration
 
 
 def exit_cleanly_when_signalled() -> None:
     """Makes SIGTERM and SIGINT end the process with status 0 once uvicorn has shut down.
 
-    uvicorn handles both while it serves, shuts down gracefully, then raises the signal again
-    for the handlers that were in place before it: with the defaults the process would die of
-    the signal after a clean shutdown, which deploy tools report as a crash.
+    uvicorn handles both while it serves and, once shut down, raises again the signals it handled
+    (a second one, which cuts the drain short: http_server.py) for the handlers that were in
+    place before it: with the defaults the process would die of the signal after a clean
+    shutdown, which deploy tools report as a crash.
     """
 
     def exit_zero(signum: int, frame: FrameType | None) -> None:
@@ -124,33 +91,38 @@ def serve(
     ] = True,
 ) -> None:
     """Serve the Message Batches API, with the engine that runs the requests."""
-    settings, routes = start_up(database_url, config, log_level)
+    configuration = start_up(database_url, config, log_level)
+    settings, routes = configuration.settings, configuration.routes
     if not worker and not is_postgres(settings.database_url):
         raise fail("--no-worker needs a PostgreSQL database: SQLite serves one process.")
-    if not settings.api_keys:
+    try:
+        application = build_app(settings, routes, with_worker=worker)
+        state: AppState = application.state.batchgate
+        keys_configured = state.keyring.any_configured()
+    except (SchemaNotReady, psycopg.OperationalError) as error:
+        raise fail(f"Cannot start: {error}") from None
+    if not keys_configured:
         if not is_loopback(host):
+            state.store.close()
             raise fail(
                 f"Refusing to listen on {host} without API keys: anyone who can reach it could"
-                " read and create batches. Set BATCHGATE_API_KEYS=key1,key2 or use 127.0.0.1."
+                " read and create batches. Create one with `batchgate keys create --workspace"
+                " NAME`, set BATCHGATE_API_KEYS=key1,key2 or use 127.0.0.1."
             )
         log.warning(
             "!!! NO API KEYS CONFIGURED: any key is accepted. Fine on loopback for local work;"
-            " set BATCHGATE_API_KEYS before sharing this server. !!!"
+            " create keys (`batchgate keys create`) or set BATCHGATE_API_KEYS before sharing"
+            " this server. !!!"
         )
-    try:
-        application = build_app(settings, routes, with_worker=worker)
-    except (SchemaNotReady, psycopg.OperationalError) as error:
-        raise fail(f"Cannot start: {error}") from None
     log.info("batchgate on http://%s:%d, database %s", host, port, mask_url(settings.database_url))
     exit_cleanly_when_signalled()
-    uvicorn.run(
+    http_server.serve(
         application,
         host=host,
         port=port,
         log_level=log_level,
-        access_log=False,
-        log_config=None,  # uvicorn's own lines go through configure_logging's handler
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_seconds)),
+        drain_seconds=settings.shutdown_seconds,
+        begin_drain=state.begin_shutdown,
     )
 
 
@@ -161,7 +133,8 @@ def worker_command(
     config: ConfigFile = None,
 ) -> None:
     """Run only the engine against a shared PostgreSQL database (any number of them)."""
-    settings, routes = start_up(database_url, config, log_level)
+    configuration = start_up(database_url, config, log_level)
+    settings, routes = configuration.settings, configuration.routes
     if not is_postgres(settings.database_url):
         raise fail("`batchgate worker` needs a PostgreSQL database: SQLite serves one process.")
     log.info("batchgate worker on %s", describe(settings.database_url))
@@ -172,9 +145,9 @@ def worker_command(
 
 
 @app.command(name="migrate", rich_help_panel="Server")
-def migrate_command(database_url: DatabaseUrl = None) -> None:
+def migrate_command(database_url: DatabaseUrl = None, config: ConfigFile = None) -> None:
     """Create or upgrade the PostgreSQL schema (SQLite needs nothing: it is created on start)."""
-    settings = Settings.from_env(database_url=database_url)
+    settings = configure(database_url, config).settings
     if not is_postgres(settings.database_url):
         typer.echo("SQLite creates its schema on start: nothing to migrate.")
         return
@@ -191,6 +164,6 @@ def migrate_command(database_url: DatabaseUrl = None) -> None:
 
 @config_app.command(name="show")
 def config_show(database_url: DatabaseUrl = None, config: ConfigFile = None) -> None:
-    """Print the effective settings (environment and flags) and routes as JSON, secrets masked."""
-    settings, routes = load_configuration(database_url, config)
-    typer.echo(json.dumps(effective_config(settings, routes), indent=2))
+    """Print the effective settings, where each came from, and the routes as JSON, secrets
+    masked."""
+    typer.echo(json.dumps(effective_config(configure(database_url, config)), indent=2))

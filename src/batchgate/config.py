@@ -1,14 +1,24 @@
-"""Settings: every knob batchgate reads, with its default and its environment variable."""
+"""Settings: every knob batchgate reads, its default, and the layers that may set it.
 
+Each setting takes the value of the last layer that sets it: its default, then the `[settings]`
+table of the configuration file (`--config`), then its environment variable BATCHGATE_<NAME>,
+then a command-line flag. Every value is checked as it is read: a bad one stops the start with a
+message naming the setting and where it was set.
+"""
+
+import difflib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 DAY = 86_400.0
+DEFAULT = "default"
 
 
-def _env_list(value: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in value.split(",") if item.strip())
+class ConfigError(Exception):
+    """A setting or the configuration file cannot be used; the message says which and where."""
 
 
 @dataclass(frozen=True)
@@ -41,26 +51,84 @@ class Settings:
     # trickles its bytes (slowloris) cannot hold a connection and its buffer for ever.
     body_timeout_seconds: float = 300.0
 
-    @classmethod
-    def from_env(cls, **overrides: Any) -> "Settings":
-        """Reads BATCHGATE_<NAME> for every field; explicit overrides (CLI flags) win."""
-        values: dict[str, Any] = {}
-        for setting in fields(cls):
-            raw = os.environ.get(f"BATCHGATE_{setting.name.upper()}")
-            if raw is None:
-                continue
-            default: Any = setting.default
-            try:
-                if isinstance(default, tuple):
-                    values[setting.name] = _env_list(raw)
-                elif isinstance(default, bool):
-                    values[setting.name] = raw.lower() in ("1", "true", "yes", "on")
-                else:
-                    values[setting.name] = type(default)(raw)
-            except ValueError as error:
-                raise ValueError(
-                    f"BATCHGATE_{setting.name.upper()}={raw!r} is not a valid"
-                    f" {type(default).__name__}"
-                ) from error
-        values.update({name: value for name, value in overrides.items() if value is not None})
-        return cls(**values)
+
+# A layer of settings: the value of each setting it sets, and where it was set.
+Layer = Mapping[str, tuple[Any, str]]
+
+
+def load_settings(*layers: Layer) -> tuple[Settings, dict[str, str]]:
+    """The settings, each from the last layer that sets it, and where each came from:
+    "default" when no layer sets it."""
+    values: dict[str, Any] = {}
+    sources = {setting.name: DEFAULT for setting in fields(Settings)}
+    for layer in layers:
+        for name, (value, source) in layer.items():
+            values[name], sources[name] = value, source
+    return Settings(**values), sources
+
+
+def file_layer(table: object, path: Path) -> Layer:
+    """The settings of a configuration file's `[settings]` table, each checked."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: settings must be a table ([settings])")
+    defaults = {setting.name: setting.default for setting in fields(Settings)}
+    layer = {}
+    for name, value in table.items():
+        if name not in defaults:
+            close = difflib.get_close_matches(name, defaults, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"{path}: [settings] {name} is not a setting{hint}")
+        checked = _from_toml(defaults[name], value, f"{path}: [settings] {name}")
+        layer[name] = (checked, str(path))
+    return layer
+
+
+def environment_layer(environ: Mapping[str, str] = os.environ) -> Layer:
+    """The settings set by BATCHGATE_<NAME> variables, each checked."""
+    layer = {}
+    for setting in fields(Settings):
+        variable = f"BATCHGATE_{setting.name.upper()}"
+        raw = environ.get(variable)
+        if raw is not None:
+            layer[setting.name] = (
+                _from_text(setting.default, raw, f"{variable}={raw!r}"),
+                variable,
+            )
+    return layer
+
+
+def _from_text(default: Any, raw: str, what: str) -> Any:
+    """An environment variable's text as the type of the setting's default."""
+    try:
+        if isinstance(default, tuple):
+            return tuple(item.strip() for item in raw.split(",") if item.strip())
+        if isinstance(default, bool):
+            return raw.lower() in ("1", "true", "yes", "on")
+        return type(default)(raw)
+    except ValueError:
+        raise ConfigError(f"{what} is not a valid {type(default).__name__}") from None
+
+
+def _from_toml(default: Any, value: object, what: str) -> Any:
+    """A TOML value, if it has the type of the setting's default (a whole number is a number)."""
+    if isinstance(default, tuple):
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return tuple(value)
+        expected = "a list of strings"
+    elif isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        expected = "true or false"
+    elif isinstance(default, float):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        expected = "a number"
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        expected = "a whole number"
+    else:
+        if isinstance(value, str):
+            return value
+        expected = "a string"
+    raise ConfigError(f"{what} must be {expected}, not {value!r}")

@@ -1,4 +1,5 @@
-"""The configuration a process runs with, as `batchgate config show` prints it: secrets masked.
+"""The configuration a process runs with, as `batchgate config show` prints it: secrets masked,
+and where each setting came from.
 
 API keys, passwords in URLs and the routes' upstream keys never appear; that they are set does.
 """
@@ -8,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from batchgate.config import Settings
+from batchgate.config_file import Configuration
 from batchgate.route_config import RouteConfig
 
 MASK = "***"
@@ -38,8 +40,9 @@ def masked_route(route: RouteConfig) -> dict[str, Any]:
     return shown
 
 
-def effective_config(settings: Settings, routes: tuple[RouteConfig, ...]) -> dict[str, Any]:
+def effective_config(configuration: Configuration) -> dict[str, Any]:
     return {
-        "settings": masked_settings(settings),
-        "routes": [masked_route(route) for route in routes],
+        "settings": masked_settings(configuration.settings),
+        "sources": dict(configuration.sources),
+        "routes": [masked_route(route) for route in configuration.routes],
     }

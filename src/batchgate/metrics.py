@@ -27,13 +27,19 @@ BATCH_STATUSES = ("in_progress", "canceling", "ended")
 
 REQUESTS_FINISHED = Counter(
     "batchgate_requests_finished_total",
-    "Requests whose result was committed, by result type and route (model glob; empty when"
-    " the engine has several routes).",
+    "Requests whose result was committed, by result type and route (its model glob; empty for"
+    " requests that never reached one: canceled or expired before their turn, invalid params).",
     ["result", "route"],
 )
 REQUESTS_IN_FLIGHT = Gauge(
     "batchgate_requests_in_flight",
     "Engine concurrency slots in use (requests running on a backend), sampled every dispatch turn.",
+    multiprocess_mode="livesum",
+)
+REQUESTS_QUEUED = Gauge(
+    "batchgate_requests_queued",
+    "Requests leased and waiting for their turn on a route's flow control.",
+    ["route"],
     multiprocess_mode="livesum",
 )
 BACKEND_LATENCY = Histogram(

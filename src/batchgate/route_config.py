@@ -1,25 +1,21 @@
-"""The routing file: which backend serves which models, with what limits (`--config`, TOML).
+"""Routes: which backend serves which models, with what limits (`[[routes]]` of `--config`).
 
 Each `[[routes]]` entry names a glob on `params.model` and a backend; the first match wins.
-The file is read and checked once, at start: a mistake stops the server with a message naming
-the route and the key, rather than failing requests later.
+The entries are read and checked once, at start: a mistake stops the server with a message
+naming the route and the key, rather than failing requests later.
 """
 
-import os
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from batchgate.config import ConfigError
+
 BACKENDS = ("simulator", "anthropic", "openai", "local")
 DEFAULT_MAX_RETRIES = 8
 DEFAULT_BACKOFF_SECONDS = 0.5
 DEFAULT_TIMEOUT_SECONDS = 600.0
-
-
-class RouteConfigError(Exception):
-    """The routing file cannot be used; the message says where and why."""
 
 
 @dataclass(frozen=True)
@@ -159,23 +155,11 @@ _REQUIRED_BY_BACKEND = {
 }
 
 
-def load_routes(
-    path: str | Path, environ: Mapping[str, str] = os.environ
-) -> tuple[RouteConfig, ...]:
-    """Reads and checks the routing file; raises RouteConfigError naming what is wrong."""
-    path = Path(path)
-    try:
-        document = tomllib.loads(path.read_text())
-    except OSError as error:
-        raise RouteConfigError(f"{path}: cannot be read: {error.strerror or error}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise RouteConfigError(f"{path}: is not valid TOML: {error}") from None
-    unknown = sorted(set(document) - {"routes"})
-    if unknown:
-        raise RouteConfigError(f"{path}: unknown key {unknown[0]!r}; the file holds [[routes]]")
-    entries = document.get("routes")
+def read_routes(entries: object, path: Path, environ: Mapping[str, str]) -> tuple[RouteConfig, ...]:
+    """Checks the `[[routes]]` of the configuration file at `path`; raises ConfigError naming
+    the route and the key that is wrong."""
     if not isinstance(entries, list) or not entries:
-        raise RouteConfigError(f"{path}: lists no [[routes]]")
+        raise ConfigError(f"{path}: routes must be a non-empty list of tables ([[routes]])")
     return tuple(
         _route(entry, f"{path}: routes[{index}]", path.parent, environ)
         for index, entry in enumerate(entries)
@@ -184,37 +168,37 @@ def load_routes(
 
 def _route(entry: object, where: str, directory: Path, environ: Mapping[str, str]) -> RouteConfig:
     if not isinstance(entry, dict):
-        raise RouteConfigError(f"{where}: must be a table ([[routes]])")
+        raise ConfigError(f"{where}: must be a table ([[routes]])")
     if isinstance(entry.get("model"), str):
         where = f"{where} (model {entry['model']!r})"
     backend = entry.get("backend")
     if backend not in BACKENDS:
         problem = "is required" if backend is None else f"is {backend!r}, not one of"
-        raise RouteConfigError(f"{where}: backend {problem} {', '.join(BACKENDS)}")
+        raise ConfigError(f"{where}: backend {problem} {', '.join(BACKENDS)}")
     allowed = _KEYS_BY_BACKEND[backend]
     for key in entry:
         if key not in allowed:
             what = "is not an option" if key not in _CHECKS else f"does not apply to {backend}"
-            raise RouteConfigError(f"{where}: {key} {what}")
+            raise ConfigError(f"{where}: {key} {what}")
     for key in _REQUIRED_BY_BACKEND[backend]:
         if key not in entry:
-            raise RouteConfigError(f"{where}: {key} is required for backend {backend}")
+            raise ConfigError(f"{where}: {key} is required for backend {backend}")
     values: dict[str, Any] = {}
     for key, value in entry.items():
         try:
             values[key] = _CHECKS[key](value)
         except ValueError as problem:
-            raise RouteConfigError(f"{where}: {key} {problem}") from None
+            raise ConfigError(f"{where}: {key} {problem}") from None
     if "api_key_env" in values:
         api_key = environ.get(values["api_key_env"])
         if not api_key:
-            raise RouteConfigError(
+            raise ConfigError(
                 f"{where}: api_key_env: the environment variable {values['api_key_env']} is not set"
             )
         values["api_key"] = api_key
     if "model_path" in values:
         model_path = directory / Path(values["model_path"]).expanduser()
         if not model_path.is_file():
-            raise RouteConfigError(f"{where}: model_path: no file at {model_path}")
+            raise ConfigError(f"{where}: model_path: no file at {model_path}")
         values["model_path"] = str(model_path)
     return RouteConfig(**values)

@@ -1,10 +1,15 @@
-"""`batchgate config show`: the effective settings and routes, with every secret masked."""
+"""`batchgate config show` and the layers of settings (file < environment < flags)."""
 
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import KEY, Server, free_port
 
 ROUTES = """
 [[routes]]
@@ -62,3 +67,76 @@ def test_names_the_bad_setting() -> None:
     shown = config_show(BATCHGATE_CHUNK_SIZE="lots")
     assert shown.returncode == 2
     assert "BATCHGATE_CHUNK_SIZE='lots'" in shown.stderr
+
+
+def test_flags_win_over_the_environment_which_wins_over_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "batchgate.toml"
+    config.write_text(
+        "[settings]\n"
+        'database_url = "sqlite:///from-file.db"\n'
+        "chunk_size = 100\n"
+        "lease_seconds = 12\n"
+        'simulator_fault_types = ["overloaded_error"]\n'
+    )
+    shown = config_show(
+        "--database-url",
+        "sqlite:///from-flag.db",
+        BATCHGATE_CONFIG=str(config),
+        BATCHGATE_DATABASE_URL="sqlite:///from-env.db",
+        BATCHGATE_CHUNK_SIZE="250",
+    )
+    assert shown.returncode == 0, shown.stderr
+
+    config_shown = json.loads(shown.stdout)
+    settings, sources = config_shown["settings"], config_shown["sources"]
+    assert (settings["database_url"], sources["database_url"]) == (
+        "sqlite:///from-flag.db",
+        "--database-url",
+    )
+    assert (settings["chunk_size"], sources["chunk_size"]) == (250, "BATCHGATE_CHUNK_SIZE")
+    assert (settings["lease_seconds"], sources["lease_seconds"]) == (12.0, str(config))
+    assert settings["simulator_fault_types"] == ["overloaded_error"]
+    assert (settings["max_concurrency"], sources["max_concurrency"]) == (256, "default")
+    # Without [[routes]], the simulator serves every model.
+    assert [(route["model"], route["backend"]) for route in config_shown["routes"]] == [
+        ("*", "simulator")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ("chunk_sise = 5", "[settings] chunk_sise is not a setting; did you mean chunk_size?"),
+        ('chunk_size = "lots"', "[settings] chunk_size must be a whole number, not 'lots'"),
+        ("expiry_seconds = true", "[settings] expiry_seconds must be a number, not True"),
+        ('api_keys = "k1,k2"', "[settings] api_keys must be a list of strings, not 'k1,k2'"),
+    ],
+)
+def test_a_bad_setting_in_the_file_stops_the_start_naming_it_and_the_file(
+    tmp_path: Path, settings: str, expected: str
+) -> None:
+    config = tmp_path / "batchgate.toml"
+    config.write_text(f"[settings]\n{settings}\n")
+    for command in (["config", "show"], ["serve", "--port", str(free_port())]):
+        started = subprocess.run(
+            [sys.executable, "-m", "batchgate", *command, "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert started.returncode == 2
+        assert f"Cannot start: {config}: {expected}" in started.stderr
+
+
+def test_serve_runs_with_the_settings_of_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "batchgate.toml"
+    config.write_text('[settings]\napi_keys = ["key-from-the-file"]\n')
+    server = Server(tmp_path)
+    server.arguments = ["--config", str(config)]
+    server.start()
+    try:
+        batches = f"{server.base_url}/v1/messages/batches"
+        assert httpx.get(batches, headers={"x-api-key": KEY}).status_code == 401
+        assert httpx.get(batches, headers={"x-api-key": "key-from-the-file"}).status_code == 200
+    finally:
+        server.stop()

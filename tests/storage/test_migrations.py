@@ -5,6 +5,7 @@ import threading
 import psycopg
 import pytest
 
+from batchgate.api_keys import key_hash
 from batchgate.storage import migrations
 from batchgate.storage.migrations import (
     Migration,
@@ -13,14 +14,21 @@ from batchgate.storage.migrations import (
     schema_status,
 )
 from batchgate.storage.postgres import PostgresStore
+from storage.builders import create
+
+SHIPPED = tuple(migration.version for migration in migrations.available_migrations())
+
+
+def test_shipped_versions_are_numbered_once_each_from_one() -> None:
+    assert tuple(range(1, len(SHIPPED) + 1)) == SHIPPED
 
 
 def test_migrate_creates_the_schema_once(empty_database_url: str) -> None:
-    assert schema_status(empty_database_url).pending == (1,)
-    assert migrate(empty_database_url) == [1]
+    assert schema_status(empty_database_url).pending == SHIPPED
+    assert migrate(empty_database_url) == list(SHIPPED)
     assert migrate(empty_database_url) == []
     status = schema_status(empty_database_url)
-    assert (status.applied, status.is_current) == ((1,), True)
+    assert (status.applied, status.is_current) == (SHIPPED, True)
     PostgresStore(empty_database_url).close()
 
 
@@ -42,7 +50,7 @@ def test_processes_migrating_at_once_apply_each_version_once(empty_database_url:
     for thread in threads:
         thread.join()
     assert failures == []
-    assert applied == [1]
+    assert applied == list(SHIPPED)
 
 
 def test_store_refuses_a_database_without_the_schema(empty_database_url: str) -> None:
@@ -55,17 +63,42 @@ def test_store_refuses_an_older_schema_until_migrated(
 ) -> None:
     migrate(empty_database_url)
     shipped = migrations.available_migrations()
-    newer = Migration(2, "marker", "CREATE TABLE migration_marker (id integer);")
+    newer = Migration(len(shipped) + 1, "marker", "CREATE TABLE migration_marker (id integer);")
     monkeypatch.setattr(migrations, "available_migrations", lambda: [*shipped, newer])
 
     with pytest.raises(SchemaNotReady, match=r"out of date .* run `batchgate migrate`"):
         PostgresStore(empty_database_url)
-    assert migrate(empty_database_url) == [2]
+    assert migrate(empty_database_url) == [newer.version]
     PostgresStore(empty_database_url).close()
     with psycopg.connect(empty_database_url) as db:
         assert db.execute("SELECT to_regclass('migration_marker')").fetchone() == (
             "migration_marker",
         )
+
+
+def test_a_database_of_version_1_upgrades_with_its_batches_still_their_owners(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before workspaces (0002), a batch's owner was the SHA-256 of the env key that created it.
+    shipped = migrations.available_migrations()
+    monkeypatch.setattr(migrations, "available_migrations", lambda: shipped[:1])
+    assert migrate(empty_database_url) == [1]
+    owner = key_hash("team-a-key")
+    before = PostgresStore(empty_database_url)
+    create(before, "msgbatch_1", owner=owner)
+    before.close()
+    monkeypatch.undo()
+
+    with pytest.raises(SchemaNotReady, match=r"missing versions \[2"):
+        PostgresStore(empty_database_url)
+    assert migrate(empty_database_url) == list(SHIPPED[1:])
+    after = PostgresStore(empty_database_url)
+    try:
+        batch = after.get_batch(owner, "msgbatch_1")
+        assert batch is not None and batch.total == 2
+        assert after.api_keys() == []
+    finally:
+        after.close()
 
 
 def test_a_schema_from_a_newer_batchgate_is_refused(empty_database_url: str) -> None:

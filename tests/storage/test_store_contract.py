@@ -1,13 +1,23 @@
 """The storage contract: every test runs on SQLite and on PostgreSQL (see conftest.py)."""
 
+import dataclasses
 import logging
 import random
+import sqlite3
 import threading
 
 import orjson
+import psycopg
 import pytest
 
-from batchgate.storage.base import BatchRow, LeasedChunk, Store, StoredChunk, WrongState
+from batchgate.storage.base import (
+    ApiKeyRow,
+    BatchRow,
+    LeasedChunk,
+    Store,
+    StoredChunk,
+    WrongState,
+)
 from batchgate.storage.postgres import PostgresStore
 from batchgate.storage.sqlite import SQLiteStore
 from storage.builders import (
@@ -311,3 +321,42 @@ def test_shared_start_up_leaves_live_leases_alone(postgres_store: PostgresStore)
     postgres_store.recover_abandoned_chunks()
     assert postgres_store.lease_chunks("new", 10, NOW + 1, LEASE) == []
     assert len(postgres_store.lease_chunks("new", 10, NOW + LEASE + 1, LEASE)) == 1
+
+
+def test_a_store_on_the_schema_it_opened_reports_no_schema_problem(store: Store) -> None:
+    assert store.schema_problem() is None
+
+
+# --- API keys ----------------------------------------------------------------------------------
+
+
+def api_key(key_id: str, workspace: str, created_at: float = NOW) -> ApiKeyRow:
+    return ApiKeyRow(key_id, workspace, f"bgk_{key_id}", f"hash-of-{key_id}", created_at, None)
+
+
+def test_api_keys_are_listed_oldest_first_with_their_workspace(store: Store) -> None:
+    assert store.api_keys() == []
+    store.create_api_key(api_key("key_2", "red", created_at=NOW + 1))
+    store.create_api_key(api_key("key_1", "blue"))
+    assert store.api_keys() == [api_key("key_1", "blue"), api_key("key_2", "red", NOW + 1)]
+
+
+def test_api_key_ids_and_prefixes_are_unique(store: Store) -> None:
+    store.create_api_key(api_key("key_1", "red"))
+    for duplicate in (
+        api_key("key_1", "blue"),
+        dataclasses.replace(api_key("key_2", "blue"), prefix="bgk_key_1"),
+    ):
+        with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
+            store.create_api_key(duplicate)
+    assert [key.id for key in store.api_keys()] == ["key_1"]
+
+
+def test_revoking_a_key_keeps_the_first_time(store: Store) -> None:
+    store.create_api_key(api_key("key_1", "red"))
+    store.create_api_key(api_key("key_2", "red"))
+    revoked = store.revoke_api_key("key_1", NOW + 5)
+    assert revoked == dataclasses.replace(api_key("key_1", "red"), revoked_at=NOW + 5)
+    assert store.revoke_api_key("key_1", NOW + 9) == revoked
+    assert store.revoke_api_key("key_unknown", NOW) is None
+    assert store.api_keys() == [revoked, api_key("key_2", "red")]

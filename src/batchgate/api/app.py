@@ -1,6 +1,5 @@
 """Assembles the ASGI application: routes, error envelope, request ids, the embedded engine."""
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -14,6 +13,7 @@ from batchgate.api.access_log import AccessLogMiddleware
 from batchgate.api.errors import ApiError, on_api_error, on_http_exception, on_unexpected_error
 from batchgate.api.request_ids import RequestIdMiddleware
 from batchgate.api.state import AppState
+from batchgate.engine.thread import EngineThread
 
 
 def create_app(state: AppState) -> Starlette:
@@ -25,15 +25,16 @@ def create_app(state: AppState) -> Starlette:
             if engine is None:
                 yield
                 return
-            running = asyncio.create_task(engine.run())
+            engine_thread = EngineThread(engine)
+            engine_thread.start()
             try:
                 yield
             finally:
                 # uvicorn gets here once it has stopped listening and answered the requests in
                 # flight; the engine then finishes, commits and releases its work
-                # (engine/worker.py).
-                engine.stop()
-                await running
+                # (engine/worker.py). Under `serve` the engine stopped leasing already, at the
+                # signal (http_server.py, AppState.begin_shutdown).
+                await engine_thread.stop()
         finally:
             metrics.process_exiting()
 

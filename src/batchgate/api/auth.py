@@ -1,11 +1,28 @@
-"""API keys: who is calling, and so which batches they can see."""
+"""API keys: who is calling, and so which workspace's batches they can see.
 
-import hashlib
+Keys come from BATCHGATE_API_KEYS and from the database (`batchgate keys`, api_keys.py). The
+database's keys are read into memory at most once a second, not once a request; a revoked key is
+refused by every process at most REFRESH_SECONDS after the revocation commits.
+"""
+
 import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
+import anyio
+import anyio.to_thread
 from starlette.requests import Request
 
 from batchgate.api.errors import ApiError
+from batchgate.api_keys import key_hash, key_prefix, workspace_owner
+from batchgate.storage.base import ApiKeyRow, Store
+
+# How old the keys in memory may be when a request is checked: the bound on revocation.
+REFRESH_SECONDS = 1.0
+# A key of the database's format that is not in memory reloads the keys when they are older than
+# this, so a new key works at once while a flood of made-up ones costs a few queries a second.
+UNKNOWN_KEY_REFRESH_SECONDS = 0.1
 
 
 def presented_key(request: Request) -> str | None:
@@ -19,14 +36,70 @@ def presented_key(request: Request) -> str | None:
     return None
 
 
-def owner_of(request: Request, configured_keys: tuple[str, ...]) -> str:
-    """The owner tag of the caller's batches: a hash of their key, never the key itself."""
-    key = presented_key(request)
-    if configured_keys:
+@dataclass(frozen=True, slots=True)
+class LoadedKeys:
+    active: dict[str, ApiKeyRow]  # by prefix
+    any_created: bool  # revoked keys count: revoking every key never opens the server
+    loaded_at: float  # when the query started, so the age is never underestimated
+
+
+class Keyring:
+    """Checks presented keys against the configured ones and names the caller's owner tag."""
+
+    def __init__(
+        self,
+        store: Store,
+        env_keys: tuple[str, ...],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._env_hashes = tuple(key_hash(key) for key in env_keys)
+        self._clock = clock
+        self._loaded: LoadedKeys | None = None
+        self._reload_lock = anyio.Lock()
+
+    def any_configured(self) -> bool:
+        """Whether a key is required: one is set in the environment or exists in the database."""
+        return bool(self._env_hashes) or bool(self._store.api_keys())
+
+    async def owner_of(self, request: Request) -> str:
+        """The owner tag of the caller's batches; raises a 401 for a missing or unknown key."""
+        key = presented_key(request)
+        loaded = await self._keys(REFRESH_SECONDS)
+        required = bool(self._env_hashes) or loaded.any_created
         if key is None:
-            raise ApiError(401, "Missing API key: send it as x-api-key or Authorization: Bearer.")
-        # Compare against every key so the time taken does not reveal which one nearly matched.
-        matches = [hmac.compare_digest(key.encode(), known.encode()) for known in configured_keys]
-        if not any(matches):
+            if required:
+                raise ApiError(
+                    401, "Missing API key: send it as x-api-key or Authorization: Bearer."
+                )
+            return key_hash("")
+        digest = key_hash(key)
+        # Every env key is compared, so the time taken does not reveal which one nearly matched.
+        if any([hmac.compare_digest(digest, known) for known in self._env_hashes]):
+            return digest
+        prefix = key_prefix(key)
+        if prefix is not None:
+            if prefix not in loaded.active:
+                loaded = await self._keys(UNKNOWN_KEY_REFRESH_SECONDS)
+            row = loaded.active.get(prefix)
+            # Found by its public prefix; the secret part is only ever compared in constant time.
+            if row is not None and hmac.compare_digest(digest, row.key_hash):
+                return workspace_owner(row.workspace)
+        if required:
             raise ApiError(401, "Invalid API key.")
-    return hashlib.sha256((key or "").encode()).hexdigest()
+        return digest
+
+    async def _keys(self, max_age: float) -> LoadedKeys:
+        loaded = self._loaded
+        if loaded is not None and self._clock() - loaded.loaded_at < max_age:
+            return loaded
+        # One reload at a time: requests arriving meanwhile wait for it instead of piling on.
+        async with self._reload_lock:
+            loaded = self._loaded
+            if loaded is None or self._clock() - loaded.loaded_at >= max_age:
+                started = self._clock()
+                rows = await anyio.to_thread.run_sync(self._store.api_keys)
+                active = {row.prefix: row for row in rows if row.revoked_at is None}
+                loaded = LoadedKeys(active, bool(rows), started)
+                self._loaded = loaded
+            return loaded

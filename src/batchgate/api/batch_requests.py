@@ -42,7 +42,7 @@ def _export(chunks: Iterator[StoredChunk], wanted: frozenset[str]) -> Iterator[b
 
 
 async def batch_requests(request: Request) -> Response:
-    state, owner = context(request)
+    state, owner = await context(request)
     batch = await existing_batch(state, owner, request.path_params["batch_id"])
     if batch.archived_at is not None:
         raise ApiError(

@@ -1,6 +1,7 @@
 """The Message Batches endpoints."""
 
 import logging
+import math
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +13,6 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from batchgate import metrics
-from batchgate.api.auth import owner_of
 from batchgate.api.errors import ApiError
 from batchgate.api.ingest import check_requests, decode_create_body, into_chunks, read_capped_body
 from batchgate.api.state import AppState
@@ -68,9 +68,10 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-def context(request: Request) -> tuple[AppState, str]:
+async def context(request: Request) -> tuple[AppState, str]:
+    """The app's state and the caller's owner tag (their workspace); a 401 without a valid key."""
     state: AppState = request.app.state.batchgate
-    return state, owner_of(request, state.settings.api_keys)
+    return state, await state.keyring.owner_of(request)
 
 
 def _request_id(request: Request) -> dict[str, str]:
@@ -89,8 +90,17 @@ async def existing_batch(state: AppState, owner: str, batch_id: str) -> BatchRow
 
 
 async def create_batch(request: Request) -> Response:
-    state, owner = context(request)
+    state, owner = await context(request)
     settings = state.settings
+    if state.shutting_down:
+        # By then this process is gone: its restart, or another instance behind the balancer,
+        # takes the retry.
+        retry_after = math.ceil(settings.shutdown_seconds)
+        raise ApiError(
+            503,
+            "This server is shutting down and takes no new batches: retry in a moment.",
+            headers={"retry-after": str(max(1, retry_after))},
+        )
     body = await read_capped_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
     requests = decode_create_body(body)
     custom_ids = check_requests(requests, settings.max_requests_per_batch)
@@ -117,7 +127,7 @@ async def create_batch(request: Request) -> Response:
 
 
 async def retrieve_batch(request: Request) -> Response:
-    state, owner = context(request)
+    state, owner = await context(request)
     batch = await existing_batch(state, owner, request.path_params["batch_id"])
     return json_response(batch_object(request, batch))
 
@@ -134,7 +144,7 @@ def _limit(request: Request) -> int:
 
 
 async def list_batches(request: Request) -> Response:
-    state, owner = context(request)
+    state, owner = await context(request)
     limit = _limit(request)
     after_id = request.query_params.get("after_id") or None
     before_id = request.query_params.get("before_id") or None
@@ -154,7 +164,7 @@ async def list_batches(request: Request) -> Response:
 
 
 async def cancel_batch(request: Request) -> Response:
-    state, owner = context(request)
+    state, owner = await context(request)
     batch_id = request.path_params["batch_id"]
     try:
         batch = await anyio.to_thread.run_sync(
@@ -170,7 +180,7 @@ async def cancel_batch(request: Request) -> Response:
 
 
 async def delete_batch(request: Request) -> Response:
-    state, owner = context(request)
+    state, owner = await context(request)
     batch_id = request.path_params["batch_id"]
     try:
         deleted = await anyio.to_thread.run_sync(state.store.delete_batch, owner, batch_id)
@@ -183,7 +193,7 @@ async def delete_batch(request: Request) -> Response:
 
 
 async def batch_results(request: Request) -> Response:
-    state, owner = context(request)
+    state, owner = await context(request)
     batch = await existing_batch(state, owner, request.path_params["batch_id"])
     if batch.archived_at is not None:
         raise ApiError(

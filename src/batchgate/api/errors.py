@@ -1,6 +1,7 @@
 """Anthropic's error envelope, for every error the HTTP layer returns."""
 
 import logging
+from collections.abc import Mapping
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -25,17 +26,15 @@ ERROR_TYPES = {
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, close_connection: bool = False) -> None:
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
-        # For a refusal before the whole body was read: uvicorn would otherwise go on reading
-        # (and discarding) the rest, keeping the connection as long as the client likes.
-        self.close_connection = close_connection
+        self.headers = headers
 
 
 def error_response(
-    request: Request, status: int, message: str, *, close_connection: bool = False
+    request: Request, status: int, message: str, headers: Mapping[str, str] | None = None
 ) -> Response:
     body = {
         "type": "error",
@@ -43,16 +42,13 @@ def error_response(
         "request_id": request.state.request_id,
     }
     return Response(
-        orjson.dumps(body),
-        status_code=status,
-        media_type="application/json",
-        headers={"connection": "close"} if close_connection else None,
+        orjson.dumps(body), status_code=status, headers=headers, media_type="application/json"
     )
 
 
 async def on_api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(request, exc.status, exc.message, close_connection=exc.close_connection)
+    return error_response(request, exc.status, exc.message, exc.headers)
 
 
 async def on_http_exception(request: Request, exc: Exception) -> Response:

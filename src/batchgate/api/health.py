@@ -22,17 +22,21 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """The process can do its work: the database answers, the engine runs where it should."""
+    """The process can do its work: the database answers with the schema this process runs
+    with, the engine runs where it should."""
     state: AppState = request.app.state.batchgate
-    engine = state.engine
-    if engine is not None and engine.stopping:
+    if state.shutting_down:
         return _not_ready("shutting down")
     try:
         await anyio.to_thread.run_sync(state.store.ping)
+        schema_problem = await anyio.to_thread.run_sync(state.store.schema_problem)
     except Exception:
         log.warning("readiness: the database did not answer", exc_info=True)
         return _not_ready("database unreachable")
-    if engine is not None and not engine.running:
+    if schema_problem is not None:
+        log.warning("readiness: %s", schema_problem)
+        return _not_ready("schema not current")
+    if state.engine is not None and not state.engine.running:
         return _not_ready("engine not running")
     return JSONResponse({"status": "ready"})
 

@@ -20,6 +20,9 @@ from batchgate.storage.base import NewChunk
 CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 MSGSPEC_LOCATION = re.compile(r"^(?P<what>.*) - at `\$(?P<path>[^`]*)`$")
 MAX_QUOTED = 200
+# For a refusal before the whole body was read: uvicorn would otherwise go on reading (and
+# discarding) the rest, keeping the connection as long as the client likes.
+CLOSE_CONNECTION = {"connection": "close"}
 
 
 class BatchRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -34,7 +37,7 @@ class CreateBody(msgspec.Struct, forbid_unknown_fields=True):
 async def read_capped_body(request: Request, limit: int, timeout: float) -> bytearray:
     """The body, refused past `limit` bytes (413) or when not all there within `timeout` (408)."""
     too_large = ApiError(
-        413, f"Request body exceeds the maximum size of {limit} bytes.", close_connection=True
+        413, f"Request body exceeds the maximum size of {limit} bytes.", CLOSE_CONNECTION
     )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -49,7 +52,7 @@ async def read_capped_body(request: Request, limit: int, timeout: float) -> byte
     raise ApiError(
         408,
         f"The request body did not arrive within {timeout:g} seconds.",
-        close_connection=True,
+        CLOSE_CONNECTION,
     )
 
 

@@ -158,6 +158,7 @@ _ERRORS = {
     404: "No such batch for this key (unknown, deleted, another key's), or archived results.",
     408: "The create body did not arrive in full within the server's body timeout.",
     413: "The create body is larger than the server accepts.",
+    503: "The server is shutting down and takes no new batches; retry after `retry-after`.",
 }
 
 
@@ -260,7 +261,7 @@ def document(settings: Settings) -> dict[str, Any]:
                     "createMessageBatch",
                     "Create a batch; processing starts at once.",
                     {200: _json(batch, "MessageBatch")},
-                    (400, 408, 413),
+                    (400, 408, 413, 503),
                     requestBody={
                         "required": True,
                         "description": f"At most {settings.max_body_bytes} bytes.",

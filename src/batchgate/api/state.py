@@ -1,9 +1,10 @@
-"""What the HTTP handlers share: settings, the store and the embedded engine."""
+"""What the HTTP handlers share: settings, the store, the keyring and the embedded engine."""
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from batchgate.api.auth import Keyring
 from batchgate.config import Settings
 from batchgate.engine.worker import Engine
 from batchgate.storage.base import Store
@@ -16,3 +17,15 @@ class AppState:
     # None when this process serves only the API (`serve --no-worker`).
     engine: Engine | None = None
     clock: Callable[[], float] = field(default=time.time)
+    shutting_down: bool = False
+    keyring: Keyring = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.keyring = Keyring(self.store, self.settings.api_keys)
+
+    def begin_shutdown(self) -> None:
+        """SIGTERM or SIGINT: refuse new batches, and let the engine lease no more work while
+        the requests in flight finish (http_server.py)."""
+        self.shutting_down = True
+        if self.engine is not None:
+            self.engine.stop()

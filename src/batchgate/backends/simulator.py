@@ -60,10 +60,18 @@ class Simulator:
         self._fault_threshold = int(fault_rate * _HASH_SPACE)
         self._fault_types = tuple(fault_types)
 
+    @property
+    def answers_at_once(self) -> bool:
+        """With no latency the engine calls `reply` directly: no task, no slot, no await."""
+        return self._latency_s == 0
+
     async def create_message(self, params: dict[str, Any]) -> dict[str, Any]:
-        # No await at zero latency: the engine counts on such a call never yielding.
         if self._latency_s > 0:
             await asyncio.sleep(self._latency_s)
+        return self.reply(params)
+
+    def reply(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The reply to `params`, or its simulated fault (a RequestError), without waiting."""
         encoded = _canonical_json(params)
         digest = hashlib.blake2b(encoded, digest_size=24).digest()
         if int.from_bytes(digest[16:24]) < self._fault_threshold:

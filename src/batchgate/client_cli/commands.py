@@ -1,13 +1,13 @@
 """The client commands and their options; `register` adds them to the `batchgate` app."""
 
+from __future__ import annotations
+
 from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import anthropic
 import typer
-from anthropic.types.messages import MessageBatch
 
 from batchgate.client_cli.connection import ApiKeyOption, BaseUrlOption, connect
 from batchgate.client_cli.consoles import stdout_console, tell
@@ -23,6 +23,10 @@ from batchgate.client_cli.results import ResultType, open_output, write_results
 from batchgate.client_cli.retry import failed_requests_from_file, failed_requests_from_server
 from batchgate.client_cli.submission import Waiting, submit_requests, suggest_retry
 from batchgate.client_cli.watch import watch_until_ended
+
+if TYPE_CHECKING:
+    import anthropic
+    from anthropic.types.messages import MessageBatch
 
 PANEL = "Batches (client: talks to batchgate or Anthropic through the SDK)"
 PAGE_SIZE_MAX = 1000

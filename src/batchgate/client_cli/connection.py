@@ -1,9 +1,13 @@
 """The SDK client every command talks through, and the options that point it somewhere."""
 
-from typing import Annotated
+from __future__ import annotations
 
-import anthropic
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+if TYPE_CHECKING:
+    import anthropic
 
 BaseUrlOption = Annotated[
     str | None,
@@ -27,4 +31,6 @@ ApiKeyOption = Annotated[
 
 def connect(base_url: str | None, api_key: str | None) -> anthropic.Anthropic:
     """An SDK client; unset options fall back to the SDK's own environment variables."""
+    import anthropic
+
     return anthropic.Anthropic(base_url=base_url, api_key=api_key)

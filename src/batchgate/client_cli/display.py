@@ -1,13 +1,18 @@
 """Showing batches: JSON for scripts, tables for people."""
 
+from __future__ import annotations
+
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import typer
-from anthropic.types.messages import MessageBatch, MessageBatchRequestCounts
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from anthropic.types.messages import MessageBatch, MessageBatchRequestCounts
 
 STATUS_STYLES = {"in_progress": "cyan", "canceling": "yellow", "ended": "green"}
 OUTCOME_STYLES = {

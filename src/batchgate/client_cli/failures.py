@@ -1,14 +1,18 @@
 """How the client commands end: exit codes, and failures turned into one message on stderr."""
 
+from __future__ import annotations
+
 import functools
 from collections.abc import Callable, Sequence
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-import anthropic
 import typer
-from anthropic.types.messages import MessageBatch
 
 from batchgate.client_cli.consoles import tell
+
+if TYPE_CHECKING:
+    import anthropic
+    from anthropic.types.messages import MessageBatch
 
 EXIT_REQUESTS_FAILED = 1
 EXIT_USAGE = 2
@@ -54,6 +58,8 @@ def reports_failures(command: Callable[Params, Returned]) -> Callable[Params, Re
 
     @functools.wraps(command)
     def run(*args: Params.args, **kwargs: Params.kwargs) -> Returned:
+        import anthropic
+
         try:
             return command(*args, **kwargs)
         except CommandFailure as failure:

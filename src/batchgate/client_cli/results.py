@@ -1,16 +1,20 @@
 """Streaming a batch's results to a file or stdout: as the API sends them, or as text lines."""
 
+from __future__ import annotations
+
 import os
 import sys
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import anthropic
 import orjson
 import typer
+
+if TYPE_CHECKING:
+    import anthropic
 
 
 class ResultType(StrEnum):

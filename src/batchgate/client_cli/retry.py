@@ -4,23 +4,31 @@ batchgate hands back a batch's requests (the `/requests` extension); Anthropic's
 so there they are picked out of the file the batch was submitted from.
 """
 
-import anthropic
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import orjson
 
 from batchgate.client_cli.failures import CommandFailure
 from batchgate.client_cli.request_file import BatchRequest
 
+if TYPE_CHECKING:
+    import anthropic
+
 RETRIED_RESULT_TYPES = ("errored", "expired")
 
 
 def failed_requests_from_server(client: anthropic.Anthropic, batch_id: str) -> list[BatchRequest]:
+    from anthropic import NotFoundError
+
     try:
         body = client.get(
             f"/v1/messages/batches/{batch_id}/requests",
             cast_to=str,
             options={"params": {"result_type": ",".join(RETRIED_RESULT_TYPES)}},
         )
-    except anthropic.NotFoundError:
+    except NotFoundError:
         raise CommandFailure(
             f"the server does not hand back the requests of {batch_id} (Anthropic's API has no"
             " such endpoint; batchgate archives them after the retention period): pass the"

@@ -4,14 +4,14 @@ Shared by `submit` and `retry`. Ctrl-C never cancels anything: the batches keep 
 server, and the message says how to pick them up again.
 """
 
+from __future__ import annotations
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-import anthropic
 import typer
-from anthropic.types.messages import MessageBatch, batch_create_params
 
 from batchgate.client_cli.consoles import tell
 from batchgate.client_cli.display import outcome_counts
@@ -20,6 +20,10 @@ from batchgate.client_cli.request_file import BatchRequest
 from batchgate.client_cli.results import open_output, write_results
 from batchgate.client_cli.splitting import split_into_batches
 from batchgate.client_cli.watch import watch_until_ended
+
+if TYPE_CHECKING:
+    import anthropic
+    from anthropic.types.messages import MessageBatch, batch_create_params
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ def submit_requests(
     try:
         for group in groups:
             batch = client.messages.batches.create(
-                requests=cast(list[batch_create_params.Request], group)
+                requests=cast("list[batch_create_params.Request]", group)
             )
             created.append(batch)
             tell(f"Submitted {batch.id}: {len(group):,} requests.")

@@ -1,10 +1,11 @@
 """Watching batches until they end, with a live progress bar for each on stderr."""
 
+from __future__ import annotations
+
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import anthropic
-from anthropic.types.messages import MessageBatch, MessageBatchRequestCounts
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -20,6 +21,10 @@ from rich.text import Text
 
 from batchgate.client_cli.consoles import stderr_console
 from batchgate.client_cli.display import outcome_counts, total_requests
+
+if TYPE_CHECKING:
+    import anthropic
+    from anthropic.types.messages import MessageBatch, MessageBatchRequestCounts
 
 
 class OutcomesColumn(ProgressColumn):

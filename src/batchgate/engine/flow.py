@@ -56,6 +56,7 @@ class FlowControl:
         self.concurrency = limits.max_concurrency
         self._limit_gauge = metrics.ROUTE_CONCURRENCY_LIMIT.labels(name)
         self._limit_gauge.set(self.concurrency)
+        self._queued_gauge = metrics.REQUESTS_QUEUED.labels(name)
         self.in_flight = 0
         self._clock = clock
         now = clock()
@@ -90,6 +91,7 @@ class FlowControl:
         waiter = _Waiter(asyncio.get_running_loop().create_future(), input_tokens)
         entry = (chunk_no, next(self._arrivals), waiter)
         heapq.heappush(self._waiting.setdefault(batch_id, []), entry)
+        self._queued_gauge.inc()
         self._pump()
         try:
             async with asyncio.timeout(expires_at - time.time()):
@@ -100,6 +102,8 @@ class FlowControl:
         except BaseException:
             self._give_back(waiter)
             raise
+        finally:
+            self._queued_gauge.dec()
 
     def finish(self, ticket: int, *, output_tokens: int = 0, succeeded: bool = False) -> None:
         """The request has come back; `succeeded` counts towards raising the concurrency.

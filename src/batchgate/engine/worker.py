@@ -31,7 +31,7 @@ import orjson
 
 from batchgate import metrics
 from batchgate.config import Settings
-from batchgate.engine.flow import FlowControl, Overdue, Withdrawn
+from batchgate.engine.flow import Overdue, Withdrawn
 from batchgate.engine.retries import call_with_retries
 from batchgate.engine.routing import Route, Router
 from batchgate.errors import RequestError
@@ -42,11 +42,10 @@ from batchgate.storage.base import LeasedChunk, ResultCounts, ResultPart, Store
 log = logging.getLogger("batchgate.engine")
 RAW_PARAMS = msgspec.json.Decoder(list[msgspec.Raw])
 
-# Enough chunks to keep the CPU busy while others commit; more only add memory, and API latency
-# (each chunk in flight takes its turns on the event loop the API shares).
+# Enough chunks to keep the CPU busy while others commit; more only add memory.
 CHUNKS_IN_FLIGHT = 4
 # A lane running requests that never wait (the zero-latency simulator) gives the event loop back
-# this often, so that API requests on the same loop are answered within milliseconds.
+# this often, so that the other chunks, lease renewals and cancels get their turns.
 MAX_TURN_SECONDS = 0.001
 # Beyond CHUNKS_IN_FLIGHT, a chunk is leased as soon as new work is announced, up to this many.
 MOST_CHUNKS_IN_FLIGHT = 2 * CHUNKS_IN_FLIGHT
@@ -59,13 +58,17 @@ class LeaseLost(Exception):
 
 
 @dataclass(slots=True)
-class RouteCall:
-    """A valid request bound for a route with flow control, where it may have to wait."""
+class BackendCall:
+    """A valid request whose route must be awaited: an upstream, a model, a slow simulator."""
 
     custom_id: str
     params: dict[str, Any]
     route: Route
-    flow: FlowControl
+
+
+# A finished request: its result line, the outcome (succeeded, errored, canceled, expired), and
+# the route it ran on, "" when it never reached one (canceled, expired, invalid, unknown model).
+Finished = tuple[bytes, str, str]
 
 
 class PartBuffer:
@@ -76,29 +79,35 @@ class PartBuffer:
         self.next_part = chunk.next_part
         self.lines: list[bytes] = []
         self.indices: list[int] = []
-        self.counts = ResultCounts()
+        self.finished: dict[tuple[str, str], int] = {}  # (outcome, route) -> requests
         self.last_flush = time.monotonic()
 
-    def add(self, index: int, line: bytes, outcome: str) -> None:
+    def add(self, index: int, line: bytes, outcome: str, route: str) -> None:
         self.lines.append(line)
         self.indices.append(index)
-        setattr(self.counts, outcome, getattr(self.counts, outcome) + 1)
+        tally = (outcome, route)
+        self.finished[tally] = self.finished.get(tally, 0) + 1
 
-    def take(self, chunk_done: bool) -> ResultPart:
+    def take(self, chunk_done: bool) -> tuple[ResultPart, dict[tuple[str, str], int]]:
+        """The part to commit, and its requests by outcome and route for the metrics."""
+        counts = ResultCounts()
+        for (outcome, _), count in self.finished.items():
+            setattr(counts, outcome, getattr(counts, outcome) + count)
         part = ResultPart(
             batch_id=self.chunk.batch_id,
             chunk_no=self.chunk.chunk_no,
             part=self.next_part,
             indices=self.indices,
             lines=b"\n".join(self.lines) + b"\n" if self.lines else b"",
-            counts=self.counts,
+            counts=counts,
             chunk_done=chunk_done,
         )
         if self.lines:
             self.next_part += 1
-        self.lines, self.indices, self.counts = [], [], ResultCounts()
+        finished = self.finished
+        self.lines, self.indices, self.finished = [], [], {}
         self.last_flush = time.monotonic()
-        return part
+        return part, finished
 
 
 class Engine:
@@ -120,12 +129,9 @@ class Engine:
         self._withdrawn: frozenset[str] = frozenset()
         self._chunks: set[asyncio.Task[None]] = set()
         self._next_housekeeping = 0.0
-        # A part's requests may span routes; counted per part, its label is the route only
-        # where there is just one.
-        routes = router.routes
-        self._part_route = routes[0].config.model if len(routes) == 1 else ""
         self.running = False
         self.stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def notify(self) -> None:
         """Something changed (a batch created or canceled): look for work now."""
@@ -133,16 +139,18 @@ class Engine:
         self._wake.set()
 
     def stop(self) -> None:
-        """Begins the graceful shutdown; `run` returns once it is done."""
+        """Begins the graceful shutdown; `run` returns once it is done. Any thread may call it
+        (in `serve`, the signal arrives on the API's thread)."""
         self.stopping = True
-        self._wake.set()
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     async def run(self) -> None:
         # What is alive by now (modules, the SDKs' hundreds of model classes) lives as long as
         # the process. Frozen, it is no longer walked by every full garbage collection, which
         # the engine's stream of short-lived objects triggers often: 20% more requests/s.
         gc.freeze()
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         # Announcements arrive on other threads (a NOTIFY listener, an API worker thread).
         self._store.on_work_announced(lambda: loop.call_soon_threadsafe(self.notify))
         await anyio.to_thread.run_sync(self._store.recover_abandoned_chunks)
@@ -273,72 +281,106 @@ class Engine:
                 spare_waiting = True
                 group.create_task(lane())
 
+        def settle_in_line() -> tuple[int, BackendCall] | bool:
+            """Settles requests that take no waiting, for up to one turn of MAX_TURN_SECONDS.
+
+            Returns the first request that must be awaited, with its index; otherwise whether
+            this lane should go on (False: nothing left to start, or the engine is stopping).
+            """
+            turn_ends = time.monotonic() + MAX_TURN_SECONDS
+            while not self.stopping:
+                index = next(todo, None)
+                if index is None:
+                    return False
+                result = self._settle_at_once(chunk, custom_ids[index], params[index])
+                if isinstance(result, BackendCall):
+                    return index, result
+                buffer.add(index, *result)
+                if time.monotonic() >= turn_ends:
+                    return True
+            return False
+
         async def lane() -> None:
             nonlocal spare_waiting
             spare_waiting = False
-            turn_started = time.monotonic()
             while True:
+                on_route: tuple[int, BackendCall] | None = None
+                # One slot covers a whole turn of requests settled in line.
                 async with self._slots:
-                    index = None if self.stopping else next(todo, None)
-                    if index is None:
+                    settled = settle_in_line()
+                    if settled is False:
                         return
-                    add_spare_lane()
-                    result = await self._outcome(chunk, custom_ids[index], params[index])
-                if isinstance(result, RouteCall):
+                    if isinstance(settled, tuple):
+                        index, call = settled
+                        add_spare_lane()
+                        if call.route.flow is None:
+                            buffer.add(index, *await self._call_backend(call))
+                        else:
+                            on_route = settled
+                if on_route is not None:
                     # It waits for its turn on the route without a worker slot, so that one
                     # saturated route never holds up the others.
-                    result = await self._outcome_on_route(chunk, result)
-                line, outcome = result
-                buffer.add(index, line, outcome)
-                now = time.monotonic()
-                if now - buffer.last_flush >= self._settings.flush_seconds:
-                    await self._save(buffer.take(chunk_done=False))
-                    turn_started = time.monotonic()
-                elif now - turn_started >= MAX_TURN_SECONDS:
+                    index, call = on_route
+                    buffer.add(index, *await self._outcome_on_route(chunk, call))
+                if time.monotonic() - buffer.last_flush >= self._settings.flush_seconds:
+                    await self._save(*buffer.take(chunk_done=False))
+                elif settled is True:
                     await asyncio.sleep(0)
-                    turn_started = time.monotonic()
 
         async with asyncio.TaskGroup() as group:
             add_spare_lane()
         # A shutdown stops the lanes early; what they had not started stays queued.
-        await self._save(buffer.take(chunk_done=next(todo, None) is None))
+        await self._save(*buffer.take(chunk_done=next(todo, None) is None))
 
-    async def _save(self, part: ResultPart) -> None:
+    async def _save(self, part: ResultPart, finished: dict[tuple[str, str], int]) -> None:
         saved = await anyio.to_thread.run_sync(
             self._store.save_part, self.worker_id, part, time.time()
         )
         if not saved:
             raise LeaseLost(f"{part.batch_id} chunk {part.chunk_no}")
-        counts = part.counts
-        for result in ("succeeded", "errored", "canceled", "expired"):
-            count = getattr(counts, result)
-            if count:
-                metrics.REQUESTS_FINISHED.labels(result, self._part_route).inc(count)
+        for (outcome, route), count in finished.items():
+            metrics.REQUESTS_FINISHED.labels(outcome, route).inc(count)
 
-    async def _outcome(
+    def _settle_at_once(
         self, chunk: LeasedChunk, custom_id: str, params: msgspec.Raw
-    ) -> tuple[bytes, str] | RouteCall:
+    ) -> Finished | BackendCall:
+        """The request's result when it takes no waiting (canceled, expired, invalid, or
+        answered in line by its route), else the call to await."""
         if chunk.batch_id in self._canceling:
-            return results.canceled(custom_id), "canceled"
+            return results.canceled(custom_id), "canceled", ""
         if time.time() >= chunk.expires_at:
-            return results.expired(custom_id), "expired"
+            return results.expired(custom_id), "expired", ""
+        route_name = ""
         try:
             valid = validate_params(msgspec.json.decode(params))
             route = self._router.route_for(valid["model"])
-            if route.flow is not None:
-                return RouteCall(custom_id, valid, route, route.flow)
-            message = await route.backend.create_message(valid)
+            if route.answer_at_once is None:
+                return BackendCall(custom_id, valid, route)
+            route_name = route.config.model
+            message = route.answer_at_once(valid)
         except RequestError as error:
-            return results.errored(custom_id, error.error_type, error.message), "errored"
+            return _errored(custom_id, error, route_name)
         except Exception:
-            return _internal_error(custom_id)
-        return results.succeeded(custom_id, message), "succeeded"
+            return _internal_error(custom_id, route_name)
+        return results.succeeded(custom_id, message), "succeeded", route_name
 
-    async def _outcome_on_route(self, chunk: LeasedChunk, call: RouteCall) -> tuple[bytes, str]:
+    async def _call_backend(self, call: BackendCall) -> Finished:
+        route_name = call.route.config.model
+        try:
+            message = await call.route.backend.create_message(call.params)
+        except RequestError as error:
+            return _errored(call.custom_id, error, route_name)
+        except Exception:
+            return _internal_error(call.custom_id, route_name)
+        return results.succeeded(call.custom_id, message), "succeeded", route_name
+
+    async def _outcome_on_route(self, chunk: LeasedChunk, call: BackendCall) -> Finished:
+        assert call.route.flow is not None
+        route_name = call.route.config.model
         try:
             message = await call_with_retries(
                 call.route,
-                call.flow,
+                call.route.flow,
                 call.params,
                 batch_id=chunk.batch_id,
                 chunk_no=chunk.chunk_no,
@@ -347,23 +389,28 @@ class Engine:
                 canceled=lambda: chunk.batch_id in self._canceling,
             )
         except Withdrawn:
-            return results.canceled(call.custom_id), "canceled"
+            return results.canceled(call.custom_id), "canceled", route_name
         except Overdue:
-            return results.expired(call.custom_id), "expired"
+            return results.expired(call.custom_id), "expired", route_name
         except RequestError as error:
-            return results.errored(call.custom_id, error.error_type, error.message), "errored"
+            return _errored(call.custom_id, error, route_name)
         except Exception:
-            return _internal_error(call.custom_id)
-        return results.succeeded(call.custom_id, message), "succeeded"
+            return _internal_error(call.custom_id, route_name)
+        return results.succeeded(call.custom_id, message), "succeeded", route_name
 
 
 def _key(chunk: LeasedChunk) -> tuple[str, int]:
     return chunk.batch_id, chunk.chunk_no
 
 
-def _internal_error(custom_id: str) -> tuple[bytes, str]:
+def _errored(custom_id: str, error: RequestError, route: str) -> Finished:
+    return results.errored(custom_id, error.error_type, error.message), "errored", route
+
+
+def _internal_error(custom_id: str, route: str) -> Finished:
     log.exception("backend failed unexpectedly on %s", custom_id)
     return (
         results.errored(custom_id, "api_error", "Internal error while running request."),
         "errored",
+        route,
     )

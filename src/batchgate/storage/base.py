@@ -92,6 +92,25 @@ class ResultPart:
     chunk_done: bool = False
 
 
+# --- API keys ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRow:
+    """A key kept in the database: never the key itself, only its SHA-256 and its prefix.
+
+    The prefix is the key's first characters: public (it is shown by `batchgate keys list`) and
+    unique, so a presented key is found by it before its hash is compared (api/auth.py).
+    """
+
+    id: str
+    workspace: str
+    prefix: str
+    key_hash: str
+    created_at: float
+    revoked_at: float | None
+
+
 class Store(Protocol):
     """Synchronous storage calls; the async layers run them in worker threads."""
 
@@ -186,7 +205,26 @@ class Store(Protocol):
         """Drops the results of ended batches created before the cutoff; marks them archived."""
         ...
 
+    # --- API keys ------------------------------------------------------------------------------
+    def create_api_key(self, key: ApiKeyRow) -> None:
+        """Stores a new key; ids and prefixes are unique."""
+        ...
+
+    def api_keys(self) -> list[ApiKeyRow]:
+        """Every key, revoked ones included, oldest first."""
+        ...
+
+    def revoke_api_key(self, key_id: str, now: float) -> ApiKeyRow | None:
+        """Marks the key revoked, once: revoking it again keeps the first time. None if unknown."""
+        ...
+
     def close(self) -> None: ...
+
+    def schema_problem(self) -> str | None:
+        """What makes the database's schema differ from the one this process started with (a
+        newer `batchgate migrate`, a dropped table), or None. Raises when the database cannot
+        be reached. Cheap: /readyz asks every few seconds."""
+        ...
 
 
 def open_store(database_url: str, pool_size: int = 10) -> Store:

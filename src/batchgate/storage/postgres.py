@@ -25,6 +25,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
 from batchgate.storage.base import (
+    ApiKeyRow,
     BatchRow,
     LeasedChunk,
     NewChunk,
@@ -32,7 +33,14 @@ from batchgate.storage.base import (
     StoredChunk,
     WrongState,
 )
-from batchgate.storage.migrations import require_current_schema
+from batchgate.storage.migrations import (
+    SchemaStatus,
+    applied_versions,
+    available_migrations,
+    describe,
+    require_current_schema,
+    schema_problem,
+)
 
 log = logging.getLogger("batchgate.storage")
 
@@ -47,6 +55,9 @@ WORK_CHANNEL = "batchgate_work"
 LISTEN_CHECK_SECONDS = 0.25
 RECONNECT_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
 PING_TIMEOUT_SECONDS = 2.0
+# The tables of the schema; a probe of /readyz notices one dropped.
+TABLES = ("batches", "chunk_requests", "chunks", "results", "api_keys")
+API_KEY_COLUMNS = sql.SQL("id, workspace, prefix, key_hash, created_at, revoked_at")
 
 
 def _batch(row: tuple[object, ...] | None) -> BatchRow | None:
@@ -57,6 +68,7 @@ class PostgresStore:
     def __init__(self, database_url: str, pool_size: int = 10) -> None:
         require_current_schema(database_url)
         self._database_url = database_url
+        self._schema_versions = tuple(migration.version for migration in available_migrations())
         # autocommit: a lone statement is its own transaction, with no BEGIN/COMMIT round trips.
         self._pool: ConnectionPool[psycopg.Connection[TupleRow]] = ConnectionPool(
             database_url,
@@ -400,11 +412,57 @@ class PostgresStore:
             _drop_contents(db, ids)
             return len(ids)
 
+    # --- API keys ------------------------------------------------------------------------------
+
+    def create_api_key(self, key: ApiKeyRow) -> None:
+        with self._pool.connection() as db:
+            db.execute(
+                sql.SQL("INSERT INTO api_keys ({}) VALUES (%s, %s, %s, %s, %s, %s)").format(
+                    API_KEY_COLUMNS
+                ),
+                (key.id, key.workspace, key.prefix, key.key_hash, key.created_at, key.revoked_at),
+            )
+
+    def api_keys(self) -> list[ApiKeyRow]:
+        with self._pool.connection() as db:
+            rows = db.execute(
+                sql.SQL("SELECT {} FROM api_keys ORDER BY created_at, id").format(API_KEY_COLUMNS)
+            ).fetchall()
+        return [ApiKeyRow(*row) for row in rows]
+
+    def revoke_api_key(self, key_id: str, now: float) -> ApiKeyRow | None:
+        with self._pool.connection() as db:
+            row = db.execute(
+                sql.SQL(
+                    "UPDATE api_keys SET revoked_at = coalesce(revoked_at, %s) WHERE id = %s"
+                    " RETURNING {}"
+                ).format(API_KEY_COLUMNS),
+                (now, key_id),
+            ).fetchone()
+        return None if row is None else ApiKeyRow(*row)
+
     def close(self) -> None:
         with self._listener_lock:
             if self._listener is not None:
                 self._listener.close()
         self._pool.close()
+
+    def schema_problem(self) -> str | None:
+        with self._pool.connection(timeout=PING_TIMEOUT_SECONDS) as db:
+            status = SchemaStatus(applied_versions(db), self._schema_versions)
+            problem = schema_problem(status, describe(self._database_url))
+            if problem is not None:
+                return problem
+            missing = [
+                row[0]
+                for row in db.execute(
+                    "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL",
+                    (list(TABLES),),
+                )
+            ]
+        if missing:
+            return f"The batchgate schema in {describe(self._database_url)} lacks tables {missing}."
+        return None
 
 
 def _expedite(

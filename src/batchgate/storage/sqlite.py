@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import orjson
 
 from batchgate.storage.base import (
+    ApiKeyRow,
     BatchRow,
     LeasedChunk,
     NewChunk,
@@ -73,7 +74,18 @@ CREATE TABLE IF NOT EXISTS results (
     lines BLOB NOT NULL,
     PRIMARY KEY (batch_id, chunk_no, part)
 );
+
+-- API keys: a SHA-256 of each key and its public prefix, never the key (storage/base.py).
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    workspace TEXT NOT NULL,
+    prefix TEXT NOT NULL UNIQUE,
+    key_hash TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    revoked_at REAL
+);
 """
+API_KEY_COLUMNS = "id, workspace, prefix, key_hash, created_at, revoked_at"
 
 BATCH_COLUMNS = (
     "id, status, total, processing, succeeded, errored, canceled, expired, "
@@ -455,7 +467,36 @@ class SQLiteStore:
                 db.execute("UPDATE batches SET archived_at = ? WHERE id = ?", (now, batch_id))
             return len(ids)
 
+    # --- API keys ------------------------------------------------------------------------------
+
+    def create_api_key(self, key: ApiKeyRow) -> None:
+        with self._transaction() as db:
+            db.execute(
+                f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                (key.id, key.workspace, key.prefix, key.key_hash, key.created_at, key.revoked_at),
+            )
+
+    def api_keys(self) -> list[ApiKeyRow]:
+        rows = self._reader.execute(
+            f"SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"
+        ).fetchall()
+        return [ApiKeyRow(*row) for row in rows]
+
+    def revoke_api_key(self, key_id: str, now: float) -> ApiKeyRow | None:
+        with self._transaction() as db:
+            # fetchall: a RETURNING statement must run to its end before the commit.
+            rows = db.execute(
+                f"UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?"
+                f" RETURNING {API_KEY_COLUMNS}",
+                (now, key_id),
+            ).fetchall()
+        return ApiKeyRow(*rows[0]) if rows else None
+
     def close(self) -> None:
         self._closed.set()
         self._checkpointer.join()
         self._writer.close()
+
+    def schema_problem(self) -> str | None:
+        # This process created the schema it runs with (SCHEMA, on open): nothing else migrates it.
+        return None

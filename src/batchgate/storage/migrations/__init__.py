@@ -64,7 +64,8 @@ def describe(database_url: str) -> str:
     return f"database {params.get('dbname', '')!r} on {host}:{params.get('port') or 5432}"
 
 
-def _applied(connection: psycopg.Connection[TupleRow]) -> tuple[int, ...]:
+def applied_versions(connection: psycopg.Connection[TupleRow]) -> tuple[int, ...]:
+    """The versions recorded in the database; empty when it has no schema_migrations table."""
     if connection.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,):
         return ()
     rows = connection.execute("SELECT version FROM schema_migrations ORDER BY version")
@@ -75,31 +76,31 @@ def schema_status(database_url: str) -> SchemaStatus:
     """The versions applied to the database and those this batchgate ships."""
     known = tuple(migration.version for migration in available_migrations())
     with psycopg.connect(database_url, autocommit=True) as connection:
-        return SchemaStatus(_applied(connection), known)
+        return SchemaStatus(applied_versions(connection), known)
 
 
-def _refuse_newer(status: SchemaStatus, where: str) -> None:
+def schema_problem(status: SchemaStatus, where: str) -> str | None:
+    """What keeps the schema from being exactly this batchgate's, and what to do; None if it is."""
     if status.unknown:
-        raise SchemaNotReady(
+        return (
             f"The batchgate schema in {where} has versions {list(status.unknown)} that this"
             f" batchgate does not know (it ships up to {status.known[-1]}): upgrade batchgate."
         )
+    if not status.applied:
+        return f"The {where} has no batchgate schema yet: run `batchgate migrate` first."
+    if status.pending:
+        return (
+            f"The batchgate schema in {where} is out of date (missing versions"
+            f" {list(status.pending)}): run `batchgate migrate`."
+        )
+    return None
 
 
 def require_current_schema(database_url: str) -> None:
     """Raises SchemaNotReady, saying what to do, unless the schema is exactly this version."""
-    status = schema_status(database_url)
-    where = describe(database_url)
-    _refuse_newer(status, where)
-    if not status.applied:
-        raise SchemaNotReady(
-            f"The {where} has no batchgate schema yet: run `batchgate migrate` first."
-        )
-    if status.pending:
-        raise SchemaNotReady(
-            f"The batchgate schema in {where} is out of date (missing versions"
-            f" {list(status.pending)}): run `batchgate migrate`."
-        )
+    problem = schema_problem(schema_status(database_url), describe(database_url))
+    if problem is not None:
+        raise SchemaNotReady(problem)
 
 
 def migrate(database_url: str) -> list[int]:
@@ -112,8 +113,9 @@ def migrate(database_url: str) -> list[int]:
             " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         migrations = available_migrations()
-        status = SchemaStatus(_applied(connection), tuple(m.version for m in migrations))
-        _refuse_newer(status, describe(database_url))
+        status = SchemaStatus(applied_versions(connection), tuple(m.version for m in migrations))
+        if status.unknown:
+            raise SchemaNotReady(schema_problem(status, describe(database_url)))
         applied = []
         for migration in migrations:
             if migration.version in status.applied:

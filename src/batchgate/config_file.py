@@ -1,0 +1,72 @@
+"""The configuration file (`--config FILE` or BATCHGATE_CONFIG) and the configuration it makes.
+
+The file is TOML with two optional parts: a `[settings]` table, which sets any setting by its
+name (config.py), and `[[routes]]`, which send models to backends (route_config.py). Without
+routes, the simulator serves every model. The file is read and checked once, at start.
+"""
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from batchgate.config import (
+    ConfigError,
+    Layer,
+    Settings,
+    environment_layer,
+    file_layer,
+    load_settings,
+)
+from batchgate.route_config import DEFAULT_ROUTES, RouteConfig, read_routes
+
+PARTS = ("settings", "routes")
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    path: Path
+    settings: Layer
+    routes: tuple[RouteConfig, ...]
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """What a process runs with, and where each setting came from (config.load_settings)."""
+
+    settings: Settings
+    sources: Mapping[str, str]
+    routes: tuple[RouteConfig, ...]
+
+
+def read_config_file(path: str | Path, environ: Mapping[str, str] = os.environ) -> ConfigFile:
+    """Reads and checks the file; raises ConfigError naming the file, the key and the problem."""
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read: {error.strerror or error}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: is not valid TOML: {error}") from None
+    unknown = sorted(set(document) - set(PARTS))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key {unknown[0]!r}; the file holds [settings] and [[routes]]"
+        )
+    settings = file_layer(document.get("settings", {}), path)
+    if "routes" not in document:
+        return ConfigFile(path, settings, DEFAULT_ROUTES)
+    return ConfigFile(path, settings, read_routes(document["routes"], path, environ))
+
+
+def load_configuration(
+    path: Path | None, flags: Layer, environ: Mapping[str, str] = os.environ
+) -> Configuration:
+    """The settings of the file (if any), under the environment's, under `flags`; the routes of
+    the file. Raises ConfigError naming the setting and where it was set."""
+    file = None if path is None else read_config_file(path, environ)
+    settings, sources = load_settings(
+        file.settings if file is not None else {}, environment_layer(environ), flags
+    )
+    return Configuration(settings, sources, DEFAULT_ROUTES if file is None else file.routes)
