@@ -47,6 +47,9 @@ class Settings:
     simulator_latency_ms: float = 0.0
     simulator_fault_rate: float = 0.0
     simulator_fault_types: tuple[str, ...] = ("api_error", "overloaded_error")
+    # A create body not received in full within this long is refused (408): a client that
+    # trickles its bytes (slowloris) cannot hold a connection and its buffer for ever.
+    body_timeout_seconds: float = 300.0
 
 
 # A layer of settings: the value of each setting it sets, and where it was set.

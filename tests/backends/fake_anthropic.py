@@ -3,10 +3,13 @@
 An ASGI app on uvicorn, in a thread, on a free loopback port. Every request body is checked
 against the official SDK's own request types; a request that fails the check is answered 400
 and recorded in `invalid`, so a test can assert there were none. Answers are valid Messages
-that echo the prompt, unless a fault is injected: at `fault_rate`, one of 429 (with
-`retry-after-ms`, with `retry-after` or with neither), 529, 500, a reset connection or an
-answer slower than the client's timeout. Some prompts ask for an answer of their own (see the
-markers below); with `concurrency_limit`, requests beyond it get a 429, as a busy server answers.
+that echo the prompt, unless a fault is injected: at `fault_rate`, one of `faults`. By default
+those are the transient ones: 429 (with `retry-after-ms`, with `retry-after` or with neither),
+529, 500, a reset connection or an answer slower than the client's timeout. `ALL_FAULTS` adds
+a 503 from a proxy, a body cut short of its content-length, a body that stalls halfway for longer
+than the client's timeout, and a 200 whose body is not JSON. Some prompts ask for an answer of
+their own (see the markers below); with `concurrency_limit`, requests beyond it get a 429, as a
+busy server answers.
 """
 
 import asyncio
@@ -27,6 +30,7 @@ from anthropic.types.message_create_params import MessageCreateParamsNonStreamin
 from conftest import KEY
 
 FAULTS = ("429", "429-retry-after-ms", "429-retry-after", "529", "500", "reset", "timeout")
+ALL_FAULTS = (*FAULTS, "503", "truncated", "stall", "invalid-json")
 # Prompts containing these get: a 400; an error that quotes the API key; a Message that does;
 # a 200 that is not JSON.
 ALWAYS_BAD = "BAD-REQUEST"
@@ -120,16 +124,16 @@ class FakeAnthropic:
 
     async def _answer(self, scope: Scope, body: bytes, send: Any) -> None:
         headers = {name.decode().lower(): value.decode() for name, value in scope["headers"]}
-        if scope["method"] != "POST" or scope["path"] != "/v1/messages":
-            await _send_error(send, 404, "not_found_error", f"no route {scope['path']}")
+        if scope["method"] != "POST" or scope["path"] != self.path:
+            await self._send_error(send, 404, "not_found_error", f"no route {scope['path']}")
             return
         key = _presented_key(headers)
         if key != self.api_key:
-            await _send_error(send, 401, "authentication_error", "invalid API key")
+            await self._send_error(send, 401, "authentication_error", "invalid API key")
             return
         try:
             params = orjson.loads(body)
-            problem = _problem_with(params, headers)
+            problem = self._problem_with(params, headers)
         except orjson.JSONDecodeError as error:
             params, problem = {}, f"body is not JSON: {error}"
         arrival = Arrival(_prompt_of(params), key, self.in_flight)
@@ -137,19 +141,21 @@ class FakeAnthropic:
         if problem:
             self.invalid.append(problem)
             arrival.answer = "invalid"
-            await _send_error(send, 400, "invalid_request_error", problem)
+            await self._send_error(send, 400, "invalid_request_error", problem)
             return
         if ALWAYS_BAD in arrival.prompt:
             arrival.answer = "400"
-            await _send_error(send, 400, "invalid_request_error", "this prompt is always refused")
+            await self._send_error(
+                send, 400, "invalid_request_error", "this prompt is always refused"
+            )
             return
         if ECHO_KEY_IN_ERROR in arrival.prompt:
             arrival.answer = "400"
-            await _send_error(send, 400, "invalid_request_error", f"not for key {key}")
+            await self._send_error(send, 400, "invalid_request_error", f"not for key {key}")
             return
         if ECHO_KEY_IN_ANSWER in arrival.prompt:
             arrival.answer = "200"
-            await _send(send, 200, _message(params, f"your key is {key}"))
+            await _send(send, 200, self._answer_to(params, f"your key is {key}"))
             return
         if GARBLED in arrival.prompt:
             arrival.answer = "200"
@@ -159,7 +165,7 @@ class FakeAnthropic:
         if self.concurrency_limit is not None and self.in_flight > self.concurrency_limit:
             arrival.answer = "429"
             await asyncio.sleep(self.refusal_latency)
-            await _send_error(send, 429, "rate_limit_error", "too many concurrent requests")
+            await self._send_error(send, 429, "rate_limit_error", "too many concurrent requests")
             return
         fault = (
             self._random.choice(self.faults) if self._random.random() < self.fault_rate else None
@@ -167,7 +173,45 @@ class FakeAnthropic:
         arrival.answer = fault or "200"
         await asyncio.sleep(self.timeout_delay if fault == "timeout" else self.latency)
         if fault is None or fault == "timeout":
-            await _send(send, 200, _message(params, arrival.prompt))
+            await _send(send, 200, self._answer_to(params, arrival.prompt))
+        elif fault in ("truncated", "stall"):
+            payload = orjson.dumps(self._answer_to(params, arrival.prompt))
+            length = str(len(payload)).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", length),
+                    ],
+                }
+            )
+            half = len(payload) // 2
+            await send({"type": "http.response.body", "body": payload[:half], "more_body": True})
+            if fault == "truncated":
+                raise ConnectionResetError("fake upstream: injected truncated body")
+            await asyncio.sleep(self.timeout_delay)
+            await send({"type": "http.response.body", "body": payload[half:]})
+        elif fault == "invalid-json":
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b'{"id": "msg_01", "type": "mess'})
+        elif fault == "503":
+            # As a load balancer in front of the API answers: not Anthropic's envelope.
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [(b"content-type", b"text/plain")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"no healthy upstream"})
         elif fault == "reset":
             # The status line goes out, then the connection drops: uvicorn closes it when the
             # app fails mid-answer.
@@ -178,11 +222,33 @@ class FakeAnthropic:
                 "429-retry-after-ms": [(b"retry-after-ms", b"50")],
                 "429-retry-after": [(b"retry-after", b"0.05")],
             }.get(fault, [])
-            await _send_error(send, 429, "rate_limit_error", "slow down", extra)
+            await self._send_error(send, 429, "rate_limit_error", "slow down", extra)
         elif fault == "529":
-            await _send_error(send, 529, "overloaded_error", "Overloaded")
+            await self._send_error(send, 529, "overloaded_error", "Overloaded")
         else:
-            await _send_error(send, 500, "api_error", "Internal server error")
+            await self._send_error(send, 500, "api_error", "Internal server error")
+
+    # What the upstream's API looks like; a subclass speaks another (fake_openai.py).
+    path = "/v1/messages"
+
+    def _problem_with(self, params: object, headers: dict[str, str]) -> str | None:
+        return _problem_with(params, headers)
+
+    def _answer_to(self, params: dict[str, Any], prompt: str) -> dict[str, Any]:
+        return _message(params, prompt)
+
+    def _error_body(self, error_type: str, message: str) -> dict[str, Any]:
+        return {"type": "error", "error": {"type": error_type, "message": message}}
+
+    async def _send_error(
+        self,
+        send: Any,
+        status: int,
+        error_type: str,
+        message: str,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        await _send(send, status, self._error_body(error_type, message), headers)
 
 
 def _presented_key(headers: dict[str, str]) -> str | None:
@@ -261,14 +327,3 @@ async def _send(
         }
     )
     await send({"type": "http.response.body", "body": payload})
-
-
-async def _send_error(
-    send: Any,
-    status: int,
-    error_type: str,
-    message: str,
-    headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    body = {"type": "error", "error": {"type": error_type, "message": message}}
-    await _send(send, status, body, headers)

@@ -8,7 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from batchgate import metrics
-from batchgate.api import batch_requests, batches, health
+from batchgate.api import batch_requests, batches, health, openapi
 from batchgate.api.access_log import AccessLogMiddleware
 from batchgate.api.errors import ApiError, on_api_error, on_http_exception, on_unexpected_error
 from batchgate.api.request_ids import RequestIdMiddleware
@@ -39,7 +39,7 @@ def create_app(state: AppState) -> Starlette:
             metrics.process_exiting()
 
     app = Starlette(
-        routes=health.routes + batches.routes + batch_requests.routes,
+        routes=health.routes + openapi.routes + batches.routes + batch_requests.routes,
         middleware=[Middleware(RequestIdMiddleware), Middleware(AccessLogMiddleware)],
         exception_handlers={
             ApiError: on_api_error,

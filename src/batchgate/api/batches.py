@@ -101,7 +101,7 @@ async def create_batch(request: Request) -> Response:
             "This server is shutting down and takes no new batches: retry in a moment.",
             headers={"retry-after": str(max(1, retry_after))},
         )
-    body = await read_capped_body(request, settings.max_body_bytes)
+    body = await read_capped_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
     requests = decode_create_body(body)
     custom_ids = check_requests(requests, settings.max_requests_per_batch)
     chunks = into_chunks(requests, custom_ids, settings.chunk_size)

@@ -1,12 +1,15 @@
-"""Reading and checking a create body without decoding the params it carries.
+"""Reading and checking a create body without keeping the params it carries decoded.
 
 Each request's `params` stays the raw bytes the client sent (msgspec.Raw): params are validated
 later, per request, by the engine (as Anthropic does), and storing them needs no re-encoding.
+Only their JSON is checked here, since Anthropic refuses a body that is not valid JSON as a
+whole, and a request the engine could not even decode would have no way to end.
 """
 
 import re
 from collections.abc import Iterator
 
+import anyio
 import msgspec
 import orjson
 from starlette.requests import Request
@@ -16,6 +19,10 @@ from batchgate.storage.base import NewChunk
 
 CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 MSGSPEC_LOCATION = re.compile(r"^(?P<what>.*) - at `\$(?P<path>[^`]*)`$")
+MAX_QUOTED = 200
+# For a refusal before the whole body was read: uvicorn would otherwise go on reading (and
+# discarding) the rest, keeping the connection as long as the client likes.
+CLOSE_CONNECTION = {"connection": "close"}
 
 
 class BatchRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -27,22 +34,36 @@ class CreateBody(msgspec.Struct, forbid_unknown_fields=True):
     requests: list[BatchRequest]
 
 
-async def read_capped_body(request: Request, limit: int) -> bytearray:
-    too_large = ApiError(413, f"Request body exceeds the maximum size of {limit} bytes.")
+async def read_capped_body(request: Request, limit: int, timeout: float) -> bytearray:
+    """The body, refused past `limit` bytes (413) or when not all there within `timeout` (408)."""
+    too_large = ApiError(
+        413, f"Request body exceeds the maximum size of {limit} bytes.", CLOSE_CONNECTION
+    )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large
     body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > limit:
-            raise too_large
-    return body
+    with anyio.move_on_after(timeout):
+        async for piece in request.stream():
+            body += piece
+            if len(body) > limit:
+                raise too_large
+        return body
+    raise ApiError(
+        408,
+        f"The request body did not arrive within {timeout:g} seconds.",
+        CLOSE_CONNECTION,
+    )
 
 
 def _dotted(path: str) -> str:
     """`.requests[3].custom_id` → `requests.3.custom_id`, the style of Anthropic's messages."""
     return re.sub(r"\[(\d+)\]", r".\1", path).lstrip(".")
+
+
+def _clipped(text: str) -> str:
+    """Messages quote what the client sent (an unknown key), which may be megabytes long."""
+    return text if len(text) <= MAX_QUOTED else f"{text[:MAX_QUOTED]}… (clipped)"
 
 
 def decode_create_body(body: bytearray | bytes) -> list[BatchRequest]:
@@ -51,11 +72,15 @@ def decode_create_body(body: bytearray | bytes) -> list[BatchRequest]:
     except msgspec.ValidationError as error:
         found = MSGSPEC_LOCATION.match(str(error))
         if found is None:
-            raise ApiError(400, f"Invalid request body: {error}") from error
+            raise ApiError(400, f"Invalid request body: {_clipped(str(error))}") from error
         location = _dotted(found["path"]) or "body"
-        raise ApiError(400, f"{location}: {found['what']}") from error
+        raise ApiError(400, f"{location}: {_clipped(found['what'])}") from error
     except msgspec.DecodeError as error:
         raise ApiError(400, f"Request body is not valid JSON: {error}") from error
+    except UnicodeDecodeError as error:
+        raise ApiError(400, f"Request body is not valid UTF-8: {error}") from error
+    except RecursionError:
+        raise ApiError(400, "Request body is not valid JSON: it is nested too deeply") from None
 
 
 def check_requests(requests: list[BatchRequest], max_requests: int) -> list[str]:
@@ -82,8 +107,14 @@ def check_requests(requests: list[BatchRequest], max_requests: int) -> list[str]
                 400, f"requests.{index}.custom_id: {custom_id!r} is used by an earlier request"
             )
         seen.add(custom_id)
-        if bytes(memoryview(request.params)[:1]) != b"{":
+        params = memoryview(request.params)
+        if bytes(params[:1]) != b"{":
             raise ApiError(400, f"requests.{index}.params: Input should be an object")
+        # Skipping params as Raw checked neither their UTF-8 nor the range of their numbers.
+        try:
+            orjson.loads(params)
+        except orjson.JSONDecodeError as error:
+            raise ApiError(400, f"requests.{index}.params: not valid JSON: {error}") from None
     return custom_ids
 
 

@@ -1,5 +1,6 @@
 """A backend that answers through any OpenAI-compatible `/v1/chat/completions` server."""
 
+import json
 from typing import Any
 
 import openai
@@ -61,5 +62,8 @@ class OpenAIChatBackend:
         except openai.APIConnectionError as failure:
             raise upstream_errors.connection_error(failure, self._api_key) from failure
         except openai.APIError as failure:
+            raise upstream_errors.unreadable_answer(failure, self._api_key) from failure
+        except json.JSONDecodeError as failure:
+            # The SDK lets a 200 whose body is not JSON through as the decoder's own error.
             raise upstream_errors.unreadable_answer(failure, self._api_key) from failure
         return message_from_chat_completion(completion.model_dump(), params)

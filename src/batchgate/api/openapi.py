@@ -1,0 +1,351 @@
+"""`GET /openapi.json`: the OpenAPI 3.1 description of the API as it is on the wire.
+
+Maintained by hand beside the handlers (api/batches.py, api/batch_requests.py, api/errors.py)
+and checked against the live server by schemathesis (tests/reliability/test_openapi.py), so a
+change to either that the other does not follow fails the tests. No API key is needed to read it.
+"""
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from batchgate.api.batch_requests import RESULT_TYPES
+from batchgate.api.errors import ERROR_TYPES
+from batchgate.api.ingest import CUSTOM_ID
+from batchgate.api.state import AppState
+from batchgate.config import Settings
+
+JSONL = "application/x-jsonl"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+_TIMESTAMP = {"type": "string", "format": "date-time", "examples": ["2026-11-24T21:58:11.808381Z"]}
+
+
+def _schemas(settings: Settings) -> dict[str, Any]:
+    return {
+        "MessageBatch": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": [
+                "id",
+                "type",
+                "processing_status",
+                "request_counts",
+                "created_at",
+                "expires_at",
+                "ended_at",
+                "cancel_initiated_at",
+                "archived_at",
+                "results_url",
+            ],
+            "properties": {
+                "id": {"type": "string", "examples": ["msgbatch_8DrnNyPaxzlj80PW7WQU1Fsp"]},
+                "type": {"const": "message_batch"},
+                "processing_status": {"enum": ["in_progress", "canceling", "ended"]},
+                "request_counts": _ref("RequestCounts"),
+                "created_at": _TIMESTAMP,
+                "expires_at": _TIMESTAMP,
+                "ended_at": _nullable(_TIMESTAMP),
+                "cancel_initiated_at": _nullable(_TIMESTAMP),
+                "archived_at": _nullable(_TIMESTAMP),
+                "results_url": {
+                    "description": "Set once the batch has ended: an absolute URL of its results.",
+                    **_nullable({"type": "string", "format": "uri"}),
+                },
+            },
+        },
+        "RequestCounts": {
+            "description": "They always sum to the number of requests; live while it runs.",
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["processing", *RESULT_TYPES],
+            "properties": {
+                name: {"type": "integer", "minimum": 0} for name in ("processing", *RESULT_TYPES)
+            },
+        },
+        "DeletedMessageBatch": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["id", "type"],
+            "properties": {"id": {"type": "string"}, "type": {"const": "message_batch_deleted"}},
+        },
+        "MessageBatchList": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["data", "has_more", "first_id", "last_id"],
+            "properties": {
+                "data": {"type": "array", "items": _ref("MessageBatch")},
+                "has_more": {"type": "boolean"},
+                "first_id": _nullable({"type": "string"}),
+                "last_id": _nullable({"type": "string"}),
+            },
+        },
+        "CreateMessageBatch": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["requests"],
+            "properties": {
+                "requests": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": settings.max_requests_per_batch,
+                    "items": _ref("BatchRequest"),
+                }
+            },
+        },
+        "BatchRequest": {
+            "description": "custom_id must also be unique within the batch.",
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["custom_id", "params"],
+            "properties": {
+                "custom_id": {"type": "string", "pattern": f"^{CUSTOM_ID.pattern}$"},
+                "params": {
+                    "description": (
+                        "The Messages API parameters (model, max_tokens, messages, ...). They are"
+                        " validated when the request runs: invalid ones become that request's"
+                        " errored result, never a failed create."
+                    ),
+                    "type": "object",
+                },
+            },
+        },
+        "Error": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["type", "error", "request_id"],
+            "properties": {
+                "type": {"const": "error"},
+                "error": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["type", "message"],
+                    "properties": {
+                        "type": {"enum": sorted({*ERROR_TYPES.values(), "api_error"})},
+                        "message": {"type": "string"},
+                    },
+                },
+                "request_id": {
+                    "type": "string",
+                    "description": "The same as the request-id header.",
+                },
+            },
+        },
+    }
+
+
+_REQUEST_ID_HEADER = {
+    "request-id": {
+        "description": "The id of this request, as in an error's request_id.",
+        "schema": {"type": "string"},
+    }
+}
+
+_ERRORS = {
+    400: "Invalid request: a malformed create, a bad query parameter or a wrong state.",
+    401: "Missing or unknown API key (when the server has keys configured).",
+    404: "No such batch for this key (unknown, deleted, another key's), or archived results.",
+    408: "The create body did not arrive in full within the server's body timeout.",
+    413: "The create body is larger than the server accepts.",
+    503: "The server is shutting down and takes no new batches; retry after `retry-after`.",
+}
+
+
+def _error(status: int) -> dict[str, Any]:
+    return {
+        "description": f"{ERROR_TYPES[status]}: {_ERRORS[status]}",
+        "headers": _REQUEST_ID_HEADER,
+        "content": {"application/json": {"schema": _ref("Error")}},
+    }
+
+
+def _json(description: str, schema: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "headers": _REQUEST_ID_HEADER,
+        "content": {"application/json": {"schema": _ref(schema)}},
+    }
+
+
+def _jsonl(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "headers": _REQUEST_ID_HEADER,
+        "content": {JSONL: {"schema": {"type": "string"}}},
+    }
+
+
+def _operation(
+    operation_id: str,
+    summary: str,
+    responses: dict[int, dict[str, Any]],
+    errors: tuple[int, ...],
+    **extra: Any,
+) -> dict[str, Any]:
+    every = {**responses, **{status: _error(status) for status in (*errors, 401)}}
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        **extra,
+        "responses": {str(status): every[status] for status in sorted(every)},
+    }
+
+
+_BATCH_ID = {
+    "name": "batch_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1, "pattern": "^[^/]+$"},
+}
+_ANTHROPIC_VERSION = {
+    "name": "anthropic-version",
+    "in": "header",
+    "required": False,
+    "description": "Accepted and ignored: every SDK version's value (2023-06-01, 2026-10-21).",
+    "schema": {"type": "string"},
+}
+_PAGE_PARAMETERS = [
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": "Batches per page.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 20},
+    },
+    {
+        "name": "after_id",
+        "in": "query",
+        "required": False,
+        "description": "The page of batches older than this one (a cursor: last_id).",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "before_id",
+        "in": "query",
+        "required": False,
+        "description": "The page of batches newer than this one (a cursor: first_id).",
+        "schema": {"type": "string"},
+    },
+]
+
+
+def document(settings: Settings) -> dict[str, Any]:
+    """The description of a server running with `settings` (its limits are in it)."""
+    batch = "The message batch."
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "batchgate: the Message Batches API",
+            "version": "1",
+            "description": (
+                "Anthropic's Message Batches API as batchgate serves it, with the same wire"
+                " format (docs/api.md). Wrong-state errors are 400, never 409."
+            ),
+        },
+        "security": [{"ApiKey": []}, {"Bearer": []}],
+        "paths": {
+            "/v1/messages/batches": {
+                "parameters": [_ANTHROPIC_VERSION],
+                "post": _operation(
+                    "createMessageBatch",
+                    "Create a batch; processing starts at once.",
+                    {200: _json(batch, "MessageBatch")},
+                    (400, 408, 413, 503),
+                    requestBody={
+                        "required": True,
+                        "description": f"At most {settings.max_body_bytes} bytes.",
+                        "content": {"application/json": {"schema": _ref("CreateMessageBatch")}},
+                    },
+                ),
+                "get": _operation(
+                    "listMessageBatches",
+                    "List the caller's batches, newest first.",
+                    {200: _json("A page of batches.", "MessageBatchList")},
+                    (400,),
+                    parameters=_PAGE_PARAMETERS,
+                ),
+            },
+            "/v1/messages/batches/{batch_id}": {
+                "parameters": [_BATCH_ID, _ANTHROPIC_VERSION],
+                "get": _operation(
+                    "retrieveMessageBatch",
+                    "Retrieve a batch.",
+                    {200: _json(batch, "MessageBatch")},
+                    (404,),
+                ),
+                "delete": _operation(
+                    "deleteMessageBatch",
+                    "Delete an ended batch and its results.",
+                    {200: _json("The batch is gone.", "DeletedMessageBatch")},
+                    (400, 404),
+                ),
+            },
+            "/v1/messages/batches/{batch_id}/cancel": {
+                "parameters": [_BATCH_ID, _ANTHROPIC_VERSION],
+                "post": _operation(
+                    "cancelMessageBatch",
+                    "Start canceling a batch (the SDK sends an empty body).",
+                    {200: _json(batch, "MessageBatch")},
+                    (400, 404),
+                ),
+            },
+            "/v1/messages/batches/{batch_id}/results": {
+                "parameters": [_BATCH_ID, _ANTHROPIC_VERSION],
+                "get": _operation(
+                    "messageBatchResults",
+                    "The results of an ended batch: one JSON object per line, \\n-terminated.",
+                    {200: _jsonl("A result line per request, in any order.")},
+                    (400, 404),
+                ),
+            },
+            "/v1/messages/batches/{batch_id}/requests": {
+                "parameters": [_BATCH_ID, _ANTHROPIC_VERSION],
+                "get": _operation(
+                    "messageBatchRequests",
+                    "(batchgate extension) The requests of a batch as submitted, as JSONL.",
+                    {200: _jsonl('A {"custom_id", "params"} line per request kept.')},
+                    (400, 404),
+                    parameters=[
+                        {
+                            "name": "result_type",
+                            "in": "query",
+                            "required": False,
+                            "description": (
+                                "Keep only requests whose result has one of these types"
+                                " (repeatable, or comma-separated)."
+                            ),
+                            "schema": {"type": "array", "items": {"enum": list(RESULT_TYPES)}},
+                            "style": "form",
+                            "explode": True,
+                        }
+                    ],
+                ),
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+                "Bearer": {"type": "http", "scheme": "bearer"},
+            },
+            "schemas": _schemas(settings),
+        },
+    }
+
+
+async def openapi_json(request: Request) -> Response:
+    state: AppState = request.app.state.batchgate
+    return Response(orjson.dumps(document(state.settings)), media_type="application/json")
+
+
+routes = [Route("/openapi.json", openapi_json, methods=["GET"])]
