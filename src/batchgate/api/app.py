@@ -11,9 +11,16 @@ from starlette.middleware import Middleware
 from batchgate import metrics
 from batchgate.api import batch_requests, batches, health
 from batchgate.api.access_log import AccessLogMiddleware
-from batchgate.api.errors import ApiError, on_api_error, on_http_exception, on_unexpected_error
+from batchgate.api.errors import (
+    ApiError,
+    on_api_error,
+    on_http_exception,
+    on_store_unavailable,
+    on_unexpected_error,
+)
 from batchgate.api.request_ids import RequestIdMiddleware
 from batchgate.api.state import AppState
+from batchgate.storage.base import StoreUnavailable
 
 
 def create_app(state: AppState) -> Starlette:
@@ -43,6 +50,7 @@ def create_app(state: AppState) -> Starlette:
         exception_handlers={
             ApiError: on_api_error,
             HTTPException: on_http_exception,
+            StoreUnavailable: on_store_unavailable,
             Exception: on_unexpected_error,
         },
         lifespan=lifespan,
