@@ -18,6 +18,7 @@ from batchgate.effective_config import effective_config, mask_url
 from batchgate.logs import configure_logging
 from batchgate.route_config import DEFAULT_ROUTES, RouteConfig, RouteConfigError, load_routes
 from batchgate.server import build_app, run_worker
+from batchgate.storage.base import StoreUnavailable
 from batchgate.storage.migrations import SchemaNotReady, describe, migrate
 
 app = typer.Typer(help="batchgate: a self-hosted Message Batches API.", no_args_is_help=True)
@@ -139,7 +140,7 @@ def serve(
         )
     try:
         application = build_app(settings, routes, with_worker=worker)
-    except (SchemaNotReady, psycopg.OperationalError) as error:
+    except (SchemaNotReady, StoreUnavailable) as error:
         raise fail(f"Cannot start: {error}") from None
     log.info("batchgate on http://%s:%d, database %s", host, port, mask_url(settings.database_url))
     exit_cleanly_when_signalled()
@@ -167,7 +168,7 @@ def worker_command(
     log.info("batchgate worker on %s", describe(settings.database_url))
     try:
         run_worker(settings, routes)
-    except (SchemaNotReady, psycopg.OperationalError) as error:
+    except (SchemaNotReady, StoreUnavailable) as error:
         raise fail(f"Cannot start: {error}") from None
 
 
