@@ -39,6 +39,9 @@ from batchgate.storage.migrations import CONNECT_TIMEOUT_SECONDS, describe, requ
 from batchgate.storage.unavailable import raises_store_unavailable
 
 log = logging.getLogger("batchgate.storage")
+# The pool warns on every failed connection attempt, several a second while the database is
+# away; the engine and the API report an outage themselves, once (engine/outages.py).
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 BATCH_COLUMNS = sql.SQL(
     "id, status, total, processing, succeeded, errored, canceled, expired,"
@@ -441,6 +444,10 @@ class PostgresStore:
         self._pool.close()
 
 
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
 def _expedite(
     db: psycopg.Connection[TupleRow], which: sql.Composable, params: tuple[object, ...]
 ) -> int:
@@ -512,7 +519,7 @@ class WorkListener:
                 for _ in connection.notifies(timeout=LISTEN_CHECK_SECONDS):
                     self._wake()
             except psycopg.Error as error:
-                log.warning("lost the LISTEN connection; reconnecting: %s", error)
+                log.warning("lost the LISTEN connection; reconnecting: %s", _one_line(error))
                 connection.close()
                 connection = None
         if connection is not None:
@@ -526,7 +533,7 @@ class WorkListener:
                 connection = self._connect()
             except psycopg.Error as error:
                 if attempt == 1:
-                    log.warning("cannot reconnect to LISTEN yet, retrying: %s", error)
+                    log.warning("cannot reconnect to LISTEN yet, retrying: %s", _one_line(error))
                 continue
             self._wake()
             return connection
