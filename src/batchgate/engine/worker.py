@@ -279,18 +279,15 @@ class Engine:
     async def _renew_leases(self) -> None:
         period = self._settings.lease_seconds / 3
 
-        def renew() -> None:
-            # Only the chunks running here: one leased by a call whose answer was lost lapses.
+        def renew(running: list[tuple[str, int]]) -> None:
             self._store.renew_leases(
-                self.worker_id,
-                list(self._chunks.values()),
-                time.time(),
-                self._settings.lease_seconds,
+                self.worker_id, running, time.time(), self._settings.lease_seconds
             )
 
         while True:
             await asyncio.sleep(period)
-            await self._outages.retry(renew)
+            # Only the chunks running here: one leased by a call whose answer was lost lapses.
+            await self._outages.retry(renew, list(self._chunks.values()))
 
     async def _run_chunk(self, chunk: LeasedChunk) -> None:
         custom_ids: list[str] = orjson.loads(chunk.custom_ids)

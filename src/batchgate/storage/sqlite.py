@@ -87,8 +87,8 @@ RESULT_PARTS_PER_READ = 8
 CHECKPOINT_SECONDS = 1.0
 
 
-# Server conditions a later call may not meet: a locked or unreadable file, a missing or
-# read-only directory. Constraint violations, misuse and corruption are not among them.
+# Conditions that pass, by themselves or by an operator's hand: a locked file, an I/O error, a
+# missing or read-only directory. Constraint violations, misuse and corruption are not among them.
 UNAVAILABLE_CODES = frozenset(
     {
         sqlite3.SQLITE_BUSY,
@@ -153,7 +153,7 @@ class SQLiteStore:
             try:
                 connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.OperationalError as error:
-                # A full disk: the WAL keeps the commits meanwhile, the next checkpoint copies them.
+                # A full disk, say: the WAL keeps the commits meanwhile, the next checkpoint copies them.
                 if not failing:
                     log.warning(
                         "checkpoint failed, retrying every %.0f s: %s", CHECKPOINT_SECONDS, error
