@@ -153,7 +153,8 @@ class SQLiteStore:
             try:
                 connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.OperationalError as error:
-                # A full disk, say: the WAL keeps the commits meanwhile, the next checkpoint copies them.
+                # A full disk, say: the WAL holds the commits meanwhile, a later checkpoint
+                # copies them.
                 if not failing:
                     log.warning(
                         "checkpoint failed, retrying every %.0f s: %s", CHECKPOINT_SECONDS, error
