@@ -21,7 +21,7 @@ import pytest
 from conftest import Server, simple_request, wait_until_ended
 
 DISK_SIZE = "24m"
-REQUESTS = 400
+REQUESTS = 1000  # about 12 s of work: still running when the disk fills
 SETTINGS = {
     "simulator_latency_ms": "50",
     "max_concurrency": "4",
