@@ -27,26 +27,30 @@ def retry_delay(attempt: int) -> float:
 
 
 class Outages:
-    """The database's availability as one engine sees it."""
+    """The database's availability as one engine sees it: away from the first call that finds
+    it unavailable until every call that did has gone through. Calls that never failed say
+    nothing: reads may well succeed while writes fail on a full disk."""
 
     def __init__(self) -> None:
         self._since: float | None = None
+        self._waiting = 0
 
-    @property
-    def ongoing(self) -> bool:
-        return self._since is not None
-
-    def failed(self, error: StoreUnavailable) -> None:
+    def began(self, error: StoreUnavailable) -> None:
+        """A caller found the database unavailable; it calls `ended` once it stops waiting."""
+        self._waiting += 1
         if self._since is None:
             self._since = time.monotonic()
             log.warning("%s; the engine waits for it and retries", error)
 
-    def succeeded(self) -> None:
-        if self._since is not None:
-            log.warning(
-                "the database is back after %.1f s; the engine resumes",
-                time.monotonic() - self._since,
-            )
+    def ended(self, recovered: bool = True) -> None:
+        """A caller stopped waiting: its call went through, or (not `recovered`) it gave up."""
+        self._waiting -= 1
+        if self._waiting == 0 and self._since is not None:
+            if recovered:
+                log.warning(
+                    "the database is back after %.1f s; the engine resumes",
+                    time.monotonic() - self._since,
+                )
             self._since = None
 
     async def retry(self, call: Callable[..., Result], *args: object) -> Result:
@@ -56,13 +60,21 @@ class Outages:
         gone through.
         """
         attempt = 0
-        while True:
-            try:
-                result = await anyio.to_thread.run_sync(call, *args)
-            except StoreUnavailable as error:
-                self.failed(error)
-                await asyncio.sleep(retry_delay(attempt))
-                attempt += 1
-                continue
-            self.succeeded()
-            return result
+        try:
+            while True:
+                try:
+                    result = await anyio.to_thread.run_sync(call, *args)
+                except StoreUnavailable as error:
+                    if attempt == 0:
+                        self.began(error)
+                    await asyncio.sleep(retry_delay(attempt))
+                    attempt += 1
+                    continue
+                break
+        except BaseException:
+            if attempt:
+                self.ended(recovered=False)
+            raise
+        if attempt:
+            self.ended()
+        return result

@@ -204,13 +204,15 @@ class Engine:
                 leased = await self._lease_more(announced)
             except StoreUnavailable as error:
                 # Not retried in place, so that a shutdown need not wait for the database.
-                self._outages.failed(error)
+                if failures == 0:
+                    self._outages.began(error)
                 self._work_announced = True
                 await asyncio.sleep(retry_delay(failures))
                 failures += 1
                 continue
+            if failures:
+                self._outages.ended()
             failures = 0
-            self._outages.succeeded()
             if leased:
                 continue
             with contextlib.suppress(TimeoutError):
