@@ -355,11 +355,12 @@ class PostgresStore:
                 " FOR UPDATE",
                 (part.batch_id, part.chunk_no),
             ).fetchone()
-            saved = db.execute(
-                "SELECT indices FROM results WHERE batch_id = %s AND chunk_no = %s AND part = %s",
-                (part.batch_id, part.chunk_no, part.part),
-            ).fetchone()
-            if saved is not None or chunk is None or chunk != (1, worker_id):
+            if chunk != (1, worker_id):
+                saved = db.execute(
+                    "SELECT indices FROM results WHERE batch_id = %s AND chunk_no = %s"
+                    " AND part = %s",
+                    (part.batch_id, part.chunk_no, part.part),
+                ).fetchone()
                 return committed_before(
                     part,
                     indices,
@@ -373,11 +374,15 @@ class PostgresStore:
                     (part.batch_id, part.chunk_no),
                 )
             if part.indices:
-                db.execute(
+                inserted = db.execute(
                     "INSERT INTO results (batch_id, chunk_no, part, indices, lines)"
-                    " VALUES (%s, %s, %s, %s, %s)",
+                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING part",
                     (part.batch_id, part.chunk_no, part.part, indices, part.lines),
-                )
+                ).fetchone()
+                if inserted is None:
+                    # While the worker holds the lease its part numbers are its own: this is a
+                    # part it committed before, in a try whose answer was lost. Counted then.
+                    return True
                 # Last: every part of a batch waits for this row, so it is held only until commit.
                 [(status,)] = db.execute(
                     "UPDATE batches SET processing = processing - %(total)s,"

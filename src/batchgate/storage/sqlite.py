@@ -423,11 +423,11 @@ class SQLiteStore:
                 "SELECT state, lease_owner FROM chunks WHERE batch_id = ? AND chunk_no = ?",
                 (part.batch_id, part.chunk_no),
             ).fetchone()
-            saved = db.execute(
-                "SELECT indices FROM results WHERE batch_id = ? AND chunk_no = ? AND part = ?",
-                (part.batch_id, part.chunk_no, part.part),
-            ).fetchone()
-            if saved is not None or chunk is None or chunk != (1, worker_id):
+            if chunk != (1, worker_id):
+                saved = db.execute(
+                    "SELECT indices FROM results WHERE batch_id = ? AND chunk_no = ? AND part = ?",
+                    (part.batch_id, part.chunk_no, part.part),
+                ).fetchone()
                 return committed_before(
                     part,
                     indices,
@@ -435,11 +435,15 @@ class SQLiteStore:
                     None if chunk is None else chunk[0],
                 )
             if part.indices:
-                db.execute(
+                inserted = db.execute(
                     "INSERT INTO results (batch_id, chunk_no, part, indices, lines)"
-                    " VALUES (?, ?, ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING part",
                     (part.batch_id, part.chunk_no, part.part, indices, part.lines),
-                )
+                ).fetchall()
+                if not inserted:
+                    # While the worker holds the lease its part numbers are its own: this is a
+                    # part it committed before, in a try whose answer was lost. Counted then.
+                    return True
                 [(status,)] = db.execute(
                     "UPDATE batches SET processing = processing - ?, succeeded = succeeded + ?,"
                     " errored = errored + ?, canceled = canceled + ?, expired = expired + ?,"
