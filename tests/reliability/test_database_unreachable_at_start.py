@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,15 +46,35 @@ def test_an_unreachable_postgresql_stops_the_start_with_one_line(command: str) -
     assert seconds < STARTS_WITHIN_SECONDS
 
 
-@pytest.mark.parametrize("where", ["missing directory", "directory that is a file"])
+@pytest.fixture
+def read_only_directory(tmp_path: Path) -> Iterator[Path]:
+    """A read-only filesystem: root may write anywhere else, whatever the permissions say."""
+    directory = tmp_path / "read-only"
+    directory.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(directory)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", str(directory)], check=True)
+
+
+@pytest.mark.parametrize("where", ["missing directory", "directory that is a file", "read-only"])
 def test_an_sqlite_file_that_cannot_be_created_stops_the_start_with_one_line(
-    where: str, tmp_path: Path
+    where: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     if where == "missing directory":
         path = tmp_path / "no" / "such" / "directory" / "batchgate.db"
-    else:
+    elif where == "directory that is a file":
         (tmp_path / "a-file").write_text("not a directory")
         path = tmp_path / "a-file" / "batchgate.db"
+    else:
+        path = request.getfixturevalue("read_only_directory") / "batchgate.db"
     finished, _ = start("serve", f"sqlite:///{path}")
     assert finished.returncode != 0
     last_line = finished.stderr.strip().splitlines()[-1]
