@@ -20,6 +20,7 @@ from batchgate.effective_config import effective_config, mask_url
 from batchgate.keys_cli import keys_app
 from batchgate.logs import configure_logging
 from batchgate.server import build_app, run_worker
+from batchgate.storage.base import StoreUnavailable
 from batchgate.storage.migrations import SchemaNotReady, describe, migrate
 
 app = typer.Typer(help="batchgate: a self-hosted Message Batches API.", no_args_is_help=True)
@@ -99,7 +100,7 @@ def serve(
         application = build_app(settings, routes, with_worker=worker)
         state: AppState = application.state.batchgate
         keys_configured = state.keyring.any_configured()
-    except (SchemaNotReady, psycopg.OperationalError) as error:
+    except (SchemaNotReady, StoreUnavailable) as error:
         raise fail(f"Cannot start: {error}") from None
     if not keys_configured:
         if not is_loopback(host):
@@ -140,7 +141,7 @@ def worker_command(
     log.info("batchgate worker on %s", describe(settings.database_url))
     try:
         run_worker(settings, routes)
-    except (SchemaNotReady, psycopg.OperationalError) as error:
+    except (SchemaNotReady, StoreUnavailable) as error:
         raise fail(f"Cannot start: {error}") from None
 
 

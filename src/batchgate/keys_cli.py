@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
-import psycopg
 import typer
 
 from batchgate.api.auth import REFRESH_SECONDS
@@ -16,7 +15,7 @@ from batchgate.api_keys import new_key
 from batchgate.cli_options import ConfigFile, DatabaseUrl, configure, fail
 from batchgate.effective_config import mask_url
 from batchgate.storage import Store, open_store
-from batchgate.storage.base import ApiKeyRow
+from batchgate.storage.base import ApiKeyRow, StoreUnavailable
 from batchgate.storage.migrations import SchemaNotReady
 
 keys_app = typer.Typer(
@@ -35,7 +34,7 @@ def configured_database(database_url: str | None, config: Path | None) -> str:
 def opened_store(url: str) -> Iterator[Store]:
     try:
         store = open_store(url, pool_size=1)
-    except (SchemaNotReady, psycopg.OperationalError, ValueError) as error:
+    except (SchemaNotReady, StoreUnavailable, ValueError) as error:
         raise fail(f"Cannot open {mask_url(url)}: {error}") from None
     try:
         yield store

@@ -16,6 +16,7 @@ from batchgate.storage.base import (
     LeasedChunk,
     Store,
     StoredChunk,
+    StoreUnavailable,
     WrongState,
 )
 from batchgate.storage.postgres import PostgresStore
@@ -174,10 +175,10 @@ def test_expired_lease_goes_to_another_worker_who_skips_done_requests(store: Sto
 def test_renewed_leases_hold_and_renewals_only_touch_their_own(store: Store) -> None:
     create(store, "msgbatch_1")
     [chunk] = store.lease_chunks("w1", 10, NOW, LEASE)
-    store.renew_leases("w1", NOW + 20, LEASE)
+    store.renew_leases("w1", keys([chunk]), NOW + 20, LEASE)
     assert store.lease_chunks("w2", 10, NOW + LEASE + 1, LEASE) == []
     assert len(store.lease_chunks("w2", 10, NOW + 51, LEASE)) == 1  # w2 holds it until NOW + 81
-    store.renew_leases("w1", NOW + 60, LEASE)
+    store.renew_leases("w1", keys([chunk]), NOW + 60, LEASE)
     assert len(store.lease_chunks("w3", 10, NOW + 85, LEASE)) == 1
     assert not finish(store, "w1", chunk, NOW + 86)
 
@@ -321,6 +322,40 @@ def test_shared_start_up_leaves_live_leases_alone(postgres_store: PostgresStore)
     postgres_store.recover_abandoned_chunks()
     assert postgres_store.lease_chunks("new", 10, NOW + 1, LEASE) == []
     assert len(postgres_store.lease_chunks("new", 10, NOW + LEASE + 1, LEASE)) == 1
+
+
+def test_saving_a_committed_part_again_counts_nothing_twice(store: Store) -> None:
+    """The retry of a commit whose answer was lost (the connection dropped after COMMIT)."""
+    create(store, "msgbatch_1", sizes=(4, 2))
+    first, second = store.lease_chunks("w", 10, NOW, LEASE)
+    opening = part(first, 0, [0, 1])
+    closing = part(first, 1, [2, 3], done=True)
+    for saved in (opening, opening, closing, closing):
+        assert store.save_part("w", saved, NOW + 1)
+    assert store.save_part("w", part(second, 0, [0, 1]), NOW + 2)
+    empty_closing = part(second, 1, [], done=True)
+    assert store.save_part("w", empty_closing, NOW + 3)
+    assert store.save_part("w", empty_closing, NOW + 4)
+
+    batch = store.get_batch(OWNER, "msgbatch_1")
+    assert batch is not None
+    assert (batch.status, batch.processing, batch.succeeded) == ("ended", 0, 6)
+    assert b"".join(store.iter_results("msgbatch_1")).count(b"\n") == 6
+
+
+def test_a_part_number_taken_by_the_next_holder_is_not_mistaken_for_a_retry(store: Store) -> None:
+    create(store, "msgbatch_1", sizes=(4,))
+    [lapsed] = store.lease_chunks("slow", 10, NOW, LEASE)
+    [taken] = store.lease_chunks("next", 10, NOW + LEASE + 1, LEASE)
+    assert store.save_part("next", part(taken, 0, [0, 1]), NOW + LEASE + 2)
+    assert not store.save_part("slow", part(lapsed, 0, [2, 3]), NOW + LEASE + 3)
+
+
+def test_a_violated_constraint_is_not_reported_as_an_unavailable_database(store: Store) -> None:
+    create(store, "msgbatch_1")
+    with pytest.raises(Exception) as raised:
+        create(store, "msgbatch_1")
+    assert not isinstance(raised.value, StoreUnavailable)
 
 
 def test_a_store_on_the_schema_it_opened_reports_no_schema_problem(store: Store) -> None:

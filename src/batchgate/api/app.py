@@ -10,10 +10,17 @@ from starlette.middleware import Middleware
 from batchgate import metrics
 from batchgate.api import batch_requests, batches, health, openapi
 from batchgate.api.access_log import AccessLogMiddleware
-from batchgate.api.errors import ApiError, on_api_error, on_http_exception, on_unexpected_error
+from batchgate.api.errors import (
+    ApiError,
+    on_api_error,
+    on_http_exception,
+    on_store_unavailable,
+    on_unexpected_error,
+)
 from batchgate.api.request_ids import RequestIdMiddleware
 from batchgate.api.state import AppState
 from batchgate.engine.thread import EngineThread
+from batchgate.storage.base import StoreUnavailable
 
 
 def create_app(state: AppState) -> Starlette:
@@ -44,6 +51,7 @@ def create_app(state: AppState) -> Starlette:
         exception_handlers={
             ApiError: on_api_error,
             HTTPException: on_http_exception,
+            StoreUnavailable: on_store_unavailable,
             Exception: on_unexpected_error,
         },
         lifespan=lifespan,

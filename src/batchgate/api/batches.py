@@ -17,7 +17,7 @@ from batchgate.api.errors import ApiError
 from batchgate.api.ingest import check_requests, decode_create_body, into_chunks, read_capped_body
 from batchgate.api.state import AppState
 from batchgate.lifecycle.ids import new_batch_id
-from batchgate.storage.base import BatchRow, WrongState
+from batchgate.storage.base import BatchRow, StoreUnavailable, WrongState
 
 log = logging.getLogger("batchgate.api")
 
@@ -89,6 +89,15 @@ async def existing_batch(state: AppState, owner: str, batch_id: str) -> BatchRow
     return batch
 
 
+async def announce_work(state: AppState) -> None:
+    """Wakes the engines at once. Once the change is committed, a database gone meanwhile must
+    not fail the request: the engines find the work on their next poll."""
+    try:
+        await anyio.to_thread.run_sync(state.store.announce_work)
+    except StoreUnavailable as error:
+        log.warning("could not announce new work; the engines' next poll finds it: %s", error)
+
+
 async def create_batch(request: Request) -> Response:
     state, owner = await context(request)
     settings = state.settings
@@ -118,7 +127,7 @@ async def create_batch(request: Request) -> Response:
         chunks,
     )
     metrics.CREATE_BYTES.inc(size)
-    await anyio.to_thread.run_sync(state.store.announce_work)
+    await announce_work(state)
     log.info(
         "batch created",
         extra={"batch_id": batch.id, "requests": batch.total, **_request_id(request)},
@@ -174,7 +183,7 @@ async def cancel_batch(request: Request) -> Response:
         raise ApiError(400, str(error)) from None
     if batch is None:
         raise _not_found(batch_id)
-    await anyio.to_thread.run_sync(state.store.announce_work)
+    await announce_work(state)
     log.info("batch canceling", extra={"batch_id": batch_id, **_request_id(request)})
     return json_response(batch_object(request, batch))
 

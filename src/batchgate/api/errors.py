@@ -8,6 +8,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from batchgate.storage.base import StoreFull, StoreUnavailable
+
 log = logging.getLogger("batchgate.api")
 
 ERROR_TYPES = {
@@ -21,8 +23,13 @@ ERROR_TYPES = {
     429: "rate_limit_error",
     500: "api_error",
     503: "api_error",
+    507: "api_error",
     529: "overloaded_error",
 }
+
+
+# What a client told to come back waits: database restarts and failovers take seconds.
+RETRY_AFTER_SECONDS = 5
 
 
 class ApiError(Exception):
@@ -60,6 +67,18 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     else:
         message = str(exc.detail)
     return error_response(request, exc.status_code, message)
+
+
+async def on_store_unavailable(request: Request, exc: Exception) -> Response:
+    """The database is away or its disk full: a server condition the client may retry."""
+    assert isinstance(exc, StoreUnavailable)
+    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    retry = {"retry-after": str(RETRY_AFTER_SECONDS)}
+    if isinstance(exc, StoreFull):
+        message = "The server is out of disk space: nothing was stored. Try again later."
+        return error_response(request, 507, message, retry)
+    message = "The database is unavailable just now. Try again shortly."
+    return error_response(request, 503, message, retry)
 
 
 async def on_unexpected_error(request: Request, exc: Exception) -> Response:

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from batchgate import metrics
 from batchgate.api.state import AppState
+from batchgate.storage.base import StoreUnavailable
 
 log = logging.getLogger("batchgate.api")
 
@@ -30,6 +31,9 @@ async def readyz(request: Request) -> JSONResponse:
     try:
         await anyio.to_thread.run_sync(state.store.ping)
         schema_problem = await anyio.to_thread.run_sync(state.store.schema_problem)
+    except StoreUnavailable as error:
+        log.warning("readiness: %s", error)
+        return _not_ready("database unreachable")
     except Exception:
         log.warning("readiness: the database did not answer", exc_info=True)
         return _not_ready("database unreachable")

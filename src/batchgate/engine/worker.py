@@ -10,6 +10,10 @@ Finished result lines are committed in parts every `flush_seconds` and when the 
 each part commits with the batch's counters, which keeps `request_counts` live and lets a
 restarted worker skip what is already done.
 
+While the database is away (engine/outages.py) every store call waits and retries: leasing
+pauses, finished results stay in memory until their part commits, and leases are renewed
+again once the database is back.
+
 Shutting down (`stop`) ends leasing, lets the requests already started finish for up to
 `shutdown_seconds`, commits them, and hands the unfinished chunks back to the queue.
 """
@@ -32,12 +36,13 @@ import orjson
 from batchgate import metrics
 from batchgate.config import Settings
 from batchgate.engine.flow import Overdue, Withdrawn
+from batchgate.engine.outages import Outages, retry_delay
 from batchgate.engine.retries import call_with_retries
 from batchgate.engine.routing import Route, Router
 from batchgate.errors import RequestError
 from batchgate.lifecycle import results
 from batchgate.lifecycle.params import validate_params
-from batchgate.storage.base import LeasedChunk, ResultCounts, ResultPart, Store
+from batchgate.storage.base import LeasedChunk, ResultCounts, ResultPart, Store, StoreUnavailable
 
 log = logging.getLogger("batchgate.engine")
 RAW_PARAMS = msgspec.json.Decoder(list[msgspec.Raw])
@@ -127,7 +132,9 @@ class Engine:
         self._canceling: set[str] = set()
         # Canceling batches whose requests waiting on routes were told to stop waiting.
         self._withdrawn: frozenset[str] = frozenset()
-        self._chunks: set[asyncio.Task[None]] = set()
+        # The chunks in flight, by the task that runs each.
+        self._chunks: dict[asyncio.Task[None], tuple[str, int]] = {}
+        self._outages = Outages()
         self._next_housekeeping = 0.0
         self.running = False
         self.stopping = False
@@ -152,8 +159,10 @@ class Engine:
         gc.freeze()
         loop = self._loop = asyncio.get_running_loop()
         # Announcements arrive on other threads (a NOTIFY listener, an API worker thread).
-        self._store.on_work_announced(lambda: loop.call_soon_threadsafe(self.notify))
-        await anyio.to_thread.run_sync(self._store.recover_abandoned_chunks)
+        await self._outages.retry(
+            self._store.on_work_announced, lambda: loop.call_soon_threadsafe(self.notify)
+        )
+        await self._outages.retry(self._store.recover_abandoned_chunks)
         self.running = True
         try:
             async with asyncio.TaskGroup() as group:
@@ -184,41 +193,69 @@ class Engine:
                     len(unfinished),
                     self._settings.shutdown_seconds,
                 )
-        released = await anyio.to_thread.run_sync(self._store.release_leases, self.worker_id)
-        if released:
-            await anyio.to_thread.run_sync(self._store.announce_work)
+        try:
+            released = await anyio.to_thread.run_sync(self._store.release_leases, self.worker_id)
+            if released:
+                await anyio.to_thread.run_sync(self._store.announce_work)
+        except StoreUnavailable as error:
+            # No waiting for the database on the way out: the leases lapse by themselves.
+            log.warning("shutdown: could not release the unfinished chunks: %s", error)
+            return
         log.info("shutdown: %d unfinished chunks released to the queue", released)
 
     async def _dispatch(self) -> None:
+        failures = 0
         while not self.stopping:
             self._wake.clear()
             announced, self._work_announced = self._work_announced, False
-            await self._housekeeping()
-            free = CHUNKS_IN_FLIGHT - len(self._chunks)
-            if announced and free <= 0 and len(self._chunks) < MOST_CHUNKS_IN_FLIGHT:
-                # Chunks are leased lowest chunk_no first, so this is a new batch's first chunk
-                # (or a canceled one's): it starts now instead of after a running chunk ends,
-                # which on a slow route could take minutes.
-                free = 1
-            if free > 0 and not self.stopping:
-                leased = await anyio.to_thread.run_sync(
-                    self._store.lease_chunks,
-                    self.worker_id,
-                    free,
-                    time.time(),
-                    self._settings.lease_seconds,
-                )
-                for chunk in leased:
-                    task = asyncio.create_task(self._run_chunk_or_release(chunk))
-                    self._chunks.add(task)
-                    task.add_done_callback(self._chunk_finished)
-                if leased:
-                    continue
+            try:
+                leased = await self._lease_more(announced)
+            except StoreUnavailable as error:
+                # Not retried in place, so that a shutdown need not wait for the database.
+                if failures == 0:
+                    self._outages.began(error)
+                self._work_announced = True
+                await asyncio.sleep(retry_delay(failures))
+                failures += 1
+                continue
+            if failures:
+                self._outages.ended()
+            failures = 0
+            if leased:
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
 
+    async def _lease_more(self, announced: bool) -> bool:
+        """Housekeeping, then as many chunks as there is room for; whether any were leased."""
+        await self._housekeeping()
+        free = CHUNKS_IN_FLIGHT - len(self._chunks)
+        if announced and free <= 0 and len(self._chunks) < MOST_CHUNKS_IN_FLIGHT:
+            # Chunks are leased lowest chunk_no first, so this is a new batch's first chunk
+            # (or a canceled one's): it starts now instead of after a running chunk ends,
+            # which on a slow route could take minutes.
+            free = 1
+        if free <= 0 or self.stopping:
+            return False
+        leased = await anyio.to_thread.run_sync(
+            self._store.lease_chunks,
+            self.worker_id,
+            free,
+            time.time(),
+            self._settings.lease_seconds,
+        )
+        running = set(self._chunks.values())
+        for chunk in leased:
+            if _key(chunk) in running:
+                # Already running here: its lease lapsed while the database was away.
+                continue
+            task = asyncio.create_task(self._run_chunk_or_release(chunk))
+            self._chunks[task] = _key(chunk)
+            task.add_done_callback(self._chunk_finished)
+        return bool(leased)
+
     def _chunk_finished(self, task: asyncio.Task[None]) -> None:
-        self._chunks.discard(task)
+        self._chunks.pop(task, None)
         self._wake.set()
 
     async def _run_chunk_or_release(self, chunk: LeasedChunk) -> None:
@@ -229,7 +266,7 @@ class Engine:
         except Exception:
             # Renewal would otherwise keep a failed chunk leased to this worker for good.
             log.exception("chunk %s/%d failed; it goes back to the queue", *_key(chunk))
-            await anyio.to_thread.run_sync(self._store.release_leases, self.worker_id, _key(chunk))
+            await self._outages.retry(self._store.release_leases, self.worker_id, _key(chunk))
 
     async def _housekeeping(self) -> None:
         metrics.REQUESTS_IN_FLIGHT.set(self._settings.max_concurrency - self._slots._value)
@@ -251,11 +288,16 @@ class Engine:
 
     async def _renew_leases(self) -> None:
         period = self._settings.lease_seconds / 3
+
+        def renew(running: list[tuple[str, int]]) -> None:
+            self._store.renew_leases(
+                self.worker_id, running, time.time(), self._settings.lease_seconds
+            )
+
         while True:
             await asyncio.sleep(period)
-            await anyio.to_thread.run_sync(
-                self._store.renew_leases, self.worker_id, time.time(), self._settings.lease_seconds
-            )
+            # Only the chunks running here: one leased by a call whose answer was lost lapses.
+            await self._outages.retry(renew, list(self._chunks.values()))
 
     async def _run_chunk(self, chunk: LeasedChunk) -> None:
         custom_ids: list[str] = orjson.loads(chunk.custom_ids)
@@ -333,8 +375,9 @@ class Engine:
         await self._save(*buffer.take(chunk_done=next(todo, None) is None))
 
     async def _save(self, part: ResultPart, finished: dict[tuple[str, str], int]) -> None:
-        saved = await anyio.to_thread.run_sync(
-            self._store.save_part, self.worker_id, part, time.time()
+        # Safe to retry: saving a part again that did commit changes nothing.
+        saved = await self._outages.retry(
+            lambda: self._store.save_part(self.worker_id, part, time.time())
         )
         if not saved:
             raise LeaseLost(f"{part.batch_id} chunk {part.chunk_no}")

@@ -16,6 +16,23 @@ class WrongState(Exception):
     """The batch exists but is in a state that does not allow the operation."""
 
 
+class StoreUnavailable(Exception):
+    """The database cannot be reached or written just now (a server condition, not a bug).
+
+    Stores raise it for their driver's connection and I/O errors, never for a violated
+    constraint. Nothing of the failed call is committed, except that a commit whose answer was
+    lost may have gone through: the calls that write are safe to retry (see save_part).
+    """
+
+
+class StoreFull(StoreUnavailable):
+    """The database's disk is full: nothing more can be written until space is freed."""
+
+
+# chunks.state, in both stores.
+CHUNK_DONE = 2
+
+
 @dataclass(frozen=True, slots=True)
 class BatchRow:
     id: str
@@ -92,6 +109,22 @@ class ResultPart:
     chunk_done: bool = False
 
 
+def committed_before(
+    part: ResultPart, indices: bytes, saved_indices: bytes | None, chunk_state: int | None
+) -> bool:
+    """Whether a part its worker may not write now (its number is taken, or the chunk is not
+    leased to it) is one that worker committed already, in a try whose answer was lost.
+
+    `saved_indices` are those of the part stored under its number, `chunk_state` the chunk's.
+    """
+    if saved_indices is not None:
+        # The number is the worker's own only while it holds the lease: a part stored under it
+        # with other indices was written by the chunk's next holder.
+        return bytes(saved_indices) == indices
+    # A closing part without results writes no row; once committed, the chunk is done.
+    return not part.indices and part.chunk_done and chunk_state == CHUNK_DONE
+
+
 # --- API keys ------------------------------------------------------------------------------
 
 
@@ -160,7 +193,15 @@ class Store(Protocol):
         self, worker_id: str, limit: int, now: float, lease_seconds: float
     ) -> list[LeasedChunk]: ...
 
-    def renew_leases(self, worker_id: str, now: float, lease_seconds: float) -> None: ...
+    def renew_leases(
+        self, worker_id: str, chunks: Sequence[tuple[str, int]], now: float, lease_seconds: float
+    ) -> None:
+        """Extends the worker's leases of the (batch_id, chunk_no) it names and still holds.
+
+        Only the chunks it runs: one leased to it by a call whose answer was lost (the database
+        went away meanwhile) is never renewed, so its lease lapses and the chunk runs after all.
+        """
+        ...
 
     def recover_abandoned_chunks(self) -> None:
         """Called as an engine starts: makes the chunks of engines that are gone claimable.
@@ -188,7 +229,11 @@ class Store(Protocol):
         ...
 
     def save_part(self, worker_id: str, part: ResultPart, now: float) -> bool:
-        """Commits a part and its counts; False when the worker no longer holds the lease."""
+        """Commits a part and its counts; False when the worker no longer holds the lease.
+
+        Saving a part again that is already committed changes nothing and returns True: a
+        retry after a commit whose answer was lost counts nothing twice.
+        """
         ...
 
     def canceling_batch_ids(self) -> set[str]: ...

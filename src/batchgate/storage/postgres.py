@@ -16,7 +16,7 @@ created by `batchgate migrate` (storage/migrations). What changes is that many w
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import orjson
 import psycopg
@@ -31,9 +31,13 @@ from batchgate.storage.base import (
     NewChunk,
     ResultPart,
     StoredChunk,
+    StoreFull,
+    StoreUnavailable,
     WrongState,
+    committed_before,
 )
 from batchgate.storage.migrations import (
+    CONNECT_TIMEOUT_SECONDS,
     SchemaStatus,
     applied_versions,
     available_migrations,
@@ -41,8 +45,12 @@ from batchgate.storage.migrations import (
     require_current_schema,
     schema_problem,
 )
+from batchgate.storage.unavailable import raises_store_unavailable
 
 log = logging.getLogger("batchgate.storage")
+# The pool warns on every failed connection attempt, several a second while the database is
+# away; the engine and the API report an outage themselves, once (engine/outages.py).
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 BATCH_COLUMNS = sql.SQL(
     "id, status, total, processing, succeeded, errored, canceled, expired,"
@@ -58,14 +66,27 @@ PING_TIMEOUT_SECONDS = 2.0
 # The tables of the schema; a probe of /readyz notices one dropped.
 TABLES = ("batches", "chunk_requests", "chunks", "results", "api_keys")
 API_KEY_COLUMNS = sql.SQL("id, workspace, prefix, key_hash, created_at, revoked_at")
+# How long a call waits for a pooled connection before it fails: while the database is away
+# the API answers 503 after this long, instead of holding the client for the pool's 30 s.
+CHECKOUT_TIMEOUT_SECONDS = 5.0
 
 
 def _batch(row: tuple[object, ...] | None) -> BatchRow | None:
     return None if row is None else BatchRow(*row)  # type: ignore[arg-type]
 
 
+def unavailable_error(error: Exception) -> type[StoreUnavailable] | None:
+    """Connection failures, a server shutting down, a pool with no connection to give, a full
+    disk: every OperationalError (SQLSTATE classes 08, 53, 57, 40...), never a constraint."""
+    if isinstance(error, psycopg.errors.DiskFull):
+        return StoreFull
+    return StoreUnavailable if isinstance(error, psycopg.OperationalError) else None
+
+
+@raises_store_unavailable(unavailable_error)
 class PostgresStore:
     def __init__(self, database_url: str, pool_size: int = 10) -> None:
+        self.location = f"the PostgreSQL {describe(database_url)}"
         require_current_schema(database_url)
         self._database_url = database_url
         self._schema_versions = tuple(migration.version for migration in available_migrations())
@@ -74,7 +95,8 @@ class PostgresStore:
             database_url,
             min_size=1,
             max_size=pool_size,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
+            timeout=CHECKOUT_TIMEOUT_SECONDS,
             # One round trip per checkout: a connection broken by a database restart is replaced
             # instead of failing the call that drew it.
             check=ConnectionPool.check_connection,
@@ -292,11 +314,23 @@ class PostgresStore:
             )
         return leased
 
-    def renew_leases(self, worker_id: str, now: float, lease_seconds: float) -> None:
+    def renew_leases(
+        self, worker_id: str, chunks: Sequence[tuple[str, int]], now: float, lease_seconds: float
+    ) -> None:
+        if not chunks:
+            return
         with self._pool.connection() as db:
             db.execute(
-                "UPDATE chunks SET lease_expires = %s WHERE state = 1 AND lease_owner = %s",
-                (now + lease_seconds, worker_id),
+                "UPDATE chunks SET lease_expires = %s"
+                " FROM unnest(%s::text[], %s::integer[]) AS k(batch_id, chunk_no)"
+                " WHERE chunks.batch_id = k.batch_id AND chunks.chunk_no = k.chunk_no"
+                " AND state = 1 AND lease_owner = %s",
+                (
+                    now + lease_seconds,
+                    [batch_id for batch_id, _ in chunks],
+                    [chunk_no for _, chunk_no in chunks],
+                    worker_id,
+                ),
             )
 
     def recover_abandoned_chunks(self) -> None:
@@ -327,14 +361,25 @@ class PostgresStore:
     def save_part(self, worker_id: str, part: ResultPart, now: float) -> bool:
         counts = part.counts
         status = None
+        indices = orjson.dumps(list(part.indices))
         with self._pool.connection() as db, db.transaction():
-            held = db.execute(
-                "SELECT 1 FROM chunks WHERE batch_id = %s AND chunk_no = %s"
-                " AND state = 1 AND lease_owner = %s FOR UPDATE",
-                (part.batch_id, part.chunk_no, worker_id),
+            chunk = db.execute(
+                "SELECT state, lease_owner FROM chunks WHERE batch_id = %s AND chunk_no = %s"
+                " FOR UPDATE",
+                (part.batch_id, part.chunk_no),
             ).fetchone()
-            if held is None:
-                return False
+            if chunk != (1, worker_id):
+                saved = db.execute(
+                    "SELECT indices FROM results WHERE batch_id = %s AND chunk_no = %s"
+                    " AND part = %s",
+                    (part.batch_id, part.chunk_no, part.part),
+                ).fetchone()
+                return committed_before(
+                    part,
+                    indices,
+                    None if saved is None else saved[0],
+                    None if chunk is None else chunk[0],
+                )
             if part.chunk_done:
                 db.execute(
                     "UPDATE chunks SET state = 2, lease_owner = NULL, lease_expires = NULL"
@@ -342,17 +387,15 @@ class PostgresStore:
                     (part.batch_id, part.chunk_no),
                 )
             if part.indices:
-                db.execute(
+                inserted = db.execute(
                     "INSERT INTO results (batch_id, chunk_no, part, indices, lines)"
-                    " VALUES (%s, %s, %s, %s, %s)",
-                    (
-                        part.batch_id,
-                        part.chunk_no,
-                        part.part,
-                        orjson.dumps(list(part.indices)),
-                        part.lines,
-                    ),
-                )
+                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING part",
+                    (part.batch_id, part.chunk_no, part.part, indices, part.lines),
+                ).fetchone()
+                if inserted is None:
+                    # While the worker holds the lease its part numbers are its own: this is a
+                    # part it committed before, in a try whose answer was lost. Counted then.
+                    return True
                 # Last: every part of a batch waits for this row, so it is held only until commit.
                 [(status,)] = db.execute(
                     "UPDATE batches SET processing = processing - %(total)s,"
@@ -465,6 +508,10 @@ class PostgresStore:
         return None
 
 
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
 def _expedite(
     db: psycopg.Connection[TupleRow], which: sql.Composable, params: tuple[object, ...]
 ) -> int:
@@ -517,6 +564,7 @@ class WorkListener:
             self._database_url,
             autocommit=True,
             application_name="batchgate-listener",
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
             # A connection that silently died (a peer gone, no reset) is noticed within ~25 s.
             keepalives=1,
             keepalives_idle=10,
@@ -534,8 +582,8 @@ class WorkListener:
             try:
                 for _ in connection.notifies(timeout=LISTEN_CHECK_SECONDS):
                     self._wake()
-            except psycopg.Error:
-                log.warning("lost the LISTEN connection; reconnecting", exc_info=True)
+            except psycopg.Error as error:
+                log.warning("lost the LISTEN connection; reconnecting: %s", _one_line(error))
                 connection.close()
                 connection = None
         if connection is not None:
@@ -547,8 +595,9 @@ class WorkListener:
             attempt += 1
             try:
                 connection = self._connect()
-            except psycopg.Error:
-                log.warning("cannot reconnect to LISTEN (attempt %d)", attempt, exc_info=True)
+            except psycopg.Error as error:
+                if attempt == 1:
+                    log.warning("cannot reconnect to LISTEN yet, retrying: %s", _one_line(error))
                 continue
             self._wake()
             return connection

@@ -1,10 +1,10 @@
 """The embedded store: one SQLite file in WAL mode, written by one connection at a time."""
 
+import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import orjson
 
@@ -15,8 +15,12 @@ from batchgate.storage.base import (
     NewChunk,
     ResultPart,
     StoredChunk,
+    StoreFull,
+    StoreUnavailable,
     WrongState,
+    committed_before,
 )
+from batchgate.storage.unavailable import raises_store_unavailable
 
 log = logging.getLogger("batchgate.storage")
 
@@ -95,12 +99,36 @@ RESULT_PARTS_PER_READ = 8
 CHECKPOINT_SECONDS = 1.0
 
 
+# Conditions that pass, by themselves or by an operator's hand: a locked file, an I/O error, a
+# missing or read-only directory. Constraint violations, misuse and corruption are not among them.
+UNAVAILABLE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_READONLY,
+    }
+)
+
+
 def _batch(row: tuple[object, ...] | None) -> BatchRow | None:
     return None if row is None else BatchRow(*row)  # type: ignore[arg-type]
 
 
+def unavailable_error(error: Exception) -> type[StoreUnavailable] | None:
+    if not isinstance(error, sqlite3.OperationalError):
+        return None
+    code = error.sqlite_errorcode & 0xFF  # the primary code of an extended one
+    if code == sqlite3.SQLITE_FULL:
+        return StoreFull
+    return StoreUnavailable if code in UNAVAILABLE_CODES else None
+
+
+@raises_store_unavailable(unavailable_error)
 class SQLiteStore:
     def __init__(self, path: str) -> None:
+        self.location = f"the SQLite database {path}"
         self._path = path
         self._write_lock = threading.Lock()
         self._local = threading.local()
@@ -132,8 +160,20 @@ class SQLiteStore:
 
     def _checkpoint_regularly(self) -> None:
         connection = self._connect()
+        failing = False
         while not self._closed.wait(CHECKPOINT_SECONDS):
-            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            try:
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.OperationalError as error:
+                # A full disk, say: the WAL holds the commits meanwhile, a later checkpoint
+                # copies them.
+                if not failing:
+                    log.warning(
+                        "checkpoint failed, retrying every %.0f s: %s", CHECKPOINT_SECONDS, error
+                    )
+                failing = True
+            else:
+                failing = False
         connection.close()
 
     @property
@@ -144,16 +184,27 @@ class SQLiteStore:
             self._local.connection = connection
         return connection
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    @contextlib.contextmanager
+    def _transaction(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """A write transaction; `durable` ones also survive power loss (synchronous=FULL)."""
         with self._write_lock:
-            self._writer.execute("BEGIN IMMEDIATE")
+            if durable:
+                self._writer.execute("PRAGMA synchronous=FULL")
             try:
-                yield self._writer
-            except BaseException:
-                self._writer.execute("ROLLBACK")
-                raise
-            self._writer.execute("COMMIT")
+                self._writer.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._writer
+                    self._writer.execute("COMMIT")
+                except BaseException:
+                    # A COMMIT that failed (disk full, I/O error) can leave the transaction
+                    # open; a ROLLBACK that fails too leaves nothing more to undo.
+                    if self._writer.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._writer.execute("ROLLBACK")
+                    raise
+            finally:
+                if durable:
+                    self._writer.execute("PRAGMA synchronous=NORMAL")
 
     def ping(self) -> None:
         self._reader.execute("SELECT 1").fetchone()
@@ -169,39 +220,29 @@ class SQLiteStore:
         total: int,
         chunks: Iterable[NewChunk],
     ) -> BatchRow:
-        with self._write_lock:
-            self._writer.execute("PRAGMA synchronous=FULL")
-            try:
-                self._writer.execute("BEGIN IMMEDIATE")
-                try:
-                    self._writer.execute(
-                        "INSERT INTO batches (id, owner, status, total, processing, created_at,"
-                        " expires_at) VALUES (?, ?, 'in_progress', ?, ?, ?, ?)",
-                        (batch_id, owner, total, total, created_at, expires_at),
-                    )
-                    counts: list[int] = []
+        with self._transaction(durable=True) as db:
+            db.execute(
+                "INSERT INTO batches (id, owner, status, total, processing, created_at,"
+                " expires_at) VALUES (?, ?, 'in_progress', ?, ?, ?, ?)",
+                (batch_id, owner, total, total, created_at, expires_at),
+            )
+            counts: list[int] = []
 
-                    def request_rows() -> Iterator[tuple[str, int, bytes, bytes]]:
-                        # Each chunk is built just before it is written, never all at once.
-                        for number, chunk in enumerate(chunks):
-                            counts.append(chunk.count)
-                            yield batch_id, number, chunk.custom_ids, chunk.params
+            def request_rows() -> Iterator[tuple[str, int, bytes, bytes]]:
+                # Each chunk is built just before it is written, never all at once.
+                for number, chunk in enumerate(chunks):
+                    counts.append(chunk.count)
+                    yield batch_id, number, chunk.custom_ids, chunk.params
 
-                    self._writer.executemany(
-                        "INSERT INTO chunk_requests (batch_id, chunk_no, custom_ids, params)"
-                        " VALUES (?, ?, ?, ?)",
-                        request_rows(),
-                    )
-                    self._writer.executemany(
-                        "INSERT INTO chunks (batch_id, chunk_no, count) VALUES (?, ?, ?)",
-                        ((batch_id, number, count) for number, count in enumerate(counts)),
-                    )
-                except BaseException:
-                    self._writer.execute("ROLLBACK")
-                    raise
-                self._writer.execute("COMMIT")
-            finally:
-                self._writer.execute("PRAGMA synchronous=NORMAL")
+            db.executemany(
+                "INSERT INTO chunk_requests (batch_id, chunk_no, custom_ids, params)"
+                " VALUES (?, ?, ?, ?)",
+                request_rows(),
+            )
+            db.executemany(
+                "INSERT INTO chunks (batch_id, chunk_no, count) VALUES (?, ?, ?)",
+                ((batch_id, number, count) for number, count in enumerate(counts)),
+            )
         return BatchRow.new(batch_id, total, created_at, expires_at)
 
     def get_batch(self, owner: str, batch_id: str) -> BatchRow | None:
@@ -354,11 +395,14 @@ class SQLiteStore:
                 )
             return leased
 
-    def renew_leases(self, worker_id: str, now: float, lease_seconds: float) -> None:
+    def renew_leases(
+        self, worker_id: str, chunks: Sequence[tuple[str, int]], now: float, lease_seconds: float
+    ) -> None:
         with self._transaction() as db:
-            db.execute(
-                "UPDATE chunks SET lease_expires = ? WHERE state = 1 AND lease_owner = ?",
-                (now + lease_seconds, worker_id),
+            db.executemany(
+                "UPDATE chunks SET lease_expires = ? WHERE batch_id = ? AND chunk_no = ?"
+                " AND state = 1 AND lease_owner = ?",
+                ((now + lease_seconds, *key, worker_id) for key in chunks),
             )
 
     def recover_abandoned_chunks(self) -> None:
@@ -385,25 +429,33 @@ class SQLiteStore:
     def save_part(self, worker_id: str, part: ResultPart, now: float) -> bool:
         counts = part.counts
         status = None
+        indices = orjson.dumps(list(part.indices))
         with self._transaction() as db:
-            holder = db.execute(
-                "SELECT lease_owner FROM chunks WHERE batch_id = ? AND chunk_no = ? AND state = 1",
+            chunk = db.execute(
+                "SELECT state, lease_owner FROM chunks WHERE batch_id = ? AND chunk_no = ?",
                 (part.batch_id, part.chunk_no),
             ).fetchone()
-            if holder is None or holder[0] != worker_id:
-                return False
-            if part.indices:
-                db.execute(
-                    "INSERT INTO results (batch_id, chunk_no, part, indices, lines)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (
-                        part.batch_id,
-                        part.chunk_no,
-                        part.part,
-                        orjson.dumps(list(part.indices)),
-                        part.lines,
-                    ),
+            if chunk != (1, worker_id):
+                saved = db.execute(
+                    "SELECT indices FROM results WHERE batch_id = ? AND chunk_no = ? AND part = ?",
+                    (part.batch_id, part.chunk_no, part.part),
+                ).fetchone()
+                return committed_before(
+                    part,
+                    indices,
+                    None if saved is None else saved[0],
+                    None if chunk is None else chunk[0],
                 )
+            if part.indices:
+                inserted = db.execute(
+                    "INSERT INTO results (batch_id, chunk_no, part, indices, lines)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING part",
+                    (part.batch_id, part.chunk_no, part.part, indices, part.lines),
+                ).fetchall()
+                if not inserted:
+                    # While the worker holds the lease its part numbers are its own: this is a
+                    # part it committed before, in a try whose answer was lost. Counted then.
+                    return True
                 [(status,)] = db.execute(
                     "UPDATE batches SET processing = processing - ?, succeeded = succeeded + ?,"
                     " errored = errored + ?, canceled = canceled + ?, expired = expired + ?,"

@@ -15,6 +15,8 @@ from psycopg.rows import TupleRow
 
 # Any fixed key will do: processes migrating the same database at once take turns on it.
 ADVISORY_LOCK_KEY = 0x6261746368676174  # "batchgat"
+# A server that never answers (a dropped route, a firewall) fails a connect within this long.
+CONNECT_TIMEOUT_SECONDS = 5
 FILE_NAME = re.compile(r"(\d{4})_(\w+)\.sql")
 
 
@@ -75,7 +77,9 @@ def applied_versions(connection: psycopg.Connection[TupleRow]) -> tuple[int, ...
 def schema_status(database_url: str) -> SchemaStatus:
     """The versions applied to the database and those this batchgate ships."""
     known = tuple(migration.version for migration in available_migrations())
-    with psycopg.connect(database_url, autocommit=True) as connection:
+    with psycopg.connect(
+        database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+    ) as connection:
         return SchemaStatus(applied_versions(connection), known)
 
 
@@ -105,7 +109,9 @@ def require_current_schema(database_url: str) -> None:
 
 def migrate(database_url: str) -> list[int]:
     """Creates or upgrades the schema; returns the versions it applied (empty: up to date)."""
-    with psycopg.connect(database_url, autocommit=True) as connection:
+    with psycopg.connect(
+        database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+    ) as connection:
         # Held until this connection closes, which also releases it if the process dies.
         connection.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
         connection.execute(
