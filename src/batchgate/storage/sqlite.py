@@ -97,6 +97,7 @@ BATCH_COLUMNS = (
 )
 RESULT_PARTS_PER_READ = 8
 CHECKPOINT_SECONDS = 1.0
+WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 
 
 # Conditions that pass, by themselves or by an operator's hand: a locked file, an I/O error, a
@@ -156,6 +157,9 @@ class SQLiteStore:
         # switch to FULL so that an accepted batch also survives power loss.
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA busy_timeout=30000")
+        # The WAL file keeps the size of its largest run between checkpoints (a 250 MB create,
+        # say) unless told otherwise: past this, it is cut back once checkpointed.
+        connection.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
         return connection
 
     def _checkpoint_regularly(self) -> None:
