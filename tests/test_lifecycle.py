@@ -112,7 +112,9 @@ def test_simulator_honours_max_tokens_and_stop_sequences(server: Server) -> None
 
 
 def test_cancel_stops_unstarted_requests(start_server: Callable[..., Server]) -> None:
-    slow = start_server(simulator_latency_ms="100", max_concurrency="5")
+    # Calls take a second: the batch is still canceling, its first 5 calls in flight, when the
+    # second cancel arrives (unstarted requests are settled in the same instant).
+    slow = start_server(simulator_latency_ms="1000", max_concurrency="5")
     client = slow.client()
     batch = client.messages.batches.create(requests=[simple_request(f"r{i}") for i in range(300)])  # type: ignore[misc]
     time.sleep(0.3)
