@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port
+from reliability.tmpfs import mounted_tmpfs
 
 # The import of batchgate itself takes a few seconds on a busy machine; a connect that waited
 # for the operating system's TCP timeout would take minutes.
@@ -49,19 +50,8 @@ def test_an_unreachable_postgresql_stops_the_start_with_one_line(command: str) -
 @pytest.fixture
 def read_only_directory(tmp_path: Path) -> Iterator[Path]:
     """A read-only filesystem: root may write anywhere else, whatever the permissions say."""
-    directory = tmp_path / "read-only"
-    directory.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(directory)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here (needs root): {mounted.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "read-only", "ro,size=1m") as directory:
         yield directory
-    finally:
-        subprocess.run(["umount", str(directory)], check=True)
 
 
 @pytest.mark.parametrize("where", ["missing directory", "directory that is a file", "read-only"])

@@ -9,7 +9,6 @@ kept elsewhere, so that logging never competes for the space.
 import contextlib
 import errno
 import sqlite3
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import anthropic
 import pytest
 
 from conftest import Server, simple_request, wait_until_ended
+from reliability.tmpfs import mounted_tmpfs
 
 # Room, once the filler is gone, for the WAL to grow by several seconds of commits (32 KiB
 # pages) before a checkpoint lets it start over.
@@ -34,19 +34,8 @@ SETTINGS = {
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE}", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", f"size={DISK_SIZE}") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", str(mount_point)], check=True)
 
 
 def fill(directory: Path) -> Path:
