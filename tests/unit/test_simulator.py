@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from anthropic.types import Message
 
+from batchgate.backends import simulator
 from batchgate.backends.simulator import Simulator
 from batchgate.errors import RequestError
 from batchgate.lifecycle.params import validate_params
@@ -186,6 +187,35 @@ def test_reply_echoes_the_last_user_turn_one_token_per_word() -> None:
     assert message["stop_reason"] == "end_turn"
     assert message["stop_sequence"] is None
     assert message["usage"]["output_tokens"] == 8
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "plain words, single spaces",
+        "  leading and trailing spaces  ",
+        "double  spaces inside",
+        "tab\tand\nnewline\r\nand\x0bvertical\x0cfeed",
+        "separators\x1c\x1d\x1e\x1fbetween",
+        "non-breaking\xa0space and ideographic\u3000space",
+        "accents: café, naïve",
+        "word " * 60,  # past the echo's reach, cut just after a space
+        "word" + " thirty-one-characters-each-xx" * 10,  # cut inside a word
+        "x" * 300,  # a single word past the echo's reach
+    ],
+)
+def test_the_echo_is_the_prompts_whole_words_single_spaced(prompt: str) -> None:
+    # The words within the echo's reach; past it, the last one may be cut, so it is dropped.
+    words = prompt[: simulator.ECHO_CHARACTERS].split()
+    if len(prompt) > simulator.ECHO_CHARACTERS:
+        words = words[:-1]
+    expected = ["You", "said:", *words] if words else ["Hello!"]
+
+    message = reply(request(prompt))
+
+    assert text_of(message) == " ".join(expected)
+    assert message["usage"]["output_tokens"] == len(expected)
+    assert message["stop_reason"] == "end_turn"
 
 
 def test_input_tokens_grow_with_the_prompt() -> None:

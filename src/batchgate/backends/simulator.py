@@ -35,6 +35,8 @@ _STRING_FORMAT_EXAMPLES = {
 }
 # Replies echo at most this much of the prompt, as real replies are mostly short.
 ECHO_CHARACTERS = 240
+# What str.split() splits on in ASCII text, besides the space.
+_OTHER_WHITESPACE = b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
 _WORD_PUNCTUATION = "\"'`.,;:!?()[]{}<>"
 
 
@@ -85,6 +87,20 @@ def _compose_message(params: dict[str, Any], hex_digest: str, input_tokens: int)
     user_text, image_count, document_count = _read_last_user_turn(params["messages"])
     words = _acknowledge_attachments(image_count, document_count)
     tool = _tool_to_call(params, user_text)
+    stop_sequences = params.get("stop_sequences") or ()
+    if tool is None and not words and not stop_sequences:
+        plain = _plain_echo(user_text, max_tokens)
+        if plain is not None:
+            text, output_tokens = plain
+            return _message(
+                params,
+                hex_digest,
+                [{"type": "text", "text": text}],
+                "end_turn",
+                None,
+                input_tokens,
+                output_tokens,
+            )
     if tool is None:
         # Splitting only as far as the echo reaches keeps long prompts cheap; a word cut at
         # that point is dropped.
@@ -95,9 +111,7 @@ def _compose_message(params: dict[str, Any], hex_digest: str, input_tokens: int)
     else:
         words += ["I'll", "use", "the", tool["name"], "tool."]
 
-    text, stop_reason, stop_sequence, output_tokens = _generate(
-        words, max_tokens, params.get("stop_sequences") or ()
-    )
+    text, stop_reason, stop_sequence, output_tokens = _generate(words, max_tokens, stop_sequences)
     content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
     if tool is not None and stop_reason == "end_turn":
         tool_input = _tool_input(tool, _topic(user_text))
@@ -117,6 +131,44 @@ def _compose_message(params: dict[str, Any], hex_digest: str, input_tokens: int)
             stop_reason = "max_tokens"
             output_tokens = max_tokens
 
+    return _message(
+        params, hex_digest, content, stop_reason, stop_sequence, input_tokens, output_tokens
+    )
+
+
+def _plain_echo(user_text: str, max_tokens: int) -> tuple[str, int] | None:
+    """The reply's text and tokens when it is only "You said: ..." of a prompt whose words are
+    already single-spaced ASCII, as most are; None for every other case.
+
+    It gives what the word-by-word path below gives, without splitting the prompt into words,
+    which was a third of the simulator's cost per request.
+    """
+    prefix = user_text[:ECHO_CHARACTERS]
+    if not prefix.isascii() or "  " in prefix:
+        return None
+    ascii_prefix = prefix.encode()
+    if len(ascii_prefix.translate(None, _OTHER_WHITESPACE)) != len(ascii_prefix):
+        return None
+    echoed = prefix.strip(" ")
+    if len(user_text) > ECHO_CHARACTERS:
+        echoed = echoed.rpartition(" ")[0]
+    if not echoed:
+        return None
+    output_tokens = 2 + echoed.count(" ") + 1  # "You said:" and the echoed words
+    if output_tokens > max_tokens:
+        return None
+    return "You said: " + echoed, output_tokens
+
+
+def _message(
+    params: dict[str, Any],
+    hex_digest: str,
+    content: list[dict[str, Any]],
+    stop_reason: str,
+    stop_sequence: str | None,
+    input_tokens: int,
+    output_tokens: int,
+) -> dict[str, Any]:
     return {
         "id": "msg_01" + hex_digest[:22],
         "type": "message",

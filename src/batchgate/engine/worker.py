@@ -26,6 +26,8 @@ import os
 import secrets
 import socket
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,37 +84,36 @@ class PartBuffer:
     def __init__(self, chunk: LeasedChunk) -> None:
         self.chunk = chunk
         self.next_part = chunk.next_part
-        self.lines: list[bytes] = []
         self.indices: list[int] = []
-        self.finished: dict[tuple[str, str], int] = {}  # (outcome, route) -> requests
+        self.finished: list[Finished] = []
         self.last_flush = time.monotonic()
 
-    def add(self, index: int, line: bytes, outcome: str, route: str) -> None:
-        self.lines.append(line)
+    def add(self, index: int, finished: Finished) -> None:
         self.indices.append(index)
-        tally = (outcome, route)
-        self.finished[tally] = self.finished.get(tally, 0) + 1
+        self.finished.append(finished)
 
-    def take(self, chunk_done: bool) -> tuple[ResultPart, dict[tuple[str, str], int]]:
+    def take(self, chunk_done: bool) -> tuple[ResultPart, Counter[tuple[str, str]]]:
         """The part to commit, and its requests by outcome and route for the metrics."""
+        # Tallied here, once per part, rather than as each request finishes.
+        tallies = Counter((outcome, route) for _, outcome, route in self.finished)
         counts = ResultCounts()
-        for (outcome, _), count in self.finished.items():
+        for (outcome, _), count in tallies.items():
             setattr(counts, outcome, getattr(counts, outcome) + count)
+        lines = [line for line, _, _ in self.finished]
         part = ResultPart(
             batch_id=self.chunk.batch_id,
             chunk_no=self.chunk.chunk_no,
             part=self.next_part,
             indices=self.indices,
-            lines=b"\n".join(self.lines) + b"\n" if self.lines else b"",
+            lines=b"\n".join(lines) + b"\n" if lines else b"",
             counts=counts,
             chunk_done=chunk_done,
         )
-        if self.lines:
+        if lines:
             self.next_part += 1
-        finished = self.finished
-        self.lines, self.indices, self.finished = [], [], {}
+        self.indices, self.finished = [], []
         self.last_flush = time.monotonic()
-        return part, finished
+        return part, tallies
 
 
 class Engine:
@@ -330,14 +331,21 @@ class Engine:
             this lane should go on (False: nothing left to start, or the engine is stopping).
             """
             turn_ends = time.monotonic() + MAX_TURN_SECONDS
-            while not self.stopping:
-                index = next(todo, None)
-                if index is None:
-                    return False
-                result = self._settle_at_once(chunk, custom_ids[index], params[index])
+            # A cancel can only arrive between turns; an expiry takes effect from the next turn.
+            unstarted = self._unstarted_outcome(chunk)
+            if self.stopping:
+                return False
+            for index in todo:
+                custom_id = custom_ids[index]
+                if unstarted is not None:
+                    result: Finished | BackendCall = unstarted(custom_id)
+                else:
+                    result = self._answer_at_once(custom_id, params[index])
                 if isinstance(result, BackendCall):
                     return index, result
-                buffer.add(index, *result)
+                buffer.add(index, result)
+                if self.stopping:
+                    return False
                 if time.monotonic() >= turn_ends:
                     return True
             return False
@@ -356,14 +364,14 @@ class Engine:
                         index, call = settled
                         add_spare_lane()
                         if call.route.flow is None:
-                            buffer.add(index, *await self._call_backend(call))
+                            buffer.add(index, await self._call_backend(call))
                         else:
                             on_route = settled
                 if on_route is not None:
                     # It waits for its turn on the route without a worker slot, so that one
                     # saturated route never holds up the others.
                     index, call = on_route
-                    buffer.add(index, *await self._outcome_on_route(chunk, call))
+                    buffer.add(index, await self._outcome_on_route(chunk, call))
                 if time.monotonic() - buffer.last_flush >= self._settings.flush_seconds:
                     await self._save(*buffer.take(chunk_done=False))
                 elif settled is True:
@@ -384,15 +392,17 @@ class Engine:
         for (outcome, route), count in finished.items():
             metrics.REQUESTS_FINISHED.labels(outcome, route).inc(count)
 
-    def _settle_at_once(
-        self, chunk: LeasedChunk, custom_id: str, params: msgspec.Raw
-    ) -> Finished | BackendCall:
-        """The request's result when it takes no waiting (canceled, expired, invalid, or
-        answered in line by its route), else the call to await."""
+    def _unstarted_outcome(self, chunk: LeasedChunk) -> Callable[[str], Finished] | None:
+        """How the chunk's unstarted requests end now, if it is canceled or expired."""
         if chunk.batch_id in self._canceling:
-            return results.canceled(custom_id), "canceled", ""
+            return _canceled
         if time.time() >= chunk.expires_at:
-            return results.expired(custom_id), "expired", ""
+            return _expired
+        return None
+
+    def _answer_at_once(self, custom_id: str, params: msgspec.Raw) -> Finished | BackendCall:
+        """The request's result when it takes no waiting (invalid, or answered in line by its
+        route), else the call to await."""
         route_name = ""
         try:
             valid = validate_params(msgspec.json.decode(params))
@@ -444,6 +454,14 @@ class Engine:
 
 def _key(chunk: LeasedChunk) -> tuple[str, int]:
     return chunk.batch_id, chunk.chunk_no
+
+
+def _canceled(custom_id: str) -> Finished:
+    return results.canceled(custom_id), "canceled", ""
+
+
+def _expired(custom_id: str) -> Finished:
+    return results.expired(custom_id), "expired", ""
 
 
 def _errored(custom_id: str, error: RequestError, route: str) -> Finished:

@@ -195,7 +195,7 @@ def _check_unit_interval(field: str) -> Callable[[object], None]:
     def check(value: object) -> None:
         if value is None:
             return
-        if not isinstance(value, int | float) or isinstance(value, bool):
+        if type(value) is not float and type(value) is not int:
             _fail(field, _NOT_A_NUMBER)
         if value < 0:
             _fail(field, "Input should be greater than or equal to 0")
