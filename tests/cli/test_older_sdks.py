@@ -39,7 +39,9 @@ def test_submit_results_and_retry_work_on_older_sdks(
             timeout=60,
         )
 
-    source = write_jsonl(tmp_path / "requests.jsonl", [simple_request(f"r{i}") for i in range(20)])
+    source = write_jsonl(
+        tmp_path / "requests.jsonl", [simple_request(f"r{i}", f"prompt {i}") for i in range(20)]
+    )
     output = tmp_path / "results.jsonl"
     submitted = batchgate("submit", str(source), "--wait", "--interval", "0.05", "-o", str(output))
     assert submitted.returncode == 1, submitted.stderr

@@ -6,17 +6,19 @@ per word, so a caller can steer stop sequences, `max_tokens` and tool calls from
 """
 
 import asyncio
-import hashlib
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+import xxhash
 
 from batchgate.errors import RequestError
+from batchgate.lifecycle.simple_params import SimpleParams
 
 # msgspec rather than orjson: it also encodes integers beyond 64 bits, which a decoded request
-# may hold; sorted keys make the bytes, and so the hash, independent of key order.
+# may hold, and structs; sorted keys (and struct fields) make the bytes, and so the hash,
+# independent of key order.
 _canonical_json = msgspec.json.Encoder(order="sorted").encode
 
 _HASH_SPACE = 2**64
@@ -75,11 +77,43 @@ class Simulator:
     def reply(self, params: dict[str, Any]) -> dict[str, Any]:
         """The reply to `params`, or its simulated fault (a RequestError), without waiting."""
         encoded = _canonical_json(params)
-        digest = hashlib.blake2b(encoded, digest_size=24).digest()
-        if int.from_bytes(digest[16:24]) < self._fault_threshold:
-            fault_type = self._fault_types[digest[15] % len(self._fault_types)]
+        return _compose_message(params, self._digest(encoded), _input_tokens(encoded))
+
+    def reply_simple(self, params: SimpleParams) -> dict[str, Any]:
+        """`reply` to params of the common shape, read from their struct rather than a dict.
+
+        The struct encodes to the bytes of its dict, so the reply is the same, id included.
+        """
+        encoded = _canonical_json(params)
+        hex_digest = self._digest(encoded)
+        input_tokens = _input_tokens(encoded)
+        user_text = ""
+        for message in reversed(params.messages):
+            if message.role == "user":
+                user_text = message.content
+                break
+        plain = _plain_echo(user_text, params.max_tokens)
+        if plain is None:
+            return _compose_message(msgspec.to_builtins(params), hex_digest, input_tokens)
+        text, output_tokens = plain
+        content = [{"type": "text", "text": text}]
+        return _message(
+            params.model, hex_digest, content, "end_turn", None, input_tokens, output_tokens
+        )
+
+    def _digest(self, encoded: bytes) -> str:
+        """The params' digest in hex, or their simulated fault (a RequestError)."""
+        # Ids need only differ between requests, not resist attack: XXH3 hashes a request's
+        # params in a twentieth of the time BLAKE2b took, ~1 µs less per request.
+        digest = xxhash.xxh3_128_digest(encoded)
+        if int.from_bytes(digest[8:16]) < self._fault_threshold:
+            fault_type = self._fault_types[digest[7] % len(self._fault_types)]
             raise RequestError(fault_type, f"Simulated {fault_type} from the batchgate simulator.")
-        return _compose_message(params, digest.hex(), input_tokens=max(1, len(encoded) // 4))
+        return digest.hex()
+
+
+def _input_tokens(encoded_params: bytes) -> int:
+    return max(1, len(encoded_params) // 4)
 
 
 def _compose_message(params: dict[str, Any], hex_digest: str, input_tokens: int) -> dict[str, Any]:
@@ -93,7 +127,7 @@ def _compose_message(params: dict[str, Any], hex_digest: str, input_tokens: int)
         if plain is not None:
             text, output_tokens = plain
             return _message(
-                params,
+                params["model"],
                 hex_digest,
                 [{"type": "text", "text": text}],
                 "end_turn",
@@ -120,7 +154,7 @@ def _compose_message(params: dict[str, Any], hex_digest: str, input_tokens: int)
             content.append(
                 {
                     "type": "tool_use",
-                    "id": "toolu_01" + hex_digest[22:44],
+                    "id": "toolu_01" + hex_digest[10:32],
                     "name": tool["name"],
                     "input": tool_input,
                 }
@@ -132,7 +166,13 @@ def _compose_message(params: dict[str, Any], hex_digest: str, input_tokens: int)
             output_tokens = max_tokens
 
     return _message(
-        params, hex_digest, content, stop_reason, stop_sequence, input_tokens, output_tokens
+        params["model"],
+        hex_digest,
+        content,
+        stop_reason,
+        stop_sequence,
+        input_tokens,
+        output_tokens,
     )
 
 
@@ -161,7 +201,7 @@ def _plain_echo(user_text: str, max_tokens: int) -> tuple[str, int] | None:
 
 
 def _message(
-    params: dict[str, Any],
+    model: str,
     hex_digest: str,
     content: list[dict[str, Any]],
     stop_reason: str,
@@ -173,7 +213,7 @@ def _message(
         "id": "msg_01" + hex_digest[:22],
         "type": "message",
         "role": "assistant",
-        "model": params["model"],
+        "model": model,
         "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": stop_sequence,

@@ -1,9 +1,8 @@
 """Which route serves a model: the first `[[routes]]` glob that matches `params.model`."""
 
 import fnmatch
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from batchgate.backends.base import Backend
 from batchgate.backends.factory import open_backend
@@ -26,8 +25,8 @@ class Route:
     # skip flow control and retries altogether.
     flow: FlowControl | None
     # Set when the route answers without ever waiting (the zero-latency simulator): the engine
-    # then calls it in line, which costs a fraction of an awaited call.
-    answer_at_once: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    # then calls its `reply` in line, which costs a fraction of an awaited call.
+    answer_at_once: Simulator | None = None
 
 
 def open_route(config: RouteConfig, settings: Settings) -> Route:
@@ -45,7 +44,7 @@ def open_route(config: RouteConfig, settings: Settings) -> Route:
         )
     answer_at_once = None
     if flow is None and isinstance(backend, Simulator) and backend.answers_at_once:
-        answer_at_once = backend.reply
+        answer_at_once = backend
     return Route(config, backend, flow, answer_at_once)
 
 

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import operator
 import os
 import secrets
 import socket
@@ -44,6 +45,7 @@ from batchgate.engine.routing import Route, Router
 from batchgate.errors import RequestError
 from batchgate.lifecycle import results
 from batchgate.lifecycle.params import validate_params
+from batchgate.lifecycle.simple_params import decode_simple_params
 from batchgate.storage.base import LeasedChunk, ResultCounts, ResultPart, Store, StoreUnavailable
 
 log = logging.getLogger("batchgate.engine")
@@ -76,6 +78,8 @@ class BackendCall:
 # A finished request: its result line, the outcome (succeeded, errored, canceled, expired), and
 # the route it ran on, "" when it never reached one (canceled, expired, invalid, unknown model).
 Finished = tuple[bytes, str, str]
+_LINE = operator.itemgetter(0)
+_OUTCOME_AND_ROUTE = operator.itemgetter(1, 2)
 
 
 class PartBuffer:
@@ -95,11 +99,11 @@ class PartBuffer:
     def take(self, chunk_done: bool) -> tuple[ResultPart, Counter[tuple[str, str]]]:
         """The part to commit, and its requests by outcome and route for the metrics."""
         # Tallied here, once per part, rather than as each request finishes.
-        tallies = Counter((outcome, route) for _, outcome, route in self.finished)
+        tallies = Counter(map(_OUTCOME_AND_ROUTE, self.finished))
         counts = ResultCounts()
         for (outcome, _), count in tallies.items():
             setattr(counts, outcome, getattr(counts, outcome) + count)
-        lines = [line for line, _, _ in self.finished]
+        lines = list(map(_LINE, self.finished))
         part = ResultPart(
             batch_id=self.chunk.batch_id,
             chunk_no=self.chunk.chunk_no,
@@ -135,8 +139,11 @@ class Engine:
         self._withdrawn: frozenset[str] = frozenset()
         # The chunks in flight, by the task that runs each.
         self._chunks: dict[asyncio.Task[None], tuple[str, int]] = {}
+        # Those of them that only commit their last part: they leave their place to a new chunk.
+        self._committing: set[asyncio.Task[None]] = set()
         self._outages = Outages()
         self._next_housekeeping = 0.0
+        self._next_canceling_check = 0.0
         self.running = False
         self.stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -229,8 +236,8 @@ class Engine:
 
     async def _lease_more(self, announced: bool) -> bool:
         """Housekeeping, then as many chunks as there is room for; whether any were leased."""
-        await self._housekeeping()
-        free = CHUNKS_IN_FLIGHT - len(self._chunks)
+        await self._housekeeping(announced)
+        free = CHUNKS_IN_FLIGHT - len(self._chunks) + len(self._committing)
         if announced and free <= 0 and len(self._chunks) < MOST_CHUNKS_IN_FLIGHT:
             # Chunks are leased lowest chunk_no first, so this is a new batch's first chunk
             # (or a canceled one's): it starts now instead of after a running chunk ends,
@@ -257,6 +264,7 @@ class Engine:
 
     def _chunk_finished(self, task: asyncio.Task[None]) -> None:
         self._chunks.pop(task, None)
+        self._committing.discard(task)
         self._wake.set()
 
     async def _run_chunk_or_release(self, chunk: LeasedChunk) -> None:
@@ -269,14 +277,19 @@ class Engine:
             log.exception("chunk %s/%d failed; it goes back to the queue", *_key(chunk))
             await self._outages.retry(self._store.release_leases, self.worker_id, _key(chunk))
 
-    async def _housekeeping(self) -> None:
+    async def _housekeeping(self, announced: bool) -> None:
         metrics.REQUESTS_IN_FLIGHT.set(self._settings.max_concurrency - self._slots._value)
-        canceling = await anyio.to_thread.run_sync(self._store.canceling_batch_ids)
-        for batch_id in canceling - self._withdrawn:
-            self._router.withdraw(batch_id)
-        self._withdrawn = frozenset(canceling)
-        self._canceling = canceling
         now = time.time()
+        # A cancel is announced; one whose announcement was lost is found within a poll. Not
+        # looked up on every lease: each lookup is a hop to a thread, and under full load such
+        # hops held each chunk's place idle for milliseconds.
+        if announced or now >= self._next_canceling_check:
+            self._next_canceling_check = now + IDLE_POLL_SECONDS
+            canceling = await anyio.to_thread.run_sync(self._store.canceling_batch_ids)
+            for batch_id in canceling - self._withdrawn:
+                self._router.withdraw(batch_id)
+            self._withdrawn = frozenset(canceling)
+            self._canceling = canceling
         if now < self._next_housekeeping:
             return
         self._next_housekeeping = now + HOUSEKEEPING_SECONDS
@@ -379,6 +392,11 @@ class Engine:
 
         async with asyncio.TaskGroup() as group:
             add_spare_lane()
+        # Its place goes to the next chunk while this one's last part commits.
+        committing = asyncio.current_task()
+        assert committing is not None
+        self._committing.add(committing)
+        self._wake.set()
         # A shutdown stops the lanes early; what they had not started stays queued.
         await self._save(*buffer.take(chunk_done=next(todo, None) is None))
 
@@ -405,17 +423,24 @@ class Engine:
         route), else the call to await."""
         route_name = ""
         try:
+            # Most params have the common shape, which decodes and checks several times faster.
+            simple = decode_simple_params(params)
+            if simple is not None:
+                route = self._router.route_for(simple.model)
+                if route.answer_at_once is not None:
+                    route_name = route.config.model
+                    message = route.answer_at_once.reply_simple(simple)
+                    return _succeeded(custom_id, message, route_name)
             valid = validate_params(msgspec.json.decode(params))
             route = self._router.route_for(valid["model"])
             if route.answer_at_once is None:
                 return BackendCall(custom_id, valid, route)
             route_name = route.config.model
-            message = route.answer_at_once(valid)
+            return _succeeded(custom_id, route.answer_at_once.reply(valid), route_name)
         except RequestError as error:
             return _errored(custom_id, error, route_name)
         except Exception:
             return _internal_error(custom_id, route_name)
-        return results.succeeded(custom_id, message), "succeeded", route_name
 
     async def _call_backend(self, call: BackendCall) -> Finished:
         route_name = call.route.config.model
@@ -425,7 +450,7 @@ class Engine:
             return _errored(call.custom_id, error, route_name)
         except Exception:
             return _internal_error(call.custom_id, route_name)
-        return results.succeeded(call.custom_id, message), "succeeded", route_name
+        return _succeeded(call.custom_id, message, route_name)
 
     async def _outcome_on_route(self, chunk: LeasedChunk, call: BackendCall) -> Finished:
         assert call.route.flow is not None
@@ -449,11 +474,15 @@ class Engine:
             return _errored(call.custom_id, error, route_name)
         except Exception:
             return _internal_error(call.custom_id, route_name)
-        return results.succeeded(call.custom_id, message), "succeeded", route_name
+        return _succeeded(call.custom_id, message, route_name)
 
 
 def _key(chunk: LeasedChunk) -> tuple[str, int]:
     return chunk.batch_id, chunk.chunk_no
+
+
+def _succeeded(custom_id: str, message: dict[str, Any], route: str) -> Finished:
+    return results.succeeded(custom_id, message), "succeeded", route
 
 
 def _canceled(custom_id: str) -> Finished:
