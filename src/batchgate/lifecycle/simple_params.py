@@ -19,7 +19,7 @@ UnitInterval = Annotated[int, Meta(ge=0, le=1)] | Annotated[float, Meta(ge=0, le
 
 
 # gc=False: decoded from JSON, they can hold no reference cycle, so the garbage collector need
-# not track the two objects each request makes.
+# not track the objects each request makes.
 class SimpleMessage(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     role: Literal["user", "assistant"]
     content: str
