@@ -51,6 +51,7 @@ def open_route(config: RouteConfig, settings: Settings) -> Route:
 class Router:
     def __init__(self, routes: Sequence[Route]) -> None:
         self._routes = tuple(routes)
+        self.answers_any_at_once = any(route.answer_at_once for route in self._routes)
         self._by_model: dict[str, Route | None] = {}
 
     @classmethod

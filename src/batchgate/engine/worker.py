@@ -423,8 +423,9 @@ class Engine:
         route), else the call to await."""
         route_name = ""
         try:
-            # Most params have the common shape, which decodes and checks several times faster.
-            simple = decode_simple_params(params)
+            # Most params have the common shape, which decodes and checks several times faster;
+            # only a route answered at once gains from it (upstreams would decode twice).
+            simple = decode_simple_params(params) if self._router.answers_any_at_once else None
             if simple is not None:
                 route = self._router.route_for(simple.model)
                 if route.answer_at_once is not None:
