@@ -1,8 +1,9 @@
 """The execution engine: leases chunks of requests, runs each on its backend, commits results.
 
-One worker runs a handful of chunks at once. Inside a chunk, *lanes* (tasks) pull the next
-request only once they hold one of the worker's concurrency slots, so a cancel or an expiry
-takes effect on every request not yet started. A request whose route has flow control then
+One worker runs a handful of chunks at once and leases a couple more ahead, so that a chunk
+that ends is replaced at once. Inside a chunk, *lanes* (tasks) pull the next request only once
+they hold one of the worker's concurrency slots, so a cancel or an expiry takes effect on every
+request not yet started. A request whose route has flow control then
 waits for its turn on the route (engine/flow.py), retried there when it fails transiently
 (engine/retries.py).
 
@@ -26,8 +27,9 @@ import operator
 import os
 import secrets
 import socket
+import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,14 +53,23 @@ from batchgate.storage.base import LeasedChunk, ResultCounts, ResultPart, Store,
 log = logging.getLogger("batchgate.engine")
 RAW_PARAMS = msgspec.json.Decoder(list[msgspec.Raw])
 
-# Enough chunks to keep the CPU busy while others commit; more only add memory.
+# Places for chunks: enough to keep the CPU busy while others commit; more only add memory.
 CHUNKS_IN_FLIGHT = 4
+# A chunk leaves its place to the next once this share of its requests has started, and finishes
+# the rest beside it. Chunks whose requests are answered at once advance in step, turn by turn:
+# holding their places to the end, they would all end together and leave the engine idle.
+STARTED_SHARE_TO_LEAVE_PLACE = 0.5
+# Chunks leased before a place frees, so that the place is taken at once. Under load a lease waits
+# for the database's writer and the GIL, milliseconds a chunk of such requests would spend idle.
+CHUNKS_LEASED_AHEAD = 2
 # A lane running requests that never wait (the zero-latency simulator) gives the event loop back
 # this often, so that the other chunks, lease renewals and cancels get their turns.
 MAX_TURN_SECONDS = 0.001
-# Beyond CHUNKS_IN_FLIGHT, a chunk is leased as soon as new work is announced, up to this many.
+# Chunks running at once, those that left their places included; beyond CHUNKS_IN_FLIGHT, a chunk
+# is also started as soon as new work is announced.
 MOST_CHUNKS_IN_FLIGHT = 2 * CHUNKS_IN_FLIGHT
 IDLE_POLL_SECONDS = 0.25
+GIL_SWITCH_SECONDS = 0.0002
 HOUSEKEEPING_SECONDS = 1.0
 
 
@@ -139,8 +150,9 @@ class Engine:
         self._withdrawn: frozenset[str] = frozenset()
         # The chunks in flight, by the task that runs each.
         self._chunks: dict[asyncio.Task[None], tuple[str, int]] = {}
-        # Those of them that only commit their last part: they leave their place to a new chunk.
-        self._committing: set[asyncio.Task[None]] = set()
+        # Those of them that have left their place (STARTED_SHARE_TO_LEAVE_PLACE).
+        self._left_place: set[asyncio.Task[None]] = set()
+        self._leased_ahead: deque[LeasedChunk] = deque()
         self._outages = Outages()
         self._next_housekeeping = 0.0
         self._next_canceling_check = 0.0
@@ -165,6 +177,11 @@ class Engine:
         # the process. Frozen, it is no longer walked by every full garbage collection, which
         # the engine's stream of short-lived objects triggers often: 20% more requests/s.
         gc.freeze()
+        # A thread waiting for the GIL (a store call returning, the API) gets it once the busy
+        # thread is asked to let go and reaches its next switch: after 5 ms by default. Store
+        # calls take the GIL back after each statement, and so waited tens of milliseconds for
+        # a commit or a lease while the engine ran requests answered at once.
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)
         loop = self._loop = asyncio.get_running_loop()
         # Announcements arrive on other threads (a NOTIFY listener, an API worker thread).
         await self._outages.retry(
@@ -235,37 +252,72 @@ class Engine:
                 await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
 
     async def _lease_more(self, announced: bool) -> bool:
-        """Housekeeping, then as many chunks as there is room for; whether any were leased."""
+        """Housekeeping, then chunks for the free places and to lease ahead; whether any were
+        leased."""
         await self._housekeeping(announced)
-        free = CHUNKS_IN_FLIGHT - len(self._chunks) + len(self._committing)
-        if announced and free <= 0 and len(self._chunks) < MOST_CHUNKS_IN_FLIGHT:
+        if self.stopping:
+            return False
+        self._start_leased_ahead()
+        start_now = self._free_places()
+        if announced and start_now == 0 and len(self._chunks) < MOST_CHUNKS_IN_FLIGHT:
             # Chunks are leased lowest chunk_no first, so this is a new batch's first chunk
             # (or a canceled one's): it starts now instead of after a running chunk ends,
             # which on a slow route could take minutes.
-            free = 1
-        if free <= 0 or self.stopping:
+            start_now = 1
+        wanted = start_now + CHUNKS_LEASED_AHEAD - len(self._leased_ahead)
+        if wanted <= 0:
             return False
         leased = await anyio.to_thread.run_sync(
             self._store.lease_chunks,
             self.worker_id,
-            free,
+            wanted,
             time.time(),
             self._settings.lease_seconds,
         )
-        running = set(self._chunks.values())
+        held = self._held()
         for chunk in leased:
-            if _key(chunk) in running:
-                # Already running here: its lease lapsed while the database was away.
+            if _key(chunk) in held:
+                # Already held here: its lease lapsed while the database was away.
                 continue
-            task = asyncio.create_task(self._run_chunk_or_release(chunk))
-            self._chunks[task] = _key(chunk)
-            task.add_done_callback(self._chunk_finished)
+            if start_now > 0 and not self.stopping:
+                self._start(chunk)
+                start_now -= 1
+            else:
+                self._leased_ahead.append(chunk)
         return bool(leased)
+
+    def _free_places(self) -> int:
+        in_places = len(self._chunks) - len(self._left_place)
+        return max(0, min(CHUNKS_IN_FLIGHT - in_places, MOST_CHUNKS_IN_FLIGHT - len(self._chunks)))
+
+    def _start_leased_ahead(self) -> None:
+        for _ in range(min(self._free_places(), len(self._leased_ahead))):
+            self._start(self._leased_ahead.popleft())
+
+    def _start(self, chunk: LeasedChunk) -> None:
+        task = asyncio.create_task(self._run_chunk_or_release(chunk))
+        self._chunks[task] = _key(chunk)
+        task.add_done_callback(self._chunk_finished)
+
+    def _leave_place(self, task: asyncio.Task[None]) -> None:
+        if task not in self._left_place:
+            self._left_place.add(task)
+            self._place_freed()
 
     def _chunk_finished(self, task: asyncio.Task[None]) -> None:
         self._chunks.pop(task, None)
-        self._committing.discard(task)
+        self._left_place.discard(task)
+        self._place_freed()
+
+    def _place_freed(self) -> None:
+        # The chunk leased ahead starts now; the dispatcher leases its successor.
+        if not self.stopping:
+            self._start_leased_ahead()
         self._wake.set()
+
+    def _held(self) -> set[tuple[str, int]]:
+        """The chunks leased to this worker: running, or leased ahead."""
+        return {*self._chunks.values(), *map(_key, self._leased_ahead)}
 
     async def _run_chunk_or_release(self, chunk: LeasedChunk) -> None:
         try:
@@ -310,8 +362,8 @@ class Engine:
 
         while True:
             await asyncio.sleep(period)
-            # Only the chunks running here: one leased by a call whose answer was lost lapses.
-            await self._outages.retry(renew, list(self._chunks.values()))
+            # Only the chunks held here: one leased by a call whose answer was lost lapses.
+            await self._outages.retry(renew, list(self._held()))
 
     async def _run_chunk(self, chunk: LeasedChunk) -> None:
         custom_ids: list[str] = orjson.loads(chunk.custom_ids)
@@ -320,7 +372,11 @@ class Engine:
         params = RAW_PARAMS.decode(chunk.params)
         if chunk.batch_status == "canceling":
             self._canceling.add(chunk.batch_id)
-        todo = iter([i for i in range(len(custom_ids)) if i not in chunk.done_indices])
+        pending = [i for i in range(len(custom_ids)) if i not in chunk.done_indices]
+        todo = iter(pending)
+        leave_place_when_unstarted = int(len(pending) * (1 - STARTED_SHARE_TO_LEAVE_PLACE))
+        this_chunk = asyncio.current_task()
+        assert this_chunk is not None
         buffer = PartBuffer(chunk)
 
         max_lanes = min(self._settings.max_concurrency, len(custom_ids) - len(chunk.done_indices))
@@ -371,6 +427,8 @@ class Engine:
                 # One slot covers a whole turn of requests settled in line.
                 async with self._slots:
                     settled = settle_in_line()
+                    if operator.length_hint(todo) <= leave_place_when_unstarted:
+                        self._leave_place(this_chunk)
                     if settled is False:
                         return
                     if isinstance(settled, tuple):
@@ -393,10 +451,7 @@ class Engine:
         async with asyncio.TaskGroup() as group:
             add_spare_lane()
         # Its place goes to the next chunk while this one's last part commits.
-        committing = asyncio.current_task()
-        assert committing is not None
-        self._committing.add(committing)
-        self._wake.set()
+        self._leave_place(this_chunk)
         # A shutdown stops the lanes early; what they had not started stays queued.
         await self._save(*buffer.take(chunk_done=next(todo, None) is None))
 
