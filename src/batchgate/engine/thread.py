@@ -2,12 +2,12 @@
 
 Sharing the API's event loop, the engine's turns (and the GIL hand-offs of its database threads)
 held API requests back by tens of milliseconds under full load. On its own thread it competes
-only for the GIL, which Python hands over every `switchinterval`.
+only for the GIL, which Python hands over every switch interval (set by the engine, see
+`GIL_SWITCH_SECONDS` in engine/worker.py).
 """
 
 import asyncio
 import logging
-import sys
 import threading
 
 import anyio.to_thread
@@ -15,11 +15,6 @@ import anyio.to_thread
 from batchgate.engine.worker import Engine
 
 log = logging.getLogger("batchgate.engine")
-
-# How long a thread that wants the GIL waits for the one holding it (Python's default: 5 ms).
-# An API request hands the GIL over a few times (socket, database thread, reply), so this bounds
-# its latency while the engine computes flat out: p99 60 ms -> 11 ms (docs/benchmarks.md).
-GIL_SWITCH_SECONDS = 0.0005
 
 
 class EngineThread:
@@ -30,7 +25,6 @@ class EngineThread:
         self._thread = threading.Thread(target=self._run, name="batchgate-engine", daemon=True)
 
     def start(self) -> None:
-        sys.setswitchinterval(GIL_SWITCH_SECONDS)
         self._thread.start()
 
     async def stop(self) -> None:

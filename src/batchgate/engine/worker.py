@@ -69,6 +69,10 @@ MAX_TURN_SECONDS = 0.001
 # is also started as soon as new work is announced.
 MOST_CHUNKS_IN_FLIGHT = 2 * CHUNKS_IN_FLIGHT
 IDLE_POLL_SECONDS = 0.25
+# How long a thread that wants the GIL waits for the busy one to let go (Python's default: 5 ms).
+# Store calls take the GIL back after each statement, so with 5 ms a commit or a lease took tens
+# of milliseconds while the engine ran requests answered at once; in `serve`, an API request
+# hands the GIL over a few times too, and this bounds its latency (docs/benchmarks.md).
 GIL_SWITCH_SECONDS = 0.0002
 HOUSEKEEPING_SECONDS = 1.0
 
@@ -177,10 +181,6 @@ class Engine:
         # the process. Frozen, it is no longer walked by every full garbage collection, which
         # the engine's stream of short-lived objects triggers often: 20% more requests/s.
         gc.freeze()
-        # A thread waiting for the GIL (a store call returning, the API) gets it once the busy
-        # thread is asked to let go and reaches its next switch: after 5 ms by default. Store
-        # calls take the GIL back after each statement, and so waited tens of milliseconds for
-        # a commit or a lease while the engine ran requests answered at once.
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
         loop = self._loop = asyncio.get_running_loop()
         # Announcements arrive on other threads (a NOTIFY listener, an API worker thread).
