@@ -1,9 +1,9 @@
 """The execution engine: leases chunks of requests, runs each on its backend, commits results.
 
-One worker runs a handful of chunks at once and leases a couple more ahead, so that a chunk
-that ends is replaced at once. Inside a chunk, *lanes* (tasks) pull the next request only once
-they hold one of the worker's concurrency slots, so a cancel or an expiry takes effect on every
-request not yet started. A request whose route has flow control then
+One worker runs a handful of chunks at once and, while chunks end fast, leases a couple more
+ahead, so that a chunk that ends is replaced at once. Inside a chunk, *lanes* (tasks) pull the
+next request only once they hold one of the worker's concurrency slots, so a cancel or an expiry
+takes effect on every request not yet started. A request whose route has flow control then
 waits for its turn on the route (engine/flow.py), retried there when it fails transiently
 (engine/retries.py).
 
@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import operator
 import os
 import secrets
@@ -55,12 +56,13 @@ RAW_PARAMS = msgspec.json.Decoder(list[msgspec.Raw])
 
 # Places for chunks: enough to keep the CPU busy while others commit; more only add memory.
 CHUNKS_IN_FLIGHT = 4
-# A chunk leaves its place to the next once this share of its requests has started, and finishes
-# the rest beside it. Chunks whose requests are answered at once advance in step, turn by turn:
-# holding their places to the end, they would all end together and leave the engine idle.
+# While chunks end fast (within FAST_CHUNK_SECONDS), as those of requests answered at once do, a
+# chunk leaves its place to the next once this share of its requests has started, and finishes
+# the rest beside it; and chunks are leased ahead. Such chunks advance in step, turn by turn:
+# holding their places to the end, they would all end together, then all wait for a lease,
+# which under load waits for the database's writer and the GIL.
+FAST_CHUNK_SECONDS = 1.0
 STARTED_SHARE_TO_LEAVE_PLACE = 0.5
-# Chunks leased before a place frees, so that the place is taken at once. Under load a lease waits
-# for the database's writer and the GIL, milliseconds a chunk of such requests would spend idle.
 CHUNKS_LEASED_AHEAD = 2
 # A lane running requests that never wait (the zero-latency simulator) gives the event loop back
 # this often, so that the other chunks, lease renewals and cancels get their turns.
@@ -154,9 +156,11 @@ class Engine:
         self._withdrawn: frozenset[str] = frozenset()
         # The chunks in flight, by the task that runs each.
         self._chunks: dict[asyncio.Task[None], tuple[str, int]] = {}
-        # Those of them that have left their place (STARTED_SHARE_TO_LEAVE_PLACE).
+        # Those of them that have left their place (FAST_CHUNK_SECONDS).
         self._left_place: set[asyncio.Task[None]] = set()
         self._leased_ahead: deque[LeasedChunk] = deque()
+        # Until a chunk has ended, chunks are taken to be fast where some route answers at once.
+        self._last_chunk_seconds = 0.0 if router.answers_any_at_once else math.inf
         self._outages = Outages()
         self._next_housekeeping = 0.0
         self._next_canceling_check = 0.0
@@ -264,7 +268,8 @@ class Engine:
             # (or a canceled one's): it starts now instead of after a running chunk ends,
             # which on a slow route could take minutes.
             start_now = 1
-        wanted = start_now + CHUNKS_LEASED_AHEAD - len(self._leased_ahead)
+        ahead = CHUNKS_LEASED_AHEAD if self._chunks_end_fast() else 0
+        wanted = start_now + max(0, ahead - len(self._leased_ahead))
         if wanted <= 0:
             return False
         leased = await anyio.to_thread.run_sync(
@@ -311,17 +316,25 @@ class Engine:
 
     def _place_freed(self) -> None:
         # The chunk leased ahead starts now; the dispatcher leases its successor.
-        if not self.stopping:
+        if self.running and not self.stopping:
             self._start_leased_ahead()
         self._wake.set()
+
+    def _chunks_end_fast(self) -> bool:
+        """Whether the last chunk ended within FAST_CHUNK_SECONDS. Slower chunks gain nothing
+        from leaving their places early or from leasing ahead, and chunks held ahead of them
+        would wait there while other workers are idle."""
+        return self._last_chunk_seconds <= FAST_CHUNK_SECONDS
 
     def _held(self) -> set[tuple[str, int]]:
         """The chunks leased to this worker: running, or leased ahead."""
         return {*self._chunks.values(), *map(_key, self._leased_ahead)}
 
     async def _run_chunk_or_release(self, chunk: LeasedChunk) -> None:
+        started = time.monotonic()
         try:
             await self._run_chunk(chunk)
+            self._last_chunk_seconds = time.monotonic() - started
         except LeaseLost:
             log.warning("lost the lease of %s chunk %d to another worker", *_key(chunk))
         except Exception:
@@ -374,6 +387,7 @@ class Engine:
             self._canceling.add(chunk.batch_id)
         pending = [i for i in range(len(custom_ids)) if i not in chunk.done_indices]
         todo = iter(pending)
+        leaves_place_early = self._chunks_end_fast()
         leave_place_when_unstarted = int(len(pending) * (1 - STARTED_SHARE_TO_LEAVE_PLACE))
         this_chunk = asyncio.current_task()
         assert this_chunk is not None
@@ -427,7 +441,9 @@ class Engine:
                 # One slot covers a whole turn of requests settled in line.
                 async with self._slots:
                     settled = settle_in_line()
-                    if operator.length_hint(todo) <= leave_place_when_unstarted:
+                    if leaves_place_early and (
+                        operator.length_hint(todo) <= leave_place_when_unstarted
+                    ):
                         self._leave_place(this_chunk)
                     if settled is False:
                         return
