@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import orjson
 
-from batchgate.config import Settings
+from batchgate.config.settings import Settings
 from batchgate.storage.base import NewChunk
 from batchgate.storage.sqlite import SQLiteStore
 

@@ -11,10 +11,10 @@ from collections.abc import Callable
 import orjson
 import psycopg
 
-from batchgate.config import Settings
+from batchgate.config.routes import RouteConfig
+from batchgate.config.settings import Settings
 from batchgate.engine.routing import Router
 from batchgate.engine.worker import CHUNKS_IN_FLIGHT, Engine
-from batchgate.route_config import RouteConfig
 from batchgate.storage.base import NewChunk, Store
 from batchgate.storage.postgres import PostgresStore
 

@@ -10,10 +10,10 @@ from starlette.testclient import TestClient
 
 from batchgate.api.app import create_app
 from batchgate.api.state import AppState
-from batchgate.config import Settings
+from batchgate.config.routes import DEFAULT_ROUTES
+from batchgate.config.settings import Settings
 from batchgate.engine.routing import Router
 from batchgate.engine.worker import Engine
-from batchgate.route_config import DEFAULT_ROUTES
 from batchgate.storage import open_store
 from conftest import KEY, Cluster, Server
 from postgres_databases import Databases

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from batchgate.logs import configure_logging
+from batchgate.observability.logs import configure_logging
 from conftest import KEY, Server, simple_request, wait_until_ended
 
 

@@ -10,11 +10,11 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from batchgate.config.routes import RouteConfig
 from batchgate.engine.flow import FlowControl, FlowLimits
 from batchgate.engine.retries import call_with_retries
 from batchgate.engine.routing import Route
 from batchgate.errors import RequestError
-from batchgate.route_config import RouteConfig
 from conftest import KEY, Server, simple_request, wait_until_ended
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -12,11 +12,11 @@ from batchgate.backends.anthropic_upstream import AnthropicUpstreamBackend
 from batchgate.backends.local_gguf import LocalGGUFBackend
 from batchgate.backends.openai_chat import OpenAIChatBackend
 from batchgate.backends.simulator import Simulator
-from batchgate.config import ConfigError, Settings
-from batchgate.config_file import read_config_file
+from batchgate.config.file import read_config_file
+from batchgate.config.routes import DEFAULT_ROUTES, RouteConfig
+from batchgate.config.settings import ConfigError, Settings
 from batchgate.engine.routing import Router
 from batchgate.errors import RequestError
-from batchgate.route_config import DEFAULT_ROUTES, RouteConfig
 
 EVERY_BACKEND = """
 [[routes]]

@@ -9,7 +9,7 @@ from pathlib import Path
 SERVE_WITHOUT_LISTENING = """
 import sys
 from batchgate.cli import app
-from batchgate.config import Settings
+from batchgate.config.settings import Settings
 from batchgate.server import build_app
 
 build_app(Settings(database_url="sqlite:///{database}"))

@@ -6,13 +6,13 @@ from collections.abc import Sequence
 
 from starlette.applications import Starlette
 
-from batchgate import metrics
 from batchgate.api.app import create_app
 from batchgate.api.state import AppState
-from batchgate.config import Settings
+from batchgate.config.routes import DEFAULT_ROUTES, RouteConfig
+from batchgate.config.settings import Settings
 from batchgate.engine.routing import Router
 from batchgate.engine.worker import Engine
-from batchgate.route_config import DEFAULT_ROUTES, RouteConfig
+from batchgate.observability import metrics
 from batchgate.storage import Store, open_store
 
 

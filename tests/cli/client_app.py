@@ -2,7 +2,7 @@
 
 import typer
 
-from batchgate.client_cli import register
+from batchgate.cli.client import register
 
 app = typer.Typer()
 

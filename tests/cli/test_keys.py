@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from batchgate.api_keys import key_hash
+from batchgate.api.keys import key_hash
 from key_commands import create_key, keys_command
 from postgres_databases import Databases
 

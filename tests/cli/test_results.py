@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from batchgate.client_cli.results import text_line
+from batchgate.cli.client.results import text_line
 from cli.conftest import Cli, read_jsonl
 from conftest import KEY, Server, simple_request, wait_until_ended
 

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from batchgate.client_cli import splitting
-from batchgate.client_cli.failures import CommandFailure
-from batchgate.client_cli.splitting import split_into_batches
+from batchgate.cli.client import splitting
+from batchgate.cli.client.failures import CommandFailure
+from batchgate.cli.client.splitting import split_into_batches
 from conftest import simple_request
 
 

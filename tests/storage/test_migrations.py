@@ -5,7 +5,7 @@ import threading
 import psycopg
 import pytest
 
-from batchgate.api_keys import key_hash
+from batchgate.api.keys import key_hash
 from batchgate.storage import migrations
 from batchgate.storage.migrations import (
     Migration,

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
+from batchgate.config.routes import RouteConfig
 from batchgate.engine.flow import FlowControl, FlowLimits, Withdrawn
 from batchgate.engine.retries import call_with_retries
 from batchgate.engine.routing import Route
 from batchgate.errors import RequestError
-from batchgate.route_config import RouteConfig
 
 FAR = 1e12
 MESSAGE = {"type": "message", "usage": {"input_tokens": 3, "output_tokens": 2}}

@@ -11,7 +11,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from batchgate import metrics
+from batchgate.observability import metrics
 
 log = logging.getLogger("batchgate.http")
 

@@ -7,7 +7,6 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from batchgate import metrics
 from batchgate.api import batch_requests, batches, health, openapi
 from batchgate.api.access_log import AccessLogMiddleware
 from batchgate.api.errors import (
@@ -20,6 +19,7 @@ from batchgate.api.errors import (
 from batchgate.api.request_ids import RequestIdMiddleware
 from batchgate.api.state import AppState
 from batchgate.engine.thread import EngineThread
+from batchgate.observability import metrics
 from batchgate.storage.base import StoreUnavailable
 
 
@@ -40,7 +40,7 @@ def create_app(state: AppState) -> Starlette:
                 # uvicorn gets here once it has stopped listening and answered the requests in
                 # flight; the engine then finishes, commits and releases its work
                 # (engine/worker.py). Under `serve` the engine stopped leasing already, at the
-                # signal (http_server.py, AppState.begin_shutdown).
+                # signal (api/http_server.py, AppState.begin_shutdown).
                 await engine_thread.stop()
         finally:
             metrics.process_exiting()

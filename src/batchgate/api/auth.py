@@ -1,6 +1,6 @@
 """API keys: who is calling, and so which workspace's batches they can see.
 
-Keys come from BATCHGATE_API_KEYS and from the database (`batchgate keys`, api_keys.py). The
+Keys come from BATCHGATE_API_KEYS and from the database (`batchgate keys`, api/keys.py). The
 database's keys are read into memory at most once a second, not once a request; a revoked key is
 refused by every process at most REFRESH_SECONDS after the revocation commits.
 """
@@ -15,7 +15,7 @@ import anyio.to_thread
 from starlette.requests import Request
 
 from batchgate.api.errors import ApiError
-from batchgate.api_keys import key_hash, key_prefix, workspace_owner
+from batchgate.api.keys import key_hash, key_prefix, workspace_owner
 from batchgate.storage.base import ApiKeyRow, Store
 
 # How old the keys in memory may be when a request is checked: the bound on revocation.

@@ -12,11 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from batchgate import metrics
 from batchgate.api.errors import ApiError
 from batchgate.api.ingest import check_requests, decode_create_body, into_chunks, read_capped_body
 from batchgate.api.state import AppState
 from batchgate.lifecycle.ids import new_batch_id
+from batchgate.observability import metrics
 from batchgate.storage.base import BatchRow, StoreUnavailable, WrongState
 
 log = logging.getLogger("batchgate.api")

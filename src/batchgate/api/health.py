@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from batchgate import metrics
 from batchgate.api.state import AppState
+from batchgate.observability import metrics
 from batchgate.storage.base import StoreUnavailable
 
 log = logging.getLogger("batchgate.api")

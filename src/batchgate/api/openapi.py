@@ -16,7 +16,7 @@ from batchgate.api.batch_requests import RESULT_TYPES
 from batchgate.api.errors import ERROR_TYPES
 from batchgate.api.ingest import CUSTOM_ID
 from batchgate.api.state import AppState
-from batchgate.config import Settings
+from batchgate.config.settings import Settings
 
 JSONL = "application/x-jsonl"
 

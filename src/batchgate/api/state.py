@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from batchgate.api.auth import Keyring
-from batchgate.config import Settings
+from batchgate.config.settings import Settings
 from batchgate.engine.worker import Engine
 from batchgate.storage.base import Store
 
@@ -25,7 +25,7 @@ class AppState:
 
     def begin_shutdown(self) -> None:
         """SIGTERM or SIGINT: refuse new batches, and let the engine lease no more work while
-        the requests in flight finish (http_server.py)."""
+        the requests in flight finish (api/http_server.py)."""
         self.shutting_down = True
         if self.engine is not None:
             self.engine.stop()

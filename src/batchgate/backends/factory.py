@@ -6,8 +6,8 @@ of memory and a second of start-up, which a server on the simulator alone need n
 
 from batchgate.backends.base import Backend
 from batchgate.backends.simulator import Simulator
-from batchgate.config import Settings
-from batchgate.route_config import RouteConfig
+from batchgate.config.routes import RouteConfig
+from batchgate.config.settings import Settings
 
 
 def open_backend(route: RouteConfig, settings: Settings) -> Backend:

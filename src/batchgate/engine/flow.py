@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from batchgate import metrics
 from batchgate.engine.token_bucket import TokenBucket
+from batchgate.observability import metrics
 
 
 class Withdrawn(Exception):

@@ -15,10 +15,10 @@ from typing import Any
 
 import orjson
 
-from batchgate import metrics
 from batchgate.engine.flow import FlowControl, Withdrawn
 from batchgate.engine.routing import Route
 from batchgate.errors import RequestError
+from batchgate.observability import metrics
 
 OVERLOAD_ERROR_TYPES = frozenset({"rate_limit_error", "overloaded_error"})
 MAX_BACKOFF_SECONDS = 60.0

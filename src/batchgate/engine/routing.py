@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from batchgate.backends.base import Backend
 from batchgate.backends.factory import open_backend
 from batchgate.backends.simulator import Simulator
-from batchgate.config import Settings
+from batchgate.config.routes import RouteConfig
+from batchgate.config.settings import Settings
 from batchgate.engine.flow import FlowControl, FlowLimits
 from batchgate.errors import RequestError
-from batchgate.route_config import RouteConfig
 
 # Models seen are remembered, to match each glob once per model rather than once per request;
 # past this many distinct names the memory starts over.

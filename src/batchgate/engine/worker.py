@@ -39,8 +39,7 @@ import anyio.to_thread
 import msgspec
 import orjson
 
-from batchgate import metrics
-from batchgate.config import Settings
+from batchgate.config.settings import Settings
 from batchgate.engine.flow import Overdue, Withdrawn
 from batchgate.engine.outages import Outages, retry_delay
 from batchgate.engine.retries import call_with_retries
@@ -49,6 +48,7 @@ from batchgate.errors import RequestError
 from batchgate.lifecycle import results
 from batchgate.lifecycle.params import validate_params
 from batchgate.lifecycle.simple_params import decode_simple_params
+from batchgate.observability import metrics
 from batchgate.storage.base import LeasedChunk, ResultCounts, ResultPart, Store, StoreUnavailable
 
 log = logging.getLogger("batchgate.engine")

@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
-from batchgate.config import Settings
+from batchgate.config.settings import Settings
 
 # Short names for the knobs a pipeline's tests turn most.
 ALIASES = {

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from batchgate.config import ConfigError
+from batchgate.config.settings import ConfigError
 
 BACKENDS = ("simulator", "anthropic", "openai", "local")
 DEFAULT_MAX_RETRIES = 8

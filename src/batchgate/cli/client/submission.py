@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, cast
 
 import typer
 
-from batchgate.client_cli.consoles import tell
-from batchgate.client_cli.display import outcome_counts
-from batchgate.client_cli.failures import EXIT_INTERRUPTED, exit_code_for
-from batchgate.client_cli.request_file import BatchRequest
-from batchgate.client_cli.results import open_output, write_results
-from batchgate.client_cli.splitting import split_into_batches
-from batchgate.client_cli.watch import watch_until_ended
+from batchgate.cli.client.consoles import tell
+from batchgate.cli.client.display import outcome_counts
+from batchgate.cli.client.failures import EXIT_INTERRUPTED, exit_code_for
+from batchgate.cli.client.request_file import BatchRequest
+from batchgate.cli.client.results import open_output, write_results
+from batchgate.cli.client.splitting import split_into_batches
+from batchgate.cli.client.watch import watch_until_ended
 
 if TYPE_CHECKING:
     import anthropic

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from batchgate.config import ConfigError
-from batchgate.config_file import Configuration, load_configuration
+from batchgate.config.file import Configuration, load_configuration
+from batchgate.config.settings import ConfigError
 
 # Not read from BATCHGATE_DATABASE_URL by typer: the settings' layers do that, below the flag.
 DatabaseUrl = Annotated[

@@ -3,8 +3,8 @@
 import json
 from collections.abc import Iterable
 
-from batchgate.client_cli.failures import CommandFailure
-from batchgate.client_cli.request_file import BatchRequest
+from batchgate.cli.client.failures import CommandFailure
+from batchgate.cli.client.request_file import BatchRequest
 
 MAX_REQUESTS_PER_BATCH = 100_000
 # Anthropic states "256 MB"; the decimal reading is the smaller, so batches fit either way.

@@ -9,20 +9,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from batchgate.client_cli.connection import ApiKeyOption, BaseUrlOption, connect
-from batchgate.client_cli.consoles import stdout_console, tell
-from batchgate.client_cli.display import batch_details, batch_json, batches_table, print_json
-from batchgate.client_cli.failures import (
+from batchgate.cli.client.connection import ApiKeyOption, BaseUrlOption, connect
+from batchgate.cli.client.consoles import stdout_console, tell
+from batchgate.cli.client.display import batch_details, batch_json, batches_table, print_json
+from batchgate.cli.client.failures import (
     EXIT_INTERRUPTED,
     CommandFailure,
     exit_code_for,
     reports_failures,
 )
-from batchgate.client_cli.request_file import PromptSettings, load_requests
-from batchgate.client_cli.results import ResultType, open_output, write_results
-from batchgate.client_cli.retry import failed_requests_from_file, failed_requests_from_server
-from batchgate.client_cli.submission import Waiting, submit_requests, suggest_retry
-from batchgate.client_cli.watch import watch_until_ended
+from batchgate.cli.client.request_file import PromptSettings, load_requests
+from batchgate.cli.client.results import ResultType, open_output, write_results
+from batchgate.cli.client.retry import failed_requests_from_file, failed_requests_from_server
+from batchgate.cli.client.submission import Waiting, submit_requests, suggest_retry
+from batchgate.cli.client.watch import watch_until_ended
 
 if TYPE_CHECKING:
     import anthropic

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
 
-from batchgate.client_cli.consoles import tell
+from batchgate.cli.client.consoles import tell
 
 if TYPE_CHECKING:
     import anthropic

@@ -1,7 +1,7 @@
 """The configuration file (`--config FILE` or BATCHGATE_CONFIG) and the configuration it makes.
 
 The file is TOML with two optional parts: a `[settings]` table, which sets any setting by its
-name (config.py), and `[[routes]]`, which send models to backends (route_config.py). Without
+name (settings.py), and `[[routes]]`, which send models to backends (routes.py). Without
 routes, the simulator serves every model. The file is read and checked once, at start.
 """
 
@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from batchgate.config import (
+from batchgate.config.routes import DEFAULT_ROUTES, RouteConfig, read_routes
+from batchgate.config.settings import (
     ConfigError,
     Layer,
     Settings,
@@ -19,7 +20,6 @@ from batchgate.config import (
     file_layer,
     load_settings,
 )
-from batchgate.route_config import DEFAULT_ROUTES, RouteConfig, read_routes
 
 PARTS = ("settings", "routes")
 

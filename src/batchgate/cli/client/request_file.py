@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from batchgate.client_cli.failures import CommandFailure
+from batchgate.cli.client.failures import CommandFailure
 
 BatchRequest = dict[str, Any]
 

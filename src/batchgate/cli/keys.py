@@ -1,4 +1,4 @@
-"""`batchgate keys create|list|revoke`: the API keys kept in the database (api_keys.py)."""
+"""`batchgate keys create|list|revoke`: the API keys kept in the database (api/keys.py)."""
 
 import contextlib
 import json
@@ -11,9 +11,9 @@ from typing import Annotated
 import typer
 
 from batchgate.api.auth import REFRESH_SECONDS
-from batchgate.api_keys import new_key
-from batchgate.cli_options import ConfigFile, DatabaseUrl, configure, fail
-from batchgate.effective_config import mask_url
+from batchgate.api.keys import new_key
+from batchgate.cli.options import ConfigFile, DatabaseUrl, configure, fail
+from batchgate.config.effective import mask_url
 from batchgate.storage import Store, open_store
 from batchgate.storage.base import ApiKeyRow, StoreUnavailable
 from batchgate.storage.migrations import SchemaNotReady

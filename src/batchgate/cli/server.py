@@ -1,4 +1,4 @@
-"""The `batchgate` command: the server side (serve, worker, migrate) and the client commands."""
+"""The server-side commands: serve, worker, migrate and config show; `register` adds them."""
 
 import ipaddress
 import json
@@ -11,24 +11,18 @@ from typing import Annotated
 import psycopg
 import typer
 
-from batchgate import http_server
+from batchgate.api import http_server
 from batchgate.api.state import AppState
-from batchgate.cli_options import ConfigFile, DatabaseUrl, configure, fail
-from batchgate.client_cli import register as register_client_commands
-from batchgate.config_file import Configuration
-from batchgate.effective_config import effective_config, mask_url
-from batchgate.keys_cli import keys_app
-from batchgate.logs import configure_logging
+from batchgate.cli.options import ConfigFile, DatabaseUrl, configure, fail
+from batchgate.config.effective import effective_config, mask_url
+from batchgate.config.file import Configuration
+from batchgate.observability.logs import configure_logging
 from batchgate.server import build_app, run_worker
 from batchgate.storage.base import StoreUnavailable
 from batchgate.storage.migrations import SchemaNotReady, describe, migrate
 
-app = typer.Typer(help="batchgate: a self-hosted Message Batches API.", no_args_is_help=True)
-register_client_commands(app)
-config_app = typer.Typer(help="The configuration batchgate runs with.", no_args_is_help=True)
-app.add_typer(config_app, name="config", rich_help_panel="Server")
-app.add_typer(keys_app, name="keys", rich_help_panel="Server")
 log = logging.getLogger("batchgate")
+PANEL = "Server"
 
 LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
 
@@ -55,7 +49,7 @@ def exit_cleanly_when_signalled() -> None:
     """Makes SIGTERM and SIGINT end the process with status 0 once uvicorn has shut down.
 
     uvicorn handles both while it serves and, once shut down, raises again the signals it handled
-    (a second one, which cuts the drain short: http_server.py) for the handlers that were in
+    (a second one, which cuts the drain short: api/http_server.py) for the handlers that were in
     place before it: with the defaults the process would die of the signal after a clean
     shutdown, which deploy tools report as a crash.
     """
@@ -71,12 +65,6 @@ def is_postgres(database_url: str) -> bool:
     return database_url.startswith(("postgresql://", "postgres://"))
 
 
-@app.callback()
-def main() -> None:
-    """batchgate: a self-hosted Message Batches API."""
-
-
-@app.command(rich_help_panel="Server")
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
@@ -127,7 +115,6 @@ def serve(
     )
 
 
-@app.command(name="worker", rich_help_panel="Server")
 def worker_command(
     database_url: DatabaseUrl = None,
     log_level: LogLevel = "info",
@@ -145,7 +132,6 @@ def worker_command(
         raise fail(f"Cannot start: {error}") from None
 
 
-@app.command(name="migrate", rich_help_panel="Server")
 def migrate_command(database_url: DatabaseUrl = None, config: ConfigFile = None) -> None:
     """Create or upgrade the PostgreSQL schema (SQLite needs nothing: it is created on start)."""
     settings = configure(database_url, config).settings
@@ -163,8 +149,16 @@ def migrate_command(database_url: DatabaseUrl = None, config: ConfigFile = None)
         typer.echo(f"{where} is up to date.")
 
 
-@config_app.command(name="show")
 def config_show(database_url: DatabaseUrl = None, config: ConfigFile = None) -> None:
     """Print the effective settings, where each came from, and the routes as JSON, secrets
     masked."""
     typer.echo(json.dumps(effective_config(configure(database_url, config)), indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel=PANEL)(serve)
+    app.command(name="worker", rich_help_panel=PANEL)(worker_command)
+    app.command(name="migrate", rich_help_panel=PANEL)(migrate_command)
+    config_app = typer.Typer(help="The configuration batchgate runs with.", no_args_is_help=True)
+    config_app.command(name="show")(config_show)
+    app.add_typer(config_app, name="config", rich_help_panel=PANEL)

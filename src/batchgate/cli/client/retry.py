@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from batchgate.client_cli.failures import CommandFailure
-from batchgate.client_cli.request_file import BatchRequest
+from batchgate.cli.client.failures import CommandFailure
+from batchgate.cli.client.request_file import BatchRequest
 
 if TYPE_CHECKING:
     import anthropic

@@ -19,8 +19,8 @@ from rich.progress import (
 from rich.table import Column
 from rich.text import Text
 
-from batchgate.client_cli.consoles import stderr_console
-from batchgate.client_cli.display import outcome_counts, total_requests
+from batchgate.cli.client.consoles import stderr_console
+from batchgate.cli.client.display import outcome_counts, total_requests
 
 if TYPE_CHECKING:
     import anthropic

@@ -8,9 +8,9 @@ from dataclasses import asdict, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from batchgate.config import Settings
-from batchgate.config_file import Configuration
-from batchgate.route_config import RouteConfig
+from batchgate.config.file import Configuration
+from batchgate.config.routes import RouteConfig
+from batchgate.config.settings import Settings
 
 MASK = "***"
 

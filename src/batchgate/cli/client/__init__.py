@@ -8,6 +8,6 @@ or `worker`, which share this CLI: these modules import it for type annotations 
 functions that call it at run time (`connect`, `reports_failures`, ...) import it there.
 """
 
-from batchgate.client_cli.commands import register
+from batchgate.cli.client.commands import register
 
 __all__ = ["register"]
