@@ -1,6 +1,6 @@
 """Older official SDKs, which differ on the wire (x-api-key vs Bearer, ?beta=true), end to end.
 
-scripts/bootstrap installs them into .venv/sdk-<version>; each runs a script in its own process.
+scripts/bootstrap installs them into .venv/sdk-anthropic-<version>; each runs a script in its own process.
 """
 
 import subprocess
@@ -37,7 +37,7 @@ print("ok")
 
 @pytest.mark.parametrize("version", ["0.50.0", "2.1.0"])
 def test_older_sdk_walks_the_lifecycle(server: Server, version: str) -> None:
-    sdk = SDK_ROOT / f"sdk-{version}"
+    sdk = SDK_ROOT / f"sdk-anthropic-{version}"
     assert (sdk / "anthropic").is_dir(), "run scripts/bootstrap dev to install the older SDKs"
     finished = subprocess.run(
         [sys.executable, "-c", SCRIPT.format(version=version)],

@@ -1,6 +1,6 @@
 """The client commands on the oldest and a 2.x official SDK, which differ in their internals.
 
-scripts/bootstrap installs them into .venv/sdk-<version>; each run uses one in its own process.
+scripts/bootstrap installs them into .venv/sdk-anthropic-<version>; each run uses one in its own process.
 """
 
 import os
@@ -21,7 +21,7 @@ CLIENT_APP = Path(__file__).parent / "client_app.py"
 def test_submit_results_and_retry_work_on_older_sdks(
     faulty_server: Server, tmp_path: Path, version: str
 ) -> None:
-    sdk = SDK_ROOT / f"sdk-{version}"
+    sdk = SDK_ROOT / f"sdk-anthropic-{version}"
     assert (sdk / "anthropic").is_dir(), "run scripts/bootstrap dev to install the older SDKs"
     environment = {
         **os.environ,

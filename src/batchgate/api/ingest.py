@@ -6,6 +6,7 @@ Only their JSON is checked here, since Anthropic refuses a body that is not vali
 whole, and a request the engine could not even decode would have no way to end.
 """
 
+import codecs
 import re
 from collections.abc import Iterator
 
@@ -20,6 +21,7 @@ from batchgate.storage.base import NewChunk
 CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 MSGSPEC_LOCATION = re.compile(r"^(?P<what>.*) - at `\$(?P<path>[^`]*)`$")
 MAX_QUOTED = 200
+UTF8_CHECK_SLICE = 1 << 20
 # For a refusal before the whole body was read: uvicorn would otherwise go on reading (and
 # discarding) the rest, keeping the connection as long as the client likes.
 CLOSE_CONNECTION = {"connection": "close"}
@@ -75,12 +77,27 @@ def decode_create_body(body: bytearray | bytes) -> list[BatchRequest]:
             raise ApiError(400, f"Invalid request body: {_clipped(str(error))}") from error
         location = _dotted(found["path"]) or "body"
         raise ApiError(400, f"{location}: {_clipped(found['what'])}") from error
-    except msgspec.DecodeError as error:
-        raise ApiError(400, f"Request body is not valid JSON: {error}") from error
-    except UnicodeDecodeError as error:
-        raise ApiError(400, f"Request body is not valid UTF-8: {error}") from error
+    except (msgspec.DecodeError, UnicodeDecodeError) as error:
+        raise ApiError(400, _undecodable(body, error)) from error
     except RecursionError:
         raise ApiError(400, "Request body is not valid JSON: it is nested too deeply") from None
+
+
+def _undecodable(body: bytearray | bytes, error: Exception) -> str:
+    """Why a body does not decode. Invalid UTF-8 is named as such whatever the JSON library
+    raises for it (msgspec's exception and wording for it changed between releases)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(body)
+    try:
+        # A slice at a time: a 256 MB body is never copied whole into a string.
+        for start in range(0, len(view), UTF8_CHECK_SLICE):
+            decoder.decode(view[start : start + UTF8_CHECK_SLICE])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as invalid:
+        # Its position is the slice's; the byte itself says enough.
+        byte = invalid.object[invalid.start]
+        return f"Request body is not valid UTF-8: {invalid.reason} (byte {byte:#04x})"
+    return f"Request body is not valid JSON: {error}"
 
 
 def check_requests(requests: list[BatchRequest], max_requests: int) -> list[str]:
