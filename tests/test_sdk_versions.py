@@ -1,6 +1,7 @@
 """Older official SDKs, which differ on the wire (x-api-key vs Bearer, ?beta=true), end to end.
 
-scripts/bootstrap installs them into .venv/sdk-anthropic-<version>; each runs a script in its own process.
+scripts/bootstrap installs them into .venv/sdk-anthropic-<version>; each runs a script in its own
+process.
 """
 
 import subprocess

@@ -1,6 +1,7 @@
 """The client commands on the oldest and a 2.x official SDK, which differ in their internals.
 
-scripts/bootstrap installs them into .venv/sdk-anthropic-<version>; each run uses one in its own process.
+scripts/bootstrap installs them into .venv/sdk-anthropic-<version>; each run uses one in its own
+process.
 """
 
 import os
