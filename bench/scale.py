@@ -20,7 +20,7 @@ import psycopg
 from core import make_body, post_with_sendall, start_server
 from psycopg import sql
 
-from batchgate.storage.migrations import migrate
+from batchgate.storage.migrations.postgres import migrate
 
 ADMIN_URL = os.environ.get(
     "BATCHGATE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

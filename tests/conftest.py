@@ -13,7 +13,7 @@ import anthropic
 import httpx
 import pytest
 
-from batchgate.storage.migrations import migrate
+from batchgate.storage.migrations.postgres import migrate
 from postgres_databases import Databases
 
 KEY = "sk-test-key"
@@ -152,6 +152,16 @@ def simple_request(
             **params,
         },
     }
+
+
+def run_cli(*arguments: str, database_url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "batchgate", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "BATCHGATE_DATABASE_URL": database_url},
+    )
 
 
 @pytest.fixture(scope="session")

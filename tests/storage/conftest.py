@@ -12,7 +12,7 @@ import pytest
 from psycopg import sql
 
 from batchgate.storage.base import Store
-from batchgate.storage.migrations import migrate
+from batchgate.storage.migrations.postgres import migrate
 from batchgate.storage.postgres import PostgresStore
 from batchgate.storage.sqlite import SQLiteStore
 from postgres_databases import Databases

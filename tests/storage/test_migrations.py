@@ -1,4 +1,4 @@
-"""Versioned schema on the real server: migrate, check, refuse."""
+"""PostgreSQL's schema versions on the real server: migrate, check at start, refuse."""
 
 import threading
 
@@ -6,21 +6,13 @@ import psycopg
 import pytest
 
 from batchgate.api.keys import key_hash
-from batchgate.storage import migrations
-from batchgate.storage.migrations import (
-    Migration,
-    SchemaNotReady,
-    migrate,
-    schema_status,
-)
+from batchgate.storage.migrations import SchemaNotReady, known_versions
+from batchgate.storage.migrations.postgres import migrate, schema_status
 from batchgate.storage.postgres import PostgresStore
 from storage.builders import create
+from storage.schema_versions import postgres_database_at_version
 
-SHIPPED = tuple(migration.version for migration in migrations.available_migrations())
-
-
-def test_shipped_versions_are_numbered_once_each_from_one() -> None:
-    assert tuple(range(1, len(SHIPPED) + 1)) == SHIPPED
+SHIPPED = known_versions("postgres")
 
 
 def test_migrate_creates_the_schema_once(empty_database_url: str) -> None:
@@ -58,38 +50,20 @@ def test_store_refuses_a_database_without_the_schema(empty_database_url: str) ->
         PostgresStore(empty_database_url)
 
 
-def test_store_refuses_an_older_schema_until_migrated(
-    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    migrate(empty_database_url)
-    shipped = migrations.available_migrations()
-    newer = Migration(len(shipped) + 1, "marker", "CREATE TABLE migration_marker (id integer);")
-    monkeypatch.setattr(migrations, "available_migrations", lambda: [*shipped, newer])
-
-    with pytest.raises(SchemaNotReady, match=r"out of date .* run `batchgate migrate`"):
-        PostgresStore(empty_database_url)
-    assert migrate(empty_database_url) == [newer.version]
-    PostgresStore(empty_database_url).close()
-    with psycopg.connect(empty_database_url) as db:
-        assert db.execute("SELECT to_regclass('migration_marker')").fetchone() == (
-            "migration_marker",
-        )
-
-
-def test_a_database_of_version_1_upgrades_with_its_batches_still_their_owners(
-    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+def test_a_database_of_version_1_is_refused_until_migrated_and_keeps_its_batches(
+    empty_database_url: str,
 ) -> None:
     # Before workspaces (0002), a batch's owner was the SHA-256 of the env key that created it.
-    shipped = migrations.available_migrations()
-    monkeypatch.setattr(migrations, "available_migrations", lambda: shipped[:1])
-    assert migrate(empty_database_url) == [1]
+    postgres_database_at_version(empty_database_url, 1)
     owner = key_hash("team-a-key")
-    before = PostgresStore(empty_database_url)
-    create(before, "msgbatch_1", owner=owner)
-    before.close()
-    monkeypatch.undo()
+    with psycopg.connect(empty_database_url) as db:
+        db.execute(
+            "INSERT INTO batches (id, owner, status, total, processing, created_at, expires_at)"
+            " VALUES ('msgbatch_1', %s, 'in_progress', 2, 2, 1, 2)",
+            (owner,),
+        )
 
-    with pytest.raises(SchemaNotReady, match=r"missing versions \[2"):
+    with pytest.raises(SchemaNotReady, match=r"missing versions \[2.* run `batchgate migrate`"):
         PostgresStore(empty_database_url)
     assert migrate(empty_database_url) == list(SHIPPED[1:])
     after = PostgresStore(empty_database_url)
@@ -97,6 +71,7 @@ def test_a_database_of_version_1_upgrades_with_its_batches_still_their_owners(
         batch = after.get_batch(owner, "msgbatch_1")
         assert batch is not None and batch.total == 2
         assert after.api_keys() == []
+        create(after, "msgbatch_2")
     finally:
         after.close()
 
@@ -105,7 +80,7 @@ def test_a_schema_from_a_newer_batchgate_is_refused(empty_database_url: str) -> 
     migrate(empty_database_url)
     with psycopg.connect(empty_database_url) as db:
         db.execute("INSERT INTO schema_migrations (version, name) VALUES (9999, 'future')")
-    with pytest.raises(SchemaNotReady, match="upgrade batchgate"):
+    with pytest.raises(SchemaNotReady, match="written by a newer batchgate"):
         PostgresStore(empty_database_url)
-    with pytest.raises(SchemaNotReady, match="upgrade batchgate"):
+    with pytest.raises(SchemaNotReady, match="written by a newer batchgate"):
         migrate(empty_database_url)

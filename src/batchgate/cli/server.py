@@ -18,8 +18,9 @@ from batchgate.config.effective import effective_config, mask_url
 from batchgate.config.file import Configuration
 from batchgate.observability.logs import configure_logging
 from batchgate.server import build_app, run_worker
-from batchgate.storage.base import StoreUnavailable
-from batchgate.storage.migrations import SchemaNotReady, describe, migrate
+from batchgate.storage.base import StoreUnavailable, migrate_database, schema_status_of
+from batchgate.storage.migrations import SchemaNotReady
+from batchgate.storage.migrations.postgres import describe
 
 log = logging.getLogger("batchgate")
 PANEL = "Server"
@@ -132,17 +133,28 @@ def worker_command(
         raise fail(f"Cannot start: {error}") from None
 
 
-def migrate_command(database_url: DatabaseUrl = None, config: ConfigFile = None) -> None:
-    """Create or upgrade the PostgreSQL schema (SQLite needs nothing: it is created on start)."""
-    settings = configure(database_url, config).settings
-    if not is_postgres(settings.database_url):
-        typer.echo("SQLite creates its schema on start: nothing to migrate.")
-        return
+def migrate_command(
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+    status: Annotated[
+        bool,
+        typer.Option(
+            "--status",
+            help="Print the version the database is at and what is pending; change nothing.",
+        ),
+    ] = False,
+) -> None:
+    """Create or upgrade the schema. PostgreSQL needs it before `serve` and `worker` start, and
+    after each upgrade of batchgate; SQLite upgrades itself on start (this does it ahead)."""
+    url = configure(database_url, config).settings.database_url
+    where = describe(url) if is_postgres(url) else mask_url(url)
     try:
-        applied = migrate(settings.database_url)
-    except (SchemaNotReady, psycopg.OperationalError) as error:
+        if status:
+            typer.echo(f"{where}: {schema_status_of(url).describe()}")
+            return
+        applied = migrate_database(url)
+    except (SchemaNotReady, StoreUnavailable, psycopg.OperationalError) as error:
         raise fail(f"Cannot migrate: {error}") from None
-    where = describe(settings.database_url)
     if applied:
         typer.echo(f"Applied migrations {applied} to {where}.")
     else:

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from batchgate.storage.migrations import SchemaStatus
+
 
 class WrongState(Exception):
     """The batch exists but is in a state that does not allow the operation."""
@@ -272,11 +274,14 @@ class Store(Protocol):
         ...
 
 
+SQLITE_PREFIX = "sqlite:///"
+
+
 def open_store(database_url: str, pool_size: int = 10) -> Store:
-    if database_url.startswith("sqlite:///"):
+    if database_url.startswith(SQLITE_PREFIX):
         from batchgate.storage.sqlite import SQLiteStore
 
-        return SQLiteStore(database_url.removeprefix("sqlite:///"))
+        return SQLiteStore(database_url.removeprefix(SQLITE_PREFIX))
     if database_url.startswith(("postgresql://", "postgres://")):
         from batchgate.storage.postgres import PostgresStore
 
@@ -285,3 +290,28 @@ def open_store(database_url: str, pool_size: int = 10) -> Store:
         f"unsupported database URL {database_url!r}:"
         " use sqlite:///PATH or postgresql://USER@HOST/DATABASE"
     )
+
+
+def migrate_database(database_url: str) -> list[int]:
+    """`batchgate migrate`: brings the database to this release's schema; the versions applied."""
+    if database_url.startswith(SQLITE_PREFIX):
+        from batchgate.storage.sqlite import SQLiteStore
+
+        # Opening the store upgrades the file, with the store's own settings (page size, WAL).
+        store = SQLiteStore(database_url.removeprefix(SQLITE_PREFIX))
+        store.close()
+        return store.upgraded
+    from batchgate.storage.migrations.postgres import migrate
+
+    return migrate(database_url)
+
+
+def schema_status_of(database_url: str) -> SchemaStatus:
+    """The versions a database has and those this release ships, changing nothing."""
+    if database_url.startswith(SQLITE_PREFIX):
+        from batchgate.storage.migrations.sqlite import file_schema_status
+
+        return file_schema_status(database_url.removeprefix(SQLITE_PREFIX))
+    from batchgate.storage.migrations.postgres import schema_status
+
+    return schema_status(database_url)

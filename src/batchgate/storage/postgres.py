@@ -36,11 +36,10 @@ from batchgate.storage.base import (
     WrongState,
     committed_before,
 )
-from batchgate.storage.migrations import (
+from batchgate.storage.migrations import SchemaStatus, known_versions
+from batchgate.storage.migrations.postgres import (
     CONNECT_TIMEOUT_SECONDS,
-    SchemaStatus,
     applied_versions,
-    available_migrations,
     describe,
     require_current_schema,
     schema_problem,
@@ -89,7 +88,7 @@ class PostgresStore:
         self.location = f"the PostgreSQL {describe(database_url)}"
         require_current_schema(database_url)
         self._database_url = database_url
-        self._schema_versions = tuple(migration.version for migration in available_migrations())
+        self._schema_versions = known_versions("postgres")
         # autocommit: a lone statement is its own transaction, with no BEGIN/COMMIT round trips.
         self._pool: ConnectionPool[psycopg.Connection[TupleRow]] = ConnectionPool(
             database_url,

@@ -20,75 +20,12 @@ from batchgate.storage.base import (
     WrongState,
     committed_before,
 )
+from batchgate.storage.migrations import newer_schema_problem
+from batchgate.storage.migrations.sqlite import schema_status, upgrade
 from batchgate.storage.unavailable import raises_store_unavailable
 
 log = logging.getLogger("batchgate.storage")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS batches (
-    id TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    status TEXT NOT NULL,
-    total INTEGER NOT NULL,
-    processing INTEGER NOT NULL,
-    succeeded INTEGER NOT NULL DEFAULT 0,
-    errored INTEGER NOT NULL DEFAULT 0,
-    canceled INTEGER NOT NULL DEFAULT 0,
-    expired INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    ended_at REAL,
-    cancel_initiated_at REAL,
-    archived_at REAL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS batches_by_owner ON batches (owner, id);
-CREATE INDEX IF NOT EXISTS batches_unfinished ON batches (status) WHERE status != 'ended';
-CREATE INDEX IF NOT EXISTS batches_by_status ON batches (status);
-
--- The requests of a chunk never change once stored; its state changes often. They live in two
--- tables because SQLite rewrites a whole row, blobs included, on every update.
-CREATE TABLE IF NOT EXISTS chunk_requests (
-    batch_id TEXT NOT NULL,
-    chunk_no INTEGER NOT NULL,
-    custom_ids BLOB NOT NULL,
-    params BLOB NOT NULL,
-    PRIMARY KEY (batch_id, chunk_no)
-);
-
--- state: 0 queued, 1 leased, 2 done. Queued chunks are taken lowest chunk_no first across all
--- batches, so a small batch never waits behind the whole of a large one.
-CREATE TABLE IF NOT EXISTS chunks (
-    batch_id TEXT NOT NULL,
-    chunk_no INTEGER NOT NULL,
-    count INTEGER NOT NULL,
-    state INTEGER NOT NULL DEFAULT 0,
-    urgent INTEGER NOT NULL DEFAULT 0,
-    lease_owner TEXT,
-    lease_expires REAL,
-    PRIMARY KEY (batch_id, chunk_no)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS chunks_queue ON chunks (urgent DESC, chunk_no, batch_id)
-    WHERE state < 2;
-
-CREATE TABLE IF NOT EXISTS results (
-    batch_id TEXT NOT NULL,
-    chunk_no INTEGER NOT NULL,
-    part INTEGER NOT NULL,
-    indices BLOB NOT NULL,
-    lines BLOB NOT NULL,
-    PRIMARY KEY (batch_id, chunk_no, part)
-);
-
--- API keys: a SHA-256 of each key and its public prefix, never the key (storage/base.py).
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,
-    workspace TEXT NOT NULL,
-    prefix TEXT NOT NULL UNIQUE,
-    key_hash TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    revoked_at REAL
-);
-"""
 API_KEY_COLUMNS = "id, workspace, prefix, key_hash, created_at, revoked_at"
 
 BATCH_COLUMNS = (
@@ -136,7 +73,14 @@ class SQLiteStore:
         # One process per SQLite file: announcing work is a plain in-process call.
         self._work_callbacks: list[Callable[[], object]] = []
         self._writer = self._connect()
-        self._writer.executescript(SCHEMA)
+        # One process serves the file: it brings the schema up to date itself (and refuses a
+        # file a newer batchgate wrote).
+        try:
+            # The versions this open applied, for `batchgate migrate` to report.
+            self.upgraded = upgrade(self._writer, path)
+        except BaseException:
+            self._writer.close()
+            raise
         # Checkpoints copy the WAL into the database file and fsync it. Left to the writer they
         # stall a commit every few megabytes; a thread of their own runs them beside the writes.
         self._writer.execute("PRAGMA wal_autocheckpoint=0")
@@ -554,5 +498,11 @@ class SQLiteStore:
         self._writer.close()
 
     def schema_problem(self) -> str | None:
-        # This process created the schema it runs with (SCHEMA, on open): nothing else migrates it.
-        return None
+        # Only a newer batchgate's `migrate` run on the file meanwhile can change its schema.
+        status = schema_status(self._reader)
+        if status.is_current:
+            return None
+        return newer_schema_problem(status, self.location) or (
+            f"The schema of {self.location} is no longer the one this process upgraded it to:"
+            f" {status.describe()}."
+        )

@@ -1,23 +1,26 @@
-"""The versioned PostgreSQL schema: numbered SQL files next to this module, applied in order.
+"""Numbered schema versions: one sequence for both stores, each store's SQL in its own files.
 
-`migrate` applies the files a database lacks, each in its own transaction together with its row
-in `schema_migrations`. Every PostgresStore checks the recorded versions before it starts, so no
-process runs against a schema it was not written for.
+Version N is one change of the schema, written once per store side by side in this folder:
+`NNNN_name.postgres.sql` and `NNNN_name.sqlite.sql`. `schema.<store>.sql` is the whole schema of
+this release, which a new database gets in one go; a test proves that applying every version to
+an empty database yields exactly it. Each database records the versions it has in
+`schema_migrations`, so that no process runs on a schema it was not written for:
+
+- SQLite (migrations/sqlite.py) upgrades itself as a store opens the file, after copying it
+  next to itself; PostgreSQL (migrations/postgres.py), shared by many processes, is upgraded by
+  `batchgate migrate`, and a process refuses to start on an older schema.
+- A database that a newer batchgate has upgraded is refused, never altered.
+
+A released version is never edited: a change is always a new version (docs/upgrading.md).
 """
 
 import re
 from dataclasses import dataclass
 from importlib.resources import files
+from typing import Literal
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import TupleRow
-
-# Any fixed key will do: processes migrating the same database at once take turns on it.
-ADVISORY_LOCK_KEY = 0x6261746368676174  # "batchgat"
-# A server that never answers (a dropped route, a firewall) fails a connect within this long.
-CONNECT_TIMEOUT_SECONDS = 5
-FILE_NAME = re.compile(r"(\d{4})_(\w+)\.sql")
+StoreKind = Literal["postgres", "sqlite"]
+FILE_NAME = re.compile(r"(\d{4})_(\w+)\.(postgres|sqlite)\.sql")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,93 +48,47 @@ class SchemaStatus:
     def is_current(self) -> bool:
         return not self.pending and not self.unknown
 
+    def describe(self) -> str:
+        """The version a database is at, as `batchgate migrate --status` prints it."""
+        at = f"version {self.applied[-1]}" if self.applied else "no batchgate schema"
+        lines = [f"{at} (this batchgate ships versions 1 to {self.known[-1]})"]
+        if self.pending:
+            lines.append(f"pending: {list(self.pending)}")
+        if self.unknown:
+            lines.append(f"written by a newer batchgate: versions {list(self.unknown)}")
+        return "; ".join(lines)
+
 
 class SchemaNotReady(Exception):
     """The database's schema is missing, older or newer than this batchgate's."""
 
 
-def available_migrations() -> list[Migration]:
+def available_migrations(store: StoreKind) -> list[Migration]:
+    """The versions this batchgate ships for `store`, in order."""
     found = []
     for entry in files(__name__).iterdir():
         match = FILE_NAME.fullmatch(entry.name)
-        if match:
+        if match and match[3] == store:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
     return sorted(found, key=lambda migration: migration.version)
 
 
-def describe(database_url: str) -> str:
-    """Names the database without the password a URL may carry."""
-    params = conninfo_to_dict(database_url)
-    host = params.get("host") or "localhost"
-    return f"database {params.get('dbname', '')!r} on {host}:{params.get('port') or 5432}"
+def known_versions(store: StoreKind) -> tuple[int, ...]:
+    return tuple(migration.version for migration in available_migrations(store))
 
 
-def applied_versions(connection: psycopg.Connection[TupleRow]) -> tuple[int, ...]:
-    """The versions recorded in the database; empty when it has no schema_migrations table."""
-    if connection.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,):
-        return ()
-    rows = connection.execute("SELECT version FROM schema_migrations ORDER BY version")
-    return tuple(row[0] for row in rows)
+def current_schema(store: StoreKind) -> str:
+    """The whole schema of this release (`schema.<store>.sql`)."""
+    return files(__name__).joinpath(f"schema.{store}.sql").read_text(encoding="utf-8")
 
 
-def schema_status(database_url: str) -> SchemaStatus:
-    """The versions applied to the database and those this batchgate ships."""
-    known = tuple(migration.version for migration in available_migrations())
-    with psycopg.connect(
-        database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
-    ) as connection:
-        return SchemaStatus(applied_versions(connection), known)
-
-
-def schema_problem(status: SchemaStatus, where: str) -> str | None:
-    """What keeps the schema from being exactly this batchgate's, and what to do; None if it is."""
-    if status.unknown:
-        return (
-            f"The batchgate schema in {where} has versions {list(status.unknown)} that this"
-            f" batchgate does not know (it ships up to {status.known[-1]}): upgrade batchgate."
-        )
-    if not status.applied:
-        return f"The {where} has no batchgate schema yet: run `batchgate migrate` first."
-    if status.pending:
-        return (
-            f"The batchgate schema in {where} is out of date (missing versions"
-            f" {list(status.pending)}): run `batchgate migrate`."
-        )
-    return None
-
-
-def require_current_schema(database_url: str) -> None:
-    """Raises SchemaNotReady, saying what to do, unless the schema is exactly this version."""
-    problem = schema_problem(schema_status(database_url), describe(database_url))
-    if problem is not None:
-        raise SchemaNotReady(problem)
-
-
-def migrate(database_url: str) -> list[int]:
-    """Creates or upgrades the schema; returns the versions it applied (empty: up to date)."""
-    with psycopg.connect(
-        database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
-    ) as connection:
-        # Held until this connection closes, which also releases it if the process dies.
-        connection.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
-        connection.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
-            " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        migrations = available_migrations()
-        status = SchemaStatus(applied_versions(connection), tuple(m.version for m in migrations))
-        if status.unknown:
-            raise SchemaNotReady(schema_problem(status, describe(database_url)))
-        applied = []
-        for migration in migrations:
-            if migration.version in status.applied:
-                continue
-            with connection.transaction():
-                # No parameters: psycopg sends the file as one simple query, all its statements.
-                connection.execute(migration.sql.encode())
-                connection.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                    (migration.version, migration.name),
-                )
-            applied.append(migration.version)
-        return applied
+def newer_schema_problem(status: SchemaStatus, where: str) -> str | None:
+    """Why this batchgate must not open a database a newer one has upgraded; None if it may."""
+    if not status.unknown:
+        return None
+    return (
+        f"The batchgate schema in {where} is at version {status.applied[-1]}, written by a newer"
+        f" batchgate (this one knows versions up to {status.known[-1]}): it is left untouched."
+        " Run the newer batchgate, or restore the copy taken before that upgrade"
+        " (docs/upgrading.md)."
+    )

@@ -1,0 +1,57 @@
+-- The SQLite layout of the store described in storage/base.py. IF NOT EXISTS throughout: the
+-- releases before numbered versions ran this at every start, and a file they wrote is adopted
+-- by running it once more (storage/migrations/sqlite.py).
+
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    status TEXT NOT NULL,
+    total INTEGER NOT NULL,
+    processing INTEGER NOT NULL,
+    succeeded INTEGER NOT NULL DEFAULT 0,
+    errored INTEGER NOT NULL DEFAULT 0,
+    canceled INTEGER NOT NULL DEFAULT 0,
+    expired INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    ended_at REAL,
+    cancel_initiated_at REAL,
+    archived_at REAL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS batches_by_owner ON batches (owner, id);
+CREATE INDEX IF NOT EXISTS batches_unfinished ON batches (status) WHERE status != 'ended';
+CREATE INDEX IF NOT EXISTS batches_by_status ON batches (status);
+
+-- The requests of a chunk never change once stored; its state changes often. They live in two
+-- tables because SQLite rewrites a whole row, blobs included, on every update.
+CREATE TABLE IF NOT EXISTS chunk_requests (
+    batch_id TEXT NOT NULL,
+    chunk_no INTEGER NOT NULL,
+    custom_ids BLOB NOT NULL,
+    params BLOB NOT NULL,
+    PRIMARY KEY (batch_id, chunk_no)
+);
+
+-- state: 0 queued, 1 leased, 2 done. Queued chunks are taken lowest chunk_no first across all
+-- batches, so a small batch never waits behind the whole of a large one.
+CREATE TABLE IF NOT EXISTS chunks (
+    batch_id TEXT NOT NULL,
+    chunk_no INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    state INTEGER NOT NULL DEFAULT 0,
+    urgent INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_expires REAL,
+    PRIMARY KEY (batch_id, chunk_no)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS chunks_queue ON chunks (urgent DESC, chunk_no, batch_id)
+    WHERE state < 2;
+
+CREATE TABLE IF NOT EXISTS results (
+    batch_id TEXT NOT NULL,
+    chunk_no INTEGER NOT NULL,
+    part INTEGER NOT NULL,
+    indices BLOB NOT NULL,
+    lines BLOB NOT NULL,
+    PRIMARY KEY (batch_id, chunk_no, part)
+);

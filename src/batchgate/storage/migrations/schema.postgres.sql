@@ -1,0 +1,89 @@
+-- The whole PostgreSQL schema of this release, what a new database gets in one go. Every change
+-- is a new numbered version beside this file as well (NNNN_name.postgres.sql); a test proves
+-- that applying every version to an empty database yields exactly this schema.
+-- The store's layout is described in storage/base.py. Batch ids sort by creation time only byte
+-- by byte, hence COLLATE "C" on every batch id.
+
+CREATE TABLE batches (
+    id text COLLATE "C" PRIMARY KEY,
+    owner text NOT NULL,
+    status text NOT NULL CHECK (status IN ('in_progress', 'canceling', 'ended')),
+    total integer NOT NULL,
+    processing integer NOT NULL CHECK (processing >= 0),
+    succeeded integer NOT NULL DEFAULT 0,
+    errored integer NOT NULL DEFAULT 0,
+    canceled integer NOT NULL DEFAULT 0,
+    expired integer NOT NULL DEFAULT 0,
+    created_at double precision NOT NULL,
+    expires_at double precision NOT NULL,
+    ended_at double precision,
+    cancel_initiated_at double precision,
+    archived_at double precision,
+    -- A request counted twice would break this, so the database itself refuses a duplicate.
+    CHECK (processing + succeeded + errored + canceled + expired = total)
+);
+CREATE INDEX batches_by_owner ON batches (owner, id);
+CREATE INDEX batches_canceling ON batches (id) WHERE status = 'canceling';
+CREATE INDEX batches_unfinished ON batches (expires_at) WHERE status <> 'ended';
+CREATE INDEX batches_to_archive ON batches (created_at)
+    WHERE status = 'ended' AND archived_at IS NULL;
+
+-- A chunk's requests never change once stored, its state changes often: two tables keep the
+-- frequent updates small.
+CREATE TABLE chunk_requests (
+    batch_id text COLLATE "C" NOT NULL,
+    chunk_no integer NOT NULL,
+    custom_ids bytea NOT NULL,
+    params bytea NOT NULL,
+    PRIMARY KEY (batch_id, chunk_no)
+);
+
+-- state: 0 queued, 1 leased, 2 done. Lease renewals touch no indexed column; the free space
+-- left in each page lets them update in place (HOT) instead of growing every index.
+CREATE TABLE chunks (
+    batch_id text COLLATE "C" NOT NULL,
+    chunk_no integer NOT NULL,
+    count integer NOT NULL,
+    state smallint NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2)),
+    urgent boolean NOT NULL DEFAULT false,
+    lease_owner text,
+    lease_expires double precision,
+    PRIMARY KEY (batch_id, chunk_no)
+) WITH (fillfactor = 70);
+CREATE INDEX chunks_queue ON chunks (urgent DESC, chunk_no, batch_id) WHERE state < 2;
+CREATE INDEX chunks_leased ON chunks (lease_owner) WHERE state = 1;
+
+CREATE TABLE results (
+    batch_id text COLLATE "C" NOT NULL,
+    chunk_no integer NOT NULL,
+    part integer NOT NULL,
+    indices bytea NOT NULL,
+    lines bytea NOT NULL,
+    PRIMARY KEY (batch_id, chunk_no, part)
+);
+
+-- lz4 compresses the request and result blobs several times faster than the default pglz, and
+-- the database's CPU is what every worker shares. Servers built without lz4 keep pglz.
+DO $$
+BEGIN
+    ALTER TABLE chunk_requests
+        ALTER COLUMN custom_ids SET COMPRESSION lz4,
+        ALTER COLUMN params SET COMPRESSION lz4;
+    ALTER TABLE results
+        ALTER COLUMN indices SET COMPRESSION lz4,
+        ALTER COLUMN lines SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+    NULL;
+END
+$$;
+
+-- API keys kept in the database, each belonging to a workspace whose batches its keys share.
+-- Only a SHA-256 of each key and its public prefix are stored, never the key.
+CREATE TABLE api_keys (
+    id text PRIMARY KEY,
+    workspace text NOT NULL,
+    prefix text NOT NULL UNIQUE,
+    key_hash text NOT NULL,
+    created_at double precision NOT NULL,
+    revoked_at double precision
+);
