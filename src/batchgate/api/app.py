@@ -12,15 +12,18 @@ from batchgate.api.access_log import AccessLogMiddleware
 from batchgate.api.errors import (
     ApiError,
     on_api_error,
+    on_batch_not_found,
     on_http_exception,
     on_store_unavailable,
     on_unexpected_error,
+    on_wrong_state,
 )
 from batchgate.api.request_ids import RequestIdMiddleware
 from batchgate.api.state import AppState
 from batchgate.engine.thread import EngineThread
 from batchgate.observability import metrics
-from batchgate.storage.base import StoreUnavailable
+from batchgate.service.batches import BatchNotFound
+from batchgate.storage.base import StoreUnavailable, WrongState
 
 
 def create_app(state: AppState) -> Starlette:
@@ -50,6 +53,8 @@ def create_app(state: AppState) -> Starlette:
         middleware=[Middleware(RequestIdMiddleware), Middleware(AccessLogMiddleware)],
         exception_handlers={
             ApiError: on_api_error,
+            BatchNotFound: on_batch_not_found,
+            WrongState: on_wrong_state,
             HTTPException: on_http_exception,
             StoreUnavailable: on_store_unavailable,
             Exception: on_unexpected_error,

@@ -2,11 +2,10 @@
 
 import logging
 import math
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio.to_thread
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -15,9 +14,8 @@ from starlette.routing import Route
 from batchgate.api.errors import ApiError
 from batchgate.api.ingest import check_requests, decode_create_body, into_chunks, read_capped_body
 from batchgate.api.state import AppState
-from batchgate.lifecycle.ids import new_batch_id
 from batchgate.observability import metrics
-from batchgate.storage.base import BatchRow, StoreUnavailable, WrongState
+from batchgate.storage.base import BatchRow
 
 log = logging.getLogger("batchgate.api")
 
@@ -52,12 +50,6 @@ def batch_object(request: Request, batch: BatchRow) -> dict[str, Any]:
     }
 
 
-async def stream_from_thread(blobs: Iterator[bytes]) -> AsyncIterator[bytes]:
-    """Streams a blocking iterator (database reads) without blocking the event loop."""
-    while (blob := await anyio.to_thread.run_sync(next, blobs, None)) is not None:
-        yield blob
-
-
 async def _counted(blobs: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     async for blob in blobs:
         metrics.RESULTS_BYTES.inc(len(blob))
@@ -78,26 +70,6 @@ def _request_id(request: Request) -> dict[str, str]:
     return {"request_id": request.state.request_id}
 
 
-def _not_found(batch_id: str) -> ApiError:
-    return ApiError(404, f"No message batch with id {batch_id!r}.")
-
-
-async def existing_batch(state: AppState, owner: str, batch_id: str) -> BatchRow:
-    batch = await anyio.to_thread.run_sync(state.store.get_batch, owner, batch_id)
-    if batch is None:
-        raise _not_found(batch_id)
-    return batch
-
-
-async def announce_work(state: AppState) -> None:
-    """Wakes the engines at once. Once the change is committed, a database gone meanwhile must
-    not fail the request: the engines find the work on their next poll."""
-    try:
-        await anyio.to_thread.run_sync(state.store.announce_work)
-    except StoreUnavailable as error:
-        log.warning("could not announce new work; the engines' next poll finds it: %s", error)
-
-
 async def create_batch(request: Request) -> Response:
     state, owner = await context(request)
     settings = state.settings
@@ -116,18 +88,8 @@ async def create_batch(request: Request) -> Response:
     chunks = into_chunks(requests, custom_ids, settings.chunk_size)
     size = len(body)
     del body, requests
-    now = state.clock()
-    batch = await anyio.to_thread.run_sync(
-        state.store.create_batch,
-        new_batch_id(),
-        owner,
-        now,
-        now + settings.expiry_seconds,
-        len(custom_ids),
-        chunks,
-    )
+    batch = await state.batches.create(owner, len(custom_ids), chunks)
     metrics.CREATE_BYTES.inc(size)
-    await announce_work(state)
     log.info(
         "batch created",
         extra={"batch_id": batch.id, "requests": batch.total, **_request_id(request)},
@@ -137,7 +99,7 @@ async def create_batch(request: Request) -> Response:
 
 async def retrieve_batch(request: Request) -> Response:
     state, owner = await context(request)
-    batch = await existing_batch(state, owner, request.path_params["batch_id"])
+    batch = await state.batches.get(owner, request.path_params["batch_id"])
     return json_response(batch_object(request, batch))
 
 
@@ -159,9 +121,7 @@ async def list_batches(request: Request) -> Response:
     before_id = request.query_params.get("before_id") or None
     if after_id and before_id:
         raise ApiError(400, "Provide at most one of after_id and before_id.")
-    page, has_more = await anyio.to_thread.run_sync(
-        state.store.list_batches, owner, limit, after_id, before_id
-    )
+    page, has_more = await state.batches.list(owner, limit, after_id, before_id)
     return json_response(
         {
             "data": [batch_object(request, batch) for batch in page],
@@ -175,15 +135,7 @@ async def list_batches(request: Request) -> Response:
 async def cancel_batch(request: Request) -> Response:
     state, owner = await context(request)
     batch_id = request.path_params["batch_id"]
-    try:
-        batch = await anyio.to_thread.run_sync(
-            state.store.cancel_batch, owner, batch_id, state.clock()
-        )
-    except WrongState as error:
-        raise ApiError(400, str(error)) from None
-    if batch is None:
-        raise _not_found(batch_id)
-    await announce_work(state)
+    batch = await state.batches.cancel(owner, batch_id)
     log.info("batch canceling", extra={"batch_id": batch_id, **_request_id(request)})
     return json_response(batch_object(request, batch))
 
@@ -191,31 +143,19 @@ async def cancel_batch(request: Request) -> Response:
 async def delete_batch(request: Request) -> Response:
     state, owner = await context(request)
     batch_id = request.path_params["batch_id"]
-    try:
-        deleted = await anyio.to_thread.run_sync(state.store.delete_batch, owner, batch_id)
-    except WrongState as error:
-        raise ApiError(400, str(error)) from None
-    if not deleted:
-        raise _not_found(batch_id)
+    await state.batches.delete(owner, batch_id)
     log.info("batch deleted", extra={"batch_id": batch_id, **_request_id(request)})
     return json_response({"id": batch_id, "type": "message_batch_deleted"})
 
 
 async def batch_results(request: Request) -> Response:
     state, owner = await context(request)
-    batch = await existing_batch(state, owner, request.path_params["batch_id"])
-    if batch.archived_at is not None:
-        raise ApiError(
-            404, f"The results of batch {batch.id} were archived after the retention period."
-        )
-    if batch.status != "ended":
-        raise ApiError(
-            400, f"Batch {batch.id} is still {batch.status}; results are ready once it has ended."
-        )
+    batch_id = request.path_params["batch_id"]
+    results = await state.batches.results(owner, batch_id)
     return StreamingResponse(
-        _counted(stream_from_thread(state.store.iter_results(batch.id))),
+        _counted(results),
         media_type="application/x-jsonl",
-        headers={"content-disposition": f"attachment; filename*=utf-8''{batch.id}_results.jsonl"},
+        headers={"content-disposition": f"attachment; filename*=utf-8''{batch_id}_results.jsonl"},
     )
 
 

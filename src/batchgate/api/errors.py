@@ -58,6 +58,15 @@ async def on_api_error(request: Request, exc: Exception) -> Response:
     return error_response(request, exc.status, exc.message, exc.headers)
 
 
+async def on_batch_not_found(request: Request, exc: Exception) -> Response:
+    return error_response(request, 404, str(exc))
+
+
+async def on_wrong_state(request: Request, exc: Exception) -> Response:
+    """Never 409: the SDK retries a 409, and a wrong state does not pass by retrying."""
+    return error_response(request, 400, str(exc))
+
+
 async def on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:

@@ -1,4 +1,5 @@
-"""What the HTTP handlers share: settings, the store, the keyring and the embedded engine."""
+"""What the HTTP handlers share: settings, the store, the batches' rules, the keyring and the
+embedded engine."""
 
 import time
 from collections.abc import Callable
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 from batchgate.api.auth import Keyring
 from batchgate.config.settings import Settings
 from batchgate.engine.worker import Engine
+from batchgate.service.batches import BatchService
 from batchgate.storage.base import Store
 
 
@@ -19,9 +21,11 @@ class AppState:
     clock: Callable[[], float] = field(default=time.time)
     shutting_down: bool = False
     keyring: Keyring = field(init=False)
+    batches: BatchService = field(init=False)
 
     def __post_init__(self) -> None:
         self.keyring = Keyring(self.store, self.settings.api_keys)
+        self.batches = BatchService(self.store, self.settings, self.clock)
 
     def begin_shutdown(self) -> None:
         """SIGTERM or SIGINT: refuse new batches, and let the engine lease no more work while

@@ -1,0 +1,1 @@
+"""The rules of batches, between the front-ends (the HTTP APIs) and the store (batches.py)."""
