@@ -23,6 +23,7 @@ from batchgate.cli.client.results import ResultType, open_output, write_results
 from batchgate.cli.client.retry import failed_requests_from_file, failed_requests_from_server
 from batchgate.cli.client.submission import Waiting, submit_requests, suggest_retry
 from batchgate.cli.client.watch import watch_until_ended
+from batchgate.cli.help import add_command
 
 if TYPE_CHECKING:
     import anthropic
@@ -281,4 +282,4 @@ COMMANDS: dict[str, Callable[..., None]] = {
 def register(app: typer.Typer) -> None:
     """Adds the client commands to `app`, the `batchgate` command."""
     for name, command in COMMANDS.items():
-        app.command(name, rich_help_panel=PANEL)(command)
+        add_command(app, command, name, panel=PANEL)
