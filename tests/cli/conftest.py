@@ -20,12 +20,12 @@ class Cli:
 
     base_url: str
 
-    def __call__(self, *args: str, api_key: str | None = KEY) -> Result:
+    def __call__(self, *args: str, api_key: str | None = KEY, columns: int = 200) -> Result:
         environment = {
             "ANTHROPIC_BASE_URL": self.base_url,
             "ANTHROPIC_API_KEY": api_key,
-            # Wide enough that tables never truncate a batch id.
-            "COLUMNS": "200",
+            # By default wide enough that tables never truncate a batch id.
+            "COLUMNS": str(columns),
         }
         return CliRunner().invoke(app, list(args), env=environment)
 

@@ -110,6 +110,98 @@ def test_bad_lines_are_reported_with_their_numbers_and_nothing_is_sent(
         assert expected in report
     assert "line 1:" not in report and "line 5:" not in report
     assert server.client().messages.batches.list(limit=1).data == newest_before
+    assert not (tmp_path / "requests.rejected.jsonl").exists()
+
+
+def test_skip_invalid_submits_the_valid_lines_and_writes_the_others_to_fix(
+    cli: Cli, server: Server, tmp_path: Path
+) -> None:
+    no_max_tokens = {"custom_id": "no-max-tokens", "params": {"model": "m", "messages": ["hi"]}}
+    lines = [
+        orjson.dumps(simple_request("a")),
+        b'{"custom_id": "broken", ',
+        orjson.dumps(no_max_tokens),
+        orjson.dumps(simple_request("b")),
+        b"",
+        orjson.dumps(simple_request("a", "again")),
+        orjson.dumps(simple_request("c")),
+    ]
+    source = tmp_path / "requests.jsonl"
+    source.write_bytes(b"\r\n".join(lines) + b"\r\n")
+
+    submitted = cli("submit", str(source), "--skip-invalid")
+
+    assert submitted.exit_code == 3, submitted.output
+    rejected_path = tmp_path / "requests.rejected.jsonl"
+    assert f"Skipping 3 invalid line(s) of {source}" in submitted.stderr
+    assert str(rejected_path) in submitted.stderr
+    rejected = read_jsonl(rejected_path.read_text())
+    assert [(line["line"], line["text"].encode()) for line in rejected] == [
+        (2, lines[1]),
+        (3, lines[2]),
+        (6, lines[5]),
+    ]
+    assert rejected[0]["reason"].startswith("not valid JSON")
+    assert rejected[1]["reason"] == "params.max_tokens must be a whole number of at least 1"
+    assert rejected[2]["reason"] == "custom_id 'a' repeats line 1"
+    [batch_id] = submitted.stdout.split()
+    client = server.client()
+    assert wait_until_ended(client, batch_id).request_counts.succeeded == 3
+    sent = {response.custom_id for response in client.messages.batches.results(batch_id)}
+    assert sent == {"a", "b", "c"}
+
+    # Fixed, the rejected lines make a file of their own to submit.
+    fixed = [orjson.loads(line["text"]) for line in rejected[1:]]
+    fixed[0]["params"]["max_tokens"] = 64
+    fixed[1]["custom_id"] = "a2"
+    resubmitted = cli("submit", str(write_jsonl(tmp_path / "fixed.jsonl", fixed)))
+    assert resubmitted.exit_code == 0, resubmitted.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "exit_code"),
+    [
+        ([], 3),  # all sent requests succeeded: the exit code says lines were skipped
+        ([simple_request("streaming", stream=True)], 1),  # errored requests come first
+    ],
+)
+def test_skip_invalid_with_wait_writes_the_results_of_the_valid_lines(
+    cli: Cli, tmp_path: Path, extra: list[dict[str, object]], exit_code: int
+) -> None:
+    source = write_jsonl(
+        tmp_path / "requests.jsonl", [simple_request("fine"), {"custom_id": "bad"}, *extra]
+    )
+    output = tmp_path / "results.jsonl"
+
+    submitted = cli(
+        "submit", str(source), "--skip-invalid", "--wait", "--interval", "0.05", "-o", str(output)
+    )
+
+    assert submitted.exit_code == exit_code, submitted.output
+    results = {line["custom_id"] for line in read_jsonl(output.read_text())}
+    assert results == {"fine"} | {request["custom_id"] for request in extra}
+    assert [
+        line["line"] for line in read_jsonl((tmp_path / "requests.rejected.jsonl").read_text())
+    ] == [2]
+
+
+def test_skip_invalid_sends_nothing_without_a_valid_line_or_a_place_for_the_rejected(
+    cli: Cli, server: Server, tmp_path: Path
+) -> None:
+    newest_before = server.client().messages.batches.list(limit=1).data
+    all_bad = write_jsonl(tmp_path / "bad.jsonl", [{"custom_id": "x"}, {"custom_id": "y"}])
+    unwritable = write_jsonl(tmp_path / "requests.jsonl", [simple_request("a"), {"custom_id": "x"}])
+    (tmp_path / "requests.rejected.jsonl").mkdir()
+
+    nothing_valid = cli("submit", str(all_bad), "--skip-invalid")
+    no_place = cli("submit", str(unwritable), "--skip-invalid")
+
+    assert nothing_valid.exit_code == 2
+    assert "holds no valid requests; nothing was sent" in nothing_valid.stderr
+    assert len(read_jsonl((tmp_path / "bad.rejected.jsonl").read_text())) == 2
+    assert no_place.exit_code == 2
+    assert "cannot write the invalid lines" in no_place.stderr
+    assert server.client().messages.batches.list(limit=1).data == newest_before
 
 
 @pytest.mark.parametrize(

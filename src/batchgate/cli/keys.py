@@ -12,6 +12,7 @@ import typer
 
 from batchgate.api.auth import REFRESH_SECONDS
 from batchgate.api.keys import new_key
+from batchgate.cli.help import add_command
 from batchgate.cli.options import ConfigFile, DatabaseUrl, configure, fail
 from batchgate.config.effective import mask_url
 from batchgate.storage import Store, open_store
@@ -65,7 +66,6 @@ def key_json(row: ApiKeyRow) -> dict[str, str | None]:
     }
 
 
-@keys_app.command(name="create")
 def create(
     workspace: Workspace, database_url: DatabaseUrl = None, config: ConfigFile = None
 ) -> None:
@@ -85,7 +85,6 @@ def create(
     )
 
 
-@keys_app.command(name="list")
 def list_keys(
     workspace: Annotated[str | None, typer.Option(help="Only the keys of this workspace.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON array, for scripts.")] = False,
@@ -110,7 +109,6 @@ def list_keys(
         )
 
 
-@keys_app.command(name="revoke")
 def revoke(
     key_id: Annotated[str, typer.Argument(metavar="ID", help="The key's id (keys list).")],
     database_url: DatabaseUrl = None,
@@ -126,3 +124,8 @@ def revoke(
         f" servers refuse it within {REFRESH_SECONDS:g} s.",
         err=True,
     )
+
+
+add_command(keys_app, create, "create")
+add_command(keys_app, list_keys, "list")
+add_command(keys_app, revoke, "revoke")

@@ -13,6 +13,7 @@ import typer
 
 from batchgate.api import http_server
 from batchgate.api.state import AppState
+from batchgate.cli.help import add_command
 from batchgate.cli.options import ConfigFile, DatabaseUrl, configure, fail
 from batchgate.config.effective import effective_config, mask_url
 from batchgate.config.file import Configuration
@@ -168,9 +169,9 @@ def config_show(database_url: DatabaseUrl = None, config: ConfigFile = None) -> 
 
 
 def register(app: typer.Typer) -> None:
-    app.command(rich_help_panel=PANEL)(serve)
-    app.command(name="worker", rich_help_panel=PANEL)(worker_command)
-    app.command(name="migrate", rich_help_panel=PANEL)(migrate_command)
+    add_command(app, serve, "serve", panel=PANEL)
+    add_command(app, worker_command, "worker", panel=PANEL)
+    add_command(app, migrate_command, "migrate", panel=PANEL)
     config_app = typer.Typer(help="The configuration batchgate runs with.", no_args_is_help=True)
-    config_app.command(name="show")(config_show)
+    add_command(config_app, config_show, "show")
     app.add_typer(config_app, name="config", rich_help_panel=PANEL)

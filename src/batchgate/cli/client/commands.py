@@ -14,15 +14,18 @@ from batchgate.cli.client.consoles import stdout_console, tell
 from batchgate.cli.client.display import batch_details, batch_json, batches_table, print_json
 from batchgate.cli.client.failures import (
     EXIT_INTERRUPTED,
+    EXIT_LINES_SKIPPED,
     CommandFailure,
     exit_code_for,
     reports_failures,
 )
+from batchgate.cli.client.rejected_lines import load_valid_requests
 from batchgate.cli.client.request_file import PromptSettings, load_requests
 from batchgate.cli.client.results import ResultType, open_output, write_results
 from batchgate.cli.client.retry import failed_requests_from_file, failed_requests_from_server
 from batchgate.cli.client.submission import Waiting, submit_requests, suggest_retry
 from batchgate.cli.client.watch import watch_until_ended
+from batchgate.cli.help import add_command
 
 if TYPE_CHECKING:
     import anthropic
@@ -99,6 +102,14 @@ def submit(
     ],
     model: ModelOption = None,
     max_tokens: MaxTokensOption = None,
+    skip_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--skip-invalid",
+            help="Submit the valid lines; write the invalid ones, with their line numbers and"
+            " reasons, beside FILE (requests.jsonl: requests.rejected.jsonl). Exit code 3.",
+        ),
+    ] = False,
     wait: WaitForResultsFlag = False,
     output: OutputOption = None,
     interval: IntervalOption = 1.0,
@@ -107,13 +118,18 @@ def submit(
 ) -> None:
     """Submit a file of requests as one batch, or several when it exceeds the limits of one.
 
-    Every line is checked first; a bad line stops everything before anything is sent. Prints
-    the new batch ids, or with --wait shows progress and then writes the results.
+    Every line is checked first; a bad line stops everything before anything is sent, unless
+    --skip-invalid leaves it out. Prints the new batch ids, or with --wait shows progress and
+    then writes the results.
     """
     waiting = _waiting(wait, interval, output)
-    requests = load_requests(file, _prompt_settings(model, max_tokens))
+    prompts = _prompt_settings(model, max_tokens)
+    if skip_invalid:
+        requests, skipped = load_valid_requests(file, prompts)
+    else:
+        requests, skipped = load_requests(file, prompts), 0
     code = submit_requests(connect(base_url, api_key), requests, waiting)
-    raise typer.Exit(code)
+    raise typer.Exit(code or (EXIT_LINES_SKIPPED if skipped else 0))
 
 
 @reports_failures
@@ -281,4 +297,4 @@ COMMANDS: dict[str, Callable[..., None]] = {
 def register(app: typer.Typer) -> None:
     """Adds the client commands to `app`, the `batchgate` command."""
     for name, command in COMMANDS.items():
-        app.command(name, rich_help_panel=PANEL)(command)
+        add_command(app, command, name, panel=PANEL)

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 EXIT_REQUESTS_FAILED = 1
 EXIT_USAGE = 2
+# `submit --skip-invalid`: submitted, but some lines of the file were left out. EXIT_REQUESTS_FAILED
+# comes first: the requests it names need `batchgate retry`; the lines were named on stderr.
+EXIT_LINES_SKIPPED = 3
 # What shells report for a process ended by SIGINT.
 EXIT_INTERRUPTED = 130
 

@@ -32,6 +32,23 @@ class InvalidLine(Exception):
     """One line of the file cannot be a request; the message says why."""
 
 
+@dataclass(frozen=True)
+class RejectedLine:
+    """A line of the file that cannot be a request, as read (without its line ending)."""
+
+    number: int
+    reason: str
+    text: bytes
+
+
+@dataclass(frozen=True)
+class RequestFile:
+    """The requests a file holds, and its lines that cannot be requests."""
+
+    requests: list[BatchRequest]
+    rejected: list[RejectedLine]
+
+
 def _check_params(params: object) -> None:
     if not isinstance(params, dict):
         raise InvalidLine("params must be an object")
@@ -82,21 +99,19 @@ def _prompt_request(line: bytes, line_number: int, settings: PromptSettings) -> 
     }
 
 
-def _report(path: Path, problems: list[str]) -> str:
-    shown = problems[:PROBLEMS_SHOWN]
-    if len(problems) > len(shown):
-        shown.append(f"... and {len(problems) - len(shown)} more")
-    lines = "\n".join(f"  {problem}" for problem in shown)
-    return f"{len(problems)} invalid line(s) in {path}; nothing was sent:\n{lines}"
+def problem_lines(rejected: list[RejectedLine]) -> str:
+    """'  line N: reason' for each of the first PROBLEMS_SHOWN, then how many more there are."""
+    shown = [f"line {line.number}: {line.reason}" for line in rejected[:PROBLEMS_SHOWN]]
+    if len(rejected) > len(shown):
+        shown.append(f"... and {len(rejected) - len(shown)} more")
+    return "\n".join(f"  {problem}" for problem in shown)
 
 
-def load_requests(path: Path, prompts: PromptSettings | None = None) -> list[BatchRequest]:
-    """Every request of the file: JSONL, or one prompt a line when `prompts` is given.
-
-    Blank lines are skipped. Raises CommandFailure listing each bad line with its number.
-    """
+def read_request_file(path: Path, prompts: PromptSettings | None = None) -> RequestFile:
+    """The requests of the file (JSONL, or one prompt a line when `prompts` is given) and the
+    lines that cannot be requests. Blank lines are skipped."""
     requests: list[BatchRequest] = []
-    problems: list[str] = []
+    rejected: list[RejectedLine] = []
     first_line_of: dict[str, int] = {}
     with path.open("rb") as lines:
         for line_number, line in enumerate(lines, start=1):
@@ -107,20 +122,27 @@ def load_requests(path: Path, prompts: PromptSettings | None = None) -> list[Bat
                     request = _parse_request(line)
                 else:
                     request = _prompt_request(line, line_number, prompts)
+                custom_id = request["custom_id"]
+                if custom_id in first_line_of:
+                    raise InvalidLine(
+                        f"custom_id {custom_id!r} repeats line {first_line_of[custom_id]}"
+                    )
             except InvalidLine as problem:
-                problems.append(f"line {line_number}: {problem}")
-                continue
-            custom_id = request["custom_id"]
-            if custom_id in first_line_of:
-                problems.append(
-                    f"line {line_number}: custom_id {custom_id!r} repeats line"
-                    f" {first_line_of[custom_id]}"
-                )
+                rejected.append(RejectedLine(line_number, str(problem), line.rstrip(b"\r\n")))
                 continue
             first_line_of[custom_id] = line_number
             requests.append(request)
-    if problems:
-        raise CommandFailure(_report(path, problems))
-    if not requests:
+    return RequestFile(requests, rejected)
+
+
+def load_requests(path: Path, prompts: PromptSettings | None = None) -> list[BatchRequest]:
+    """Every request of the file; raises CommandFailure listing each bad line with its number."""
+    read = read_request_file(path, prompts)
+    if read.rejected:
+        raise CommandFailure(
+            f"{len(read.rejected)} invalid line(s) in {path}; nothing was sent:\n"
+            + problem_lines(read.rejected)
+        )
+    if not read.requests:
         raise CommandFailure(f"{path} holds no requests")
-    return requests
+    return read.requests

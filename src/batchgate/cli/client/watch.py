@@ -1,22 +1,16 @@
-"""Watching batches until they end, with a live progress bar for each on stderr."""
+"""Watching batches until they end, with a live progress line for each on stderr."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Column
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.padding import Padding
+from rich.progress import Progress, Task, TaskID
+from rich.progress_bar import ProgressBar
+from rich.table import Table
 from rich.text import Text
 
 from batchgate.cli.client.consoles import stderr_console
@@ -26,27 +20,95 @@ if TYPE_CHECKING:
     import anthropic
     from anthropic.types.messages import MessageBatch, MessageBatchRequestCounts
 
+# The fields of a progress line after the batch id, most wanted first: a narrower terminal drops
+# them from the end of this list (a field that does not fit is left out whole, never cut), and
+# a smaller field further down may still take the room a larger one left.
+PRIORITY = ("done", "eta", "outcomes", "rate")
+# Where each shows; the bar takes the room left over, up to BAR_WIDTH, if there is BAR_MIN_WIDTH.
+ORDER = ("bar", "done", "outcomes", "rate", "eta")
+BAR_WIDTH = 20
+BAR_MIN_WIDTH = 10
+# The fields' line when the batch id takes a line of its own.
+INDENT = "  "
 
-class OutcomesColumn(ProgressColumn):
-    def render(self, task: Task) -> Text:
+
+def _duration(seconds: float) -> str:
+    """H:MM:SS, hours counting on past a day (Anthropic's batches may take 24 hours)."""
+    minutes, second = divmod(round(seconds), 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{hours}:{minute:02}:{second:02}"
+
+
+def _row(cells: Sequence[RenderableType]) -> Table:
+    """`cells` one space apart on one line, none of them wrapped."""
+    row = Table.grid(padding=(0, 1))
+    for _ in cells:
+        row.add_column(no_wrap=True)
+    row.add_row(*cells)
+    return row
+
+
+class ProgressLine:
+    """One batch's progress, fitted to the width it is drawn in.
+
+    The batch id leads; when it leaves no room for the done count and the ETA, it takes a line
+    of its own, and the fields go on the next.
+    """
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+
+    def _texts(self) -> dict[str, Text]:
+        task = self.task
         counts: MessageBatchRequestCounts = task.fields["counts"]
-        return outcome_counts(counts)
+        speed, remaining = task.speed, task.time_remaining
+        return {
+            "done": Text(f"{int(task.completed):,}/{int(task.total or 0):,}"),
+            "eta": Text(f"ETA {'-:--:--' if remaining is None else _duration(remaining)}"),
+            "outcomes": outcome_counts(counts),
+            "rate": Text("- req/s" if speed is None else f"{speed:,.0f} req/s", style="cyan"),
+        }
+
+    def _fields(self, texts: dict[str, Text], room: int) -> list[RenderableType]:
+        """The fields that fit in `room` columns, chosen by PRIORITY, in ORDER."""
+        shown: dict[str, RenderableType] = {}
+        used = -1  # n fields take n - 1 spaces between them
+        for name in PRIORITY:
+            if used + 1 + texts[name].cell_len <= room:
+                shown[name] = texts[name]
+                used += 1 + texts[name].cell_len
+        bar_width = min(BAR_WIDTH, room - used - 1)
+        if bar_width >= BAR_MIN_WIDTH:
+            shown["bar"] = ProgressBar(self.task.total, self.task.completed, width=bar_width)
+        return [shown[name] for name in ORDER if name in shown]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        texts = self._texts()
+        batch_id = Text(self.task.description)
+        essentials = texts["done"].cell_len + 1 + texts["eta"].cell_len
+        if batch_id.cell_len + 1 + essentials <= width:
+            yield _row([batch_id, *self._fields(texts, width - batch_id.cell_len - 1)])
+        else:
+            yield batch_id
+            fields = _row(self._fields(texts, width - len(INDENT)))
+            yield Padding(fields, (0, 0, 0, len(INDENT)), expand=False)
 
 
-class RateColumn(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        speed = task.speed
-        return Text("- req/s" if speed is None else f"{speed:,.0f} req/s", style="cyan")
+class BatchProgress(Progress):
+    """rich's Progress, drawn as a ProgressLine a batch."""
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield Group(*(ProgressLine(task) for task in self.tasks))
 
 
-def _show(progress: Progress, task_id: TaskID, batch: MessageBatch) -> None:
-    counts = batch.request_counts
-    progress.update(
-        task_id,
-        total=total_requests(counts),
-        completed=total_requests(counts) - counts.processing,
-        counts=counts,
-    )
+def _position(counts: MessageBatchRequestCounts) -> dict[str, Any]:
+    total = total_requests(counts)
+    return {"total": total, "completed": total - counts.processing, "counts": counts}
+
+
+def show_counts(progress: Progress, task_id: TaskID, counts: MessageBatchRequestCounts) -> None:
+    progress.update(task_id, **_position(counts))
 
 
 def watch_until_ended(
@@ -57,20 +119,8 @@ def watch_until_ended(
     Anthropic's API reports counts only at the end, so there its bars jump from 0 to done.
     """
     latest = list(batches)
-    # Columns truncate rather than wrap, so that a narrow terminal still shows one line a batch.
-    with Progress(
-        TextColumn("{task.description}", table_column=Column(no_wrap=True)),
-        BarColumn(bar_width=20),
-        MofNCompleteColumn(table_column=Column(no_wrap=True)),
-        OutcomesColumn(table_column=Column(no_wrap=True)),
-        RateColumn(table_column=Column(no_wrap=True)),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=stderr_console(),
-    ) as progress:
-        tasks = [progress.add_task(batch.id, counts=batch.request_counts) for batch in latest]
-        for task_id, batch in zip(tasks, latest, strict=True):
-            _show(progress, task_id, batch)
+    with BatchProgress(console=stderr_console()) as progress:
+        tasks = [progress.add_task(batch.id, **_position(batch.request_counts)) for batch in latest]
         while any(batch.processing_status != "ended" for batch in latest):
             time.sleep(interval)
             latest = [
@@ -80,5 +130,5 @@ def watch_until_ended(
                 for batch in latest
             ]
             for task_id, batch in zip(tasks, latest, strict=True):
-                _show(progress, task_id, batch)
+                show_counts(progress, task_id, batch.request_counts)
     return latest
