@@ -3,6 +3,10 @@
 Fields passed with `extra=` (batch_id, request_id, status, …) become keys of the JSON object,
 or `key=value` pairs after the readable message. What is logged at info and above never holds
 prompts, completions or keys: only ids, counts, states and timings.
+
+batchgate's loggers (and uvicorn's, which `serve` sets itself) log at the level asked for; the
+other libraries' only from warning up, unless at debug: the SDKs' HTTP clients log a line per
+upstream call at info, which would bury batchgate's own lines under a batch's requests.
 """
 
 import json
@@ -54,4 +58,6 @@ def configure_logging(level: str, stream: TextIO = sys.stderr) -> None:
     handler.setFormatter(ReadableFormatter() if stream.isatty() else JsonLinesFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    chosen = logging.getLevelNamesMapping()[level.upper()]
+    root.setLevel(chosen if chosen <= logging.DEBUG else max(chosen, logging.WARNING))
+    logging.getLogger("batchgate").setLevel(chosen)
