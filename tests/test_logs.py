@@ -13,6 +13,7 @@ import pytest
 from backends.fake_anthropic import FakeAnthropic
 from backends.fake_openai import FakeOpenAI
 from batchgate.observability.logs import configure_logging
+from batchgate.redaction import Secrets
 from conftest import KEY, Server, simple_request, wait_until_ended
 
 
@@ -132,6 +133,26 @@ def test_a_terminal_gets_readable_lines_with_the_fields_after_the_message() -> N
     line = terminal.getvalue().strip()
     assert line.endswith("INFO batchgate.api: batch created batch_id=msgbatch_1")
     assert not line.startswith("{")
+
+
+@pytest.mark.usefixtures("restore_root_logger")
+def test_keys_that_can_be_secrets_are_redacted_from_every_line_tracebacks_included() -> None:
+    key = "sk-ant-api03-a-real-looking-key-0123456789"
+    output = io.StringIO()
+    configure_logging("info", output, Secrets([key, "EMPTY"]))
+    log = logging.getLogger("batchgate.engine")
+    log.warning("the upstream said: bad key %s", key, extra={"detail": f"key={key}"})
+    try:
+        raise ValueError(f"no such key {key}")
+    except ValueError:
+        log.exception("backend failed unexpectedly; the route's placeholder key is EMPTY")
+    text = output.getvalue()
+    assert key not in text
+    first, second = (json.loads(line) for line in text.splitlines())
+    assert first["message"] == "the upstream said: bad key [redacted]"
+    assert first["detail"] == "key=[redacted]"
+    assert second["message"].endswith("placeholder key is EMPTY"), "placeholders stay readable"
+    assert second["exception"].endswith("ValueError: no such key [redacted]")
 
 
 @pytest.mark.usefixtures("restore_root_logger")
