@@ -65,11 +65,12 @@ StartFake = Callable[..., FakeAnthropic]
 
 @pytest.fixture
 def start_fake() -> Iterator[StartFake]:
-    """Starts fake Anthropic upstreams with the given options; stopped after the test."""
+    """Starts fake upstreams (Anthropic's unless `speaking` FakeOpenAI) with the given options;
+    stopped after the test."""
     started: list[FakeAnthropic] = []
 
-    def start(**options: object) -> FakeAnthropic:
-        fake = FakeAnthropic(**options).start()  # type: ignore[arg-type]
+    def start(speaking: type[FakeAnthropic] = FakeAnthropic, **options: object) -> FakeAnthropic:
+        fake = speaking(**options).start()  # type: ignore[arg-type]
         started.append(fake)
         return fake
 

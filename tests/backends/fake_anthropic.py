@@ -31,10 +31,11 @@ from conftest import KEY
 
 FAULTS = ("429", "429-retry-after-ms", "429-retry-after", "529", "500", "reset", "timeout")
 ALL_FAULTS = (*FAULTS, "503", "truncated", "stall", "invalid-json")
-# Prompts containing these get: a 400; an error that quotes the API key; a Message that does;
-# a 200 that is not JSON.
+# Prompts containing these get: a 400; an error that quotes the API key (a 400, or a 529 that
+# is retried); a Message that does; a 200 that is not JSON.
 ALWAYS_BAD = "BAD-REQUEST"
 ECHO_KEY_IN_ERROR = "ECHO-KEY-IN-ERROR"
+ECHO_KEY_WHEN_OVERLOADED = "ECHO-KEY-WHEN-OVERLOADED"
 ECHO_KEY_IN_ANSWER = "ECHO-KEY-IN-ANSWER"
 GARBLED = "GARBLED"
 _REQUEST_TYPE = pydantic.TypeAdapter(MessageCreateParamsNonStreaming)
@@ -152,6 +153,10 @@ class FakeAnthropic:
         if ECHO_KEY_IN_ERROR in arrival.prompt:
             arrival.answer = "400"
             await self._send_error(send, 400, "invalid_request_error", f"not for key {key}")
+            return
+        if ECHO_KEY_WHEN_OVERLOADED in arrival.prompt:
+            arrival.answer = "529"
+            await self._send_error(send, 529, "overloaded_error", f"overloaded, key {key}")
             return
         if ECHO_KEY_IN_ANSWER in arrival.prompt:
             arrival.answer = "200"

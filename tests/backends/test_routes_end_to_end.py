@@ -11,11 +11,21 @@ import pytest
 from anthropic.types import Message
 
 from backends.conftest import LLAMA_MODEL_ALIAS, StartFake
-from backends.fake_anthropic import ALWAYS_BAD
+from backends.fake_anthropic import (
+    ALWAYS_BAD,
+    ECHO_KEY_IN_ANSWER,
+    ECHO_KEY_IN_ERROR,
+    ECHO_KEY_WHEN_OVERLOADED,
+    FakeAnthropic,
+)
+from backends.fake_openai import FakeOpenAI
 from conftest import KEY, Server, wait_until_ended
 
 StartServer = Callable[..., Server]
 MODEL = "claude-haiku-4-5"
+# Each backend that calls an upstream, the fake that speaks its API, and where under the fake's
+# address its SDK finds that API.
+UPSTREAMS = (("anthropic", FakeAnthropic, ""), ("openai", FakeOpenAI, "/v1"))
 
 
 def request(custom_id: str, prompt: str, model: str = MODEL, **params: Any) -> Any:
@@ -97,6 +107,93 @@ timeout_seconds = 0.5
     answers = fake.answers()
     assert sum(answers.values()) - answers["200"] - answers["400"] >= 20, answers
     assert all(arrival.prompt != "hello" for arrival in fake.arrivals)
+
+
+def upstream_routes(
+    start_fake: StartFake, monkeypatch: pytest.MonkeyPatch, keys: tuple[str, ...], **options: object
+) -> tuple[str, list[str]]:
+    """A route per upstream backend and key, to a fake that takes that key: the routes file and
+    the model names, `<backend>-<key index>`."""
+    routes, models = "", []
+    for backend, speaking, api_path in UPSTREAMS:
+        for index, key in enumerate(keys):
+            fake = start_fake(speaking, api_key=key)
+            model = f"{backend}-{index}"
+            monkeypatch.setenv(f"UPSTREAM_KEY_{index}", key)
+            routes += f"""
+[[routes]]
+model = "{model}"
+backend = "{backend}"
+base_url = "{fake.base_url}{api_path}"
+api_key_env = "UPSTREAM_KEY_{index}"
+""" + "".join(f"{option} = {value}\n" for option, value in options.items())
+            models.append(model)
+    return routes, models
+
+
+def test_answers_that_contain_a_placeholder_key_come_back_intact(
+    start_server: StartServer,
+    start_fake: StartFake,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What local servers run with; "k" is in every answer's JSON ("tokens").
+    keys = ("EMPTY", "ollama", "k")
+    routes, models = upstream_routes(start_fake, monkeypatch, keys)
+    server = serve_with_routes(start_server, tmp_path, routes)
+    client = server.client()
+    requests = []
+    for model, key in zip(models, keys * 2, strict=True):
+        requests += [
+            request(f"{model}-echo", f"tokens for {key}", model=model),
+            request(f"{model}-quote", ECHO_KEY_IN_ANSWER, model=model),
+        ]
+    batch = client.messages.batches.create(requests=requests)
+    assert wait_until_ended(client, batch.id).request_counts.succeeded == len(requests)
+
+    results = results_by_id(client, batch.id)
+    for model, key in zip(models, keys * 2, strict=True):
+        assert results[f"{model}-echo"].message.content[0].text == f"echo: tokens for {key}"
+        assert results[f"{model}-quote"].message.content[0].text == f"echo: your key is {key}"
+
+
+def test_a_key_quoted_in_an_upstream_error_is_redacted_in_the_result_and_the_log(
+    start_fake: StartFake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "sk-ant-api03-Zx81kQ0vNw3uTg5yLm2pRc7hJd4sFb9e"
+    routes, models = upstream_routes(start_fake, monkeypatch, (key,), max_retries=0)
+    config = tmp_path / "routes.toml"
+    config.write_text(routes)
+    server = Server(tmp_path)
+    server.arguments = ["--config", str(config), "--log-level", "debug"]
+    server.start()
+    try:
+        client = server.client()
+        requests = []
+        for model in models:
+            requests += [
+                request(f"{model}-refused", ECHO_KEY_IN_ERROR, model=model),
+                request(f"{model}-overloaded", ECHO_KEY_WHEN_OVERLOADED, model=model),
+            ]
+        batch = client.messages.batches.create(requests=requests)
+        assert wait_until_ended(client, batch.id).request_counts.errored == len(requests)
+        results = results_by_id(client, batch.id)
+    finally:
+        server.stop()
+
+    for model in models:
+        refused = results[f"{model}-refused"].error.error
+        assert refused.message == "the upstream server answered HTTP 400: not for key [redacted]"
+        overloaded = results[f"{model}-overloaded"].error.error
+        assert (
+            overloaded.message
+            == "the upstream server answered HTTP 529: overloaded, key [redacted]"
+        )
+    log = server.log.read_text()
+    assert key not in log
+    troubles = [line for line in log.splitlines() if "the upstream failed a call" in line]
+    assert len(troubles) == len(models)
+    assert all("overloaded, key [redacted]" in line for line in troubles)
 
 
 def test_the_upstreams_429s_lower_the_concurrency(

@@ -63,6 +63,34 @@ def test_shows_env_and_flags_with_secrets_masked(tmp_path: Path) -> None:
     assert fallback["model"] == "*" and fallback["backend"] == "simulator"
 
 
+def test_a_key_is_redacted_wherever_it_appears_unless_it_is_a_placeholder(tmp_path: Path) -> None:
+    key = "AIzaSyD-a-key-that-goes-in-the-query-string"
+    routes = tmp_path / "routes.toml"
+    routes.write_text(
+        f"""
+[[routes]]
+model = "gemini-*"
+backend = "openai"
+base_url = "https://gateway.example/v1?key={key}"
+api_key_env = "GATEWAY_KEY_FOR_TEST"
+
+[[routes]]
+model = "k*"
+backend = "openai"
+base_url = "http://127.0.0.1:8000/v1"
+api_key_env = "LOCAL_KEY_FOR_TEST"
+"""
+    )
+    shown = config_show("--config", str(routes), GATEWAY_KEY_FOR_TEST=key, LOCAL_KEY_FOR_TEST="k")
+    assert shown.returncode == 0, shown.stderr
+    assert key not in shown.stdout
+    gateway, local = json.loads(shown.stdout)["routes"]
+    assert gateway["base_url"] == "https://gateway.example/v1?key=[redacted]"
+    # A one-letter key is masked where it is the value, and nowhere else.
+    assert (local["model"], local["api_key"]) == ("k*", "***")
+    assert local["base_url"] == "http://127.0.0.1:8000/v1"
+
+
 def test_names_the_bad_setting() -> None:
     shown = config_show(BATCHGATE_CHUNK_SIZE="lots")
     assert shown.returncode == 2

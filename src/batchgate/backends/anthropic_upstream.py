@@ -1,8 +1,8 @@
 """A backend that sends each request to a server speaking Anthropic's `/v1/messages`.
 
 Anthropic itself, and vLLM, llama.cpp's server, Ollama or LiteLLM, which serve the same
-endpoint. The upstream's Message is the result as it arrived, except that its usage says the
-batch tier.
+endpoint. The upstream's Message is the result as it arrived, whatever it contains, except that
+its usage says the batch tier.
 """
 
 from typing import Any
@@ -11,7 +11,7 @@ import anthropic
 import orjson
 
 from batchgate.backends import upstream_errors
-from batchgate.errors import RequestError
+from batchgate.redaction import Secrets
 
 # The SDK insists on a key; local servers take none, and falling back to ANTHROPIC_API_KEY
 # would hand the user's Anthropic key to whatever server base_url names.
@@ -40,7 +40,7 @@ class AnthropicUpstreamBackend:
             max_retries=0,
             timeout=timeout,
         )
-        self._api_key = api_key
+        self._secrets = Secrets([api_key])
         self._upstream_model = upstream_model
         self._timeout = timeout
 
@@ -63,31 +63,24 @@ class AnthropicUpstreamBackend:
                 failure.response.headers,
                 failure.body,
                 failure.response.text or failure.response.reason_phrase,
-                secret=self._api_key,
+                self._secrets,
                 upstream_error_type=_error_type_named_in(failure.body),
             ) from failure
         except anthropic.APITimeoutError as failure:
             raise upstream_errors.timeout_error(self._timeout) from failure
         except anthropic.APIConnectionError as failure:
-            raise upstream_errors.connection_error(failure, self._api_key) from failure
+            raise upstream_errors.connection_error(failure, self._secrets) from failure
         except anthropic.APIError as failure:
-            raise upstream_errors.unreadable_answer(failure, self._api_key) from failure
+            raise upstream_errors.unreadable_answer(failure, self._secrets) from failure
         return self._message(answer)
 
     def _message(self, answer: bytes) -> dict[str, Any]:
-        if self._api_key and self._api_key.encode() in answer:
-            raise RequestError(
-                "api_error", "the upstream server's answer contained its API key; it was withheld"
-            )
         try:
             message = orjson.loads(answer)
         except orjson.JSONDecodeError:
             message = None
         if not isinstance(message, dict) or not isinstance(message.get("usage"), dict):
-            raise RequestError(
-                "api_error",
-                f"the upstream server sent an unreadable answer: {answer[:200]!r}",
-            )
+            raise upstream_errors.not_a_message(answer, self._secrets)
         message["usage"]["service_tier"] = "batch"
         return message
 

@@ -10,6 +10,7 @@ from batchgate.backends.translate_openai import (
     chat_request_from_params,
     message_from_chat_completion,
 )
+from batchgate.redaction import Secrets
 
 # Servers read it from the body, but the SDK's `create` has no such argument.
 _NON_OPENAI_FIELDS = ("top_k",)
@@ -38,7 +39,7 @@ class OpenAIChatBackend:
             timeout=timeout,
             max_retries=0,
         )
-        self._api_key = api_key
+        self._secrets = Secrets([api_key])
         self._upstream_model = upstream_model
         self._timeout = timeout
 
@@ -55,15 +56,15 @@ class OpenAIChatBackend:
                 failure.response.headers,
                 failure.body,
                 failure.response.text or failure.response.reason_phrase,
-                secret=self._api_key,
+                self._secrets,
             ) from failure
         except openai.APITimeoutError as failure:
             raise upstream_errors.timeout_error(self._timeout) from failure
         except openai.APIConnectionError as failure:
-            raise upstream_errors.connection_error(failure, self._api_key) from failure
+            raise upstream_errors.connection_error(failure, self._secrets) from failure
         except openai.APIError as failure:
-            raise upstream_errors.unreadable_answer(failure, self._api_key) from failure
+            raise upstream_errors.unreadable_answer(failure, self._secrets) from failure
         except json.JSONDecodeError as failure:
             # The SDK lets a 200 whose body is not JSON through as the decoder's own error.
-            raise upstream_errors.unreadable_answer(failure, self._api_key) from failure
+            raise upstream_errors.unreadable_answer(failure, self._secrets) from failure
         return message_from_chat_completion(completion.model_dump(), params)

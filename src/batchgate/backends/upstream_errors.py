@@ -2,7 +2,7 @@
 
 Shared by the backends that call a server through an official SDK (Anthropic's, OpenAI's):
 the error type a status stands for, whether it is worth retrying, how long the server asked
-us to wait, and the server's own words, never the key we sent it.
+us to wait, and the server's own words, without the key we sent it (batchgate/redaction.py).
 """
 
 import email.utils
@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping
 
 from batchgate.errors import RequestError
+from batchgate.redaction import Secrets
 
 ERROR_TYPES_BY_STATUS = {
     400: "invalid_request_error",
@@ -37,7 +38,6 @@ ANTHROPIC_ERROR_TYPES = frozenset(
         "overloaded_error",
     }
 )
-REDACTED = "[redacted]"
 
 
 def status_error(
@@ -45,8 +45,8 @@ def status_error(
     headers: Mapping[str, str],
     body: object,
     fallback_detail: str,
+    secrets: Secrets,
     *,
-    secret: str | None = None,
     upstream_error_type: str | None = None,
 ) -> RequestError:
     """The error for an HTTP error answer; `upstream_error_type` wins when it is Anthropic's."""
@@ -59,7 +59,7 @@ def status_error(
     detail = error_detail(body) or fallback_detail
     return RequestError(
         error_type,
-        redact(f"the upstream server answered HTTP {status}: {detail}", secret),
+        secrets.redact(f"the upstream server answered HTTP {status}: {detail}"),
         transient=transient,
         retry_after=retry_after(headers) if transient else None,
     )
@@ -71,20 +71,27 @@ def timeout_error(timeout: float) -> RequestError:
     )
 
 
-def connection_error(failure: BaseException, secret: str | None = None) -> RequestError:
+def connection_error(failure: BaseException, secrets: Secrets) -> RequestError:
     # The SDKs' own message is a bare "Connection error."; the cause says which.
     reason = failure.__cause__ or failure
     return RequestError(
         "api_error",
-        redact(f"the upstream server cannot be reached: {reason}", secret),
+        secrets.redact(f"the upstream server cannot be reached: {reason}"),
         transient=True,
     )
 
 
-def unreadable_answer(failure: BaseException, secret: str | None = None) -> RequestError:
+def unreadable_answer(failure: BaseException, secrets: Secrets) -> RequestError:
     return RequestError(
-        "api_error", redact(f"the upstream server sent an unreadable answer: {failure}", secret)
+        "api_error", secrets.redact(f"the upstream server sent an unreadable answer: {failure}")
     )
+
+
+def not_a_message(answer: bytes, secrets: Secrets) -> RequestError:
+    """A 200 whose body is no Message, quoted up to 200 characters: redacted before it is cut,
+    so that no part of a key is left at the cut."""
+    quoted = secrets.redact(answer.decode(errors="replace"))[:200]
+    return RequestError("api_error", f"the upstream server sent an unreadable answer: {quoted!r}")
 
 
 def error_detail(body: object) -> str:
@@ -97,11 +104,6 @@ def error_detail(body: object) -> str:
             if body.get(key):
                 return str(body[key])
     return str(body) if body else ""
-
-
-def redact(text: str, secret: str | None) -> str:
-    """`text` without `secret`, for servers that echo the key they were sent in an error."""
-    return text.replace(secret, REDACTED) if secret else text
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

@@ -15,7 +15,7 @@ from batchgate.api import http_server
 from batchgate.api.state import AppState
 from batchgate.cli.help import add_command
 from batchgate.cli.options import ConfigFile, DatabaseUrl, configure, fail
-from batchgate.config.effective import effective_config, mask_url
+from batchgate.config.effective import effective_config, mask_url, secrets_of
 from batchgate.config.file import Configuration
 from batchgate.observability.logs import configure_logging
 from batchgate.server import build_app, run_worker
@@ -39,9 +39,10 @@ def is_loopback(host: str) -> bool:
 
 
 def start_up(database_url: str | None, config: Path | None, log_level: str) -> Configuration:
-    """Logging, settings and routes, each validated: a bad one stops the start with its name."""
-    configure_logging(log_level)
+    """Settings and routes, each validated (a bad one stops the start with its name), then the
+    logging, which redacts their keys."""
     configuration = configure(database_url, config)
+    configure_logging(log_level, secrets=secrets_of(configuration))
     for route in configuration.routes:
         log.info("route %s -> %s", route.model, route.backend)
     return configuration

@@ -1,7 +1,9 @@
 """The configuration a process runs with, as `batchgate config show` prints it: secrets masked,
-and where each setting came from.
+and where each setting came from; and the secrets that its logs never show.
 
 API keys, passwords in URLs and the routes' upstream keys never appear; that they are set does.
+Each such field shows as the mask, whatever its value; a key that can be a secret
+(batchgate/redaction.py) is also redacted wherever else it appears, as in a URL's query string.
 """
 
 from dataclasses import asdict, fields
@@ -11,6 +13,7 @@ from urllib.parse import urlsplit
 from batchgate.config.file import Configuration
 from batchgate.config.routes import RouteConfig
 from batchgate.config.settings import Settings
+from batchgate.redaction import Secrets
 
 MASK = "***"
 
@@ -40,9 +43,31 @@ def masked_route(route: RouteConfig) -> dict[str, Any]:
     return shown
 
 
+def secrets_of(configuration: Configuration) -> Secrets:
+    """The API keys (BATCHGATE_API_KEYS) and the routes' upstream keys.
+
+    Passwords in URLs are masked where a URL is shown (`mask_url`), not hunted in all text:
+    a database's password is often a word (`postgres`) that text is full of.
+    """
+    keys = (route.api_key for route in configuration.routes)
+    return Secrets([*configuration.settings.api_keys, *keys])
+
+
 def effective_config(configuration: Configuration) -> dict[str, Any]:
-    return {
+    shown = {
         "settings": masked_settings(configuration.settings),
         "sources": dict(configuration.sources),
         "routes": [masked_route(route) for route in configuration.routes],
     }
+    redacted: dict[str, Any] = _redacted(shown, secrets_of(configuration))
+    return redacted
+
+
+def _redacted(value: Any, secrets: Secrets) -> Any:
+    if isinstance(value, str):
+        return secrets.redact(value)
+    if isinstance(value, dict):
+        return {name: _redacted(item, secrets) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item, secrets) for item in value]
+    return value

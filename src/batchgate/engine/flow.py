@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from batchgate.engine.token_bucket import TokenBucket
+from batchgate.engine.upstream_trouble import UpstreamTrouble
 from batchgate.observability import metrics
 
 
@@ -43,7 +44,10 @@ class _Waiter:
 
 
 class FlowControl:
-    """Admits requests to one route. `admit` returns a ticket that `finish` gives back."""
+    """Admits requests to one route. `admit` returns a ticket that `finish` gives back.
+
+    `trouble` tells the log of the route's failures (engine/retries.py reports them).
+    """
 
     def __init__(
         self,
@@ -57,6 +61,7 @@ class FlowControl:
         self._limit_gauge = metrics.ROUTE_CONCURRENCY_LIMIT.labels(name)
         self._limit_gauge.set(self.concurrency)
         self._queued_gauge = metrics.REQUESTS_QUEUED.labels(name)
+        self.trouble = UpstreamTrouble(name, limits.max_concurrency, clock)
         self.in_flight = 0
         self._clock = clock
         now = clock()

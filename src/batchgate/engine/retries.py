@@ -4,7 +4,8 @@ A transient failure (429, 5xx, 529, a timeout, a reset connection) is tried agai
 upstream's `retry-after`, or else a jittered exponential backoff, up to the route's
 `max_retries` and never past the batch's `expires_at`; then the request ends with the
 upstream's error. An overload (429, 529, 503) also halves the route's concurrency and pauses
-it. Any other failure ends the request at once.
+it. Any other failure ends the request at once. The route's troubles reach the log a few lines
+at a time (engine/upstream_trouble.py), never a line per call.
 """
 
 import asyncio
@@ -53,20 +54,30 @@ async def call_with_retries(
         except RequestError as error:
             metrics.UPSTREAM_ERRORS.labels(name, error.error_type).inc()
             delay = _delay(error, retries, route.config.backoff_seconds)
-            if error.transient and error.error_type in OVERLOAD_ERROR_TYPES:
+            overloaded = error.transient and error.error_type in OVERLOAD_ERROR_TYPES
+            if overloaded:
                 flow.overloaded(ticket, delay)
             flow.finish(ticket)
-            if (
-                not error.transient
-                or retries >= route.config.max_retries
-                or time.time() + delay >= expires_at
-            ):
+            retrying = (
+                error.transient
+                and retries < route.config.max_retries
+                and time.time() + delay < expires_at
+            )
+            if error.transient:
+                flow.trouble.failed(
+                    error,
+                    retried=retrying,
+                    concurrency=flow.concurrency,
+                    paused=delay if overloaded else None,
+                )
+            if not retrying:
                 raise
         except BaseException:
             flow.finish(ticket)
             raise
         else:
             flow.finish(ticket, output_tokens=_output_tokens(message, flow), succeeded=True)
+            flow.trouble.succeeded(flow.concurrency)
             return message
         await asyncio.sleep(delay)
         if canceled():

@@ -2,7 +2,12 @@
 
 Fields passed with `extra=` (batch_id, request_id, status, …) become keys of the JSON object,
 or `key=value` pairs after the readable message. What is logged at info and above never holds
-prompts, completions or keys: only ids, counts, states and timings.
+prompts, completions or keys: only ids, counts, states and timings. Every line, tracebacks
+included, has the configuration's keys redacted on its way out (batchgate/redaction.py).
+
+batchgate's loggers (and uvicorn's, which `serve` sets itself) log at the level asked for; the
+other libraries' only from warning up, unless at debug: the SDKs' HTTP clients log a line per
+upstream call at info, which would bury batchgate's own lines under a batch's requests.
 """
 
 import json
@@ -10,6 +15,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
+
+from batchgate.redaction import NO_SECRETS, Secrets
 
 # Every attribute a LogRecord has on its own; the others came in through `extra=`.
 # uvicorn adds `color_message`, its message with terminal colour codes: noise in either output.
@@ -48,10 +55,24 @@ class ReadableFormatter(logging.Formatter):
         return f"{message} {pairs}" if pairs else message
 
 
-def configure_logging(level: str, stream: TextIO = sys.stderr) -> None:
-    """Sends every logger (uvicorn's too) to `stream`, as JSON lines unless it is a terminal."""
-    handler = logging.StreamHandler(stream)
+class RedactingHandler(logging.StreamHandler[TextIO]):
+    def __init__(self, stream: TextIO, secrets: Secrets) -> None:
+        super().__init__(stream)
+        self._secrets = secrets
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._secrets.redact(super().format(record))
+
+
+def configure_logging(
+    level: str, stream: TextIO = sys.stderr, secrets: Secrets = NO_SECRETS
+) -> None:
+    """Sends every logger (uvicorn's too) to `stream`, as JSON lines unless it is a terminal,
+    with `secrets` redacted."""
+    handler = RedactingHandler(stream, secrets)
     handler.setFormatter(ReadableFormatter() if stream.isatty() else JsonLinesFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    chosen = logging.getLevelNamesMapping()[level.upper()]
+    root.setLevel(chosen if chosen <= logging.DEBUG else max(chosen, logging.WARNING))
+    logging.getLogger("batchgate").setLevel(chosen)
