@@ -464,8 +464,12 @@ class Engine:
                 elif settled is True:
                     await asyncio.sleep(0)
 
-        async with asyncio.TaskGroup() as group:
-            add_spare_lane()
+        try:
+            async with asyncio.TaskGroup() as group:
+                add_spare_lane()
+        except* LeaseLost as lost:
+            # A lane's part was refused; the group canceled the other lanes.
+            raise lost.exceptions[0] from None
         # Its place goes to the next chunk while this one's last part commits.
         self._leave_place(this_chunk)
         # A shutdown stops the lanes early; what they had not started stays queued.
