@@ -225,8 +225,10 @@ class Cluster:
         self.api.arguments = ["--no-worker"]
         return self.api.start()
 
-    def start_worker(self, **settings: str) -> Worker:
-        worker = Worker(self.database_url, self.directory / "workers.log", **settings)
+    def start_worker(self, via: str | None = None, **settings: str) -> Worker:
+        """`via`: another URL of the same database, such as a proxy's."""
+        log = self.directory / "workers.log"
+        worker = Worker(via or self.database_url, log, **settings)
         self.workers.append(worker)
         return worker
 

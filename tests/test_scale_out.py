@@ -6,10 +6,28 @@ from collections import Counter
 from pathlib import Path
 
 import anthropic
+import psycopg
 
 from batchgate.storage.migrations import known_versions
-from conftest import KEY, Cluster, Server, run_cli, simple_request, wait_until_ended
+from conftest import KEY, Cluster, Server, Worker, run_cli, simple_request, wait_until_ended
 from postgres_databases import Databases
+
+
+def wait_for_chunks_leased_to(
+    worker: Worker, database_url: str, holding: bool, within: float
+) -> None:
+    """Until the worker holds some chunk (`holding`), or none."""
+    deadline = time.monotonic() + within
+    while True:
+        with psycopg.connect(database_url, autocommit=True) as db:
+            [(count,)] = db.execute(
+                "SELECT count(*) FROM chunks WHERE state = 1 AND lease_owner LIKE %s",
+                (f"%:{worker.process.pid}:%",),
+            ).fetchall()
+        if (count > 0) == holding:
+            return
+        assert time.monotonic() < deadline, f"{count} chunks leased to it after {within} s"
+        time.sleep(0.02)
 
 
 def test_serve_refuses_an_unmigrated_database_until_migrate(databases: Databases) -> None:
@@ -64,6 +82,38 @@ def test_kill_9_of_workers_mid_batch_loses_nothing(cluster: Cluster) -> None:
     assert ended.request_counts.errored == 0
     seen = Counter(response.custom_id for response in client.messages.batches.results(batch.id))
     assert len(seen) == 20_000 and set(seen.values()) == {1}
+
+
+def test_a_killed_workers_chunks_run_elsewhere_long_before_its_leases_lapse(
+    cluster: Cluster,
+) -> None:
+    """kill -9 of one of three workers mid-batch: the others take its chunks as soon as the
+    database drops its lock with its connections, not once its leases (60 s here) lapse."""
+    settings = {
+        "simulator_latency_ms": "50",
+        "max_concurrency": "16",
+        "chunk_size": "200",
+        "lease_seconds": "60",
+    }
+    api = cluster.start_api(chunk_size="200")
+    for _ in range(3):
+        cluster.start_worker(**settings)
+    victim = cluster.workers[0]
+    client = api.client()
+    batch = client.messages.batches.create(
+        requests=[simple_request(f"q-{i}", f"question {i}") for i in range(3000)]  # type: ignore[misc]
+    )
+    wait_for_chunks_leased_to(victim, cluster.database_url, holding=True, within=30)
+    assert client.messages.batches.retrieve(batch.id).processing_status == "in_progress"
+    victim.kill()
+    killed_at = time.monotonic()
+
+    wait_for_chunks_leased_to(victim, cluster.database_url, holding=False, within=10)
+    ended = wait_until_ended(client, batch.id, timeout=60)
+    assert time.monotonic() - killed_at < 20
+    assert ended.request_counts.succeeded == 3000
+    seen = Counter(response.custom_id for response in client.messages.batches.results(batch.id))
+    assert len(seen) == 3000 and set(seen.values()) == {1}
 
 
 def test_idle_workers_start_a_new_batch_at_once(cluster: Cluster) -> None:

@@ -15,9 +15,10 @@ import httpx
 import psycopg
 import pytest
 
-from conftest import Server, simple_request, wait_until_ended
+from conftest import Cluster, Server, simple_request, wait_until_ended
 from postgres_databases import ADMIN_URL
 from reliability.tcp_proxy import CuttableProxy
+from test_scale_out import wait_for_chunks_leased_to
 
 REQUESTS = 1500
 CUT_SECONDS = 6.0
@@ -105,3 +106,45 @@ def test_postgresql_lost_mid_batch_then_back(
     waits = log.count("the engine waits for it and retries")
     assert 1 <= waits <= (6 if long_run else 2), waits
     assert "the engine resumes" in log
+
+
+def test_a_worker_cut_off_from_the_database_commits_nothing_of_its_chunks_taken_meanwhile(
+    cluster: Cluster,
+) -> None:
+    """One of two workers loses every connection to the database, its process alive: the other
+    takes its chunks within seconds (its lock went with its connections). Back, the cut-off
+    worker finds them taken and commits none of the results it ran meanwhile."""
+    settings = {
+        "simulator_latency_ms": "50",
+        "max_concurrency": "16",
+        "chunk_size": "100",
+        "flush_seconds": "0.1",
+    }
+    proxy = CuttableProxy(cluster.database_url)
+    api = cluster.start_api(chunk_size="100")
+    cut_off = cluster.start_worker(via=proxy.url, **settings)
+    cluster.start_worker(**settings)
+    try:
+        client = api.client()
+        batch = client.messages.batches.create(
+            requests=[simple_request(f"r{i}", f"prompt {i}") for i in range(3000)]  # type: ignore[misc]
+        )
+        wait_for_chunks_leased_to(cut_off, cluster.database_url, holding=True, within=30)
+        proxy.cut()
+        wait_for_chunks_leased_to(cut_off, cluster.database_url, holding=False, within=10)
+        time.sleep(1.0)  # it runs requests of chunks that are no longer its own
+        proxy.restore()
+
+        ended = wait_until_ended(client, batch.id, timeout=60)
+        assert ended.request_counts.succeeded == 3000
+        seen = Counter(response.custom_id for response in client.messages.batches.results(batch.id))
+        assert len(seen) == 3000 and set(seen.values()) == {1}
+        assert cut_off.process.poll() is None
+        cut_off.stop()
+    finally:
+        if cut_off.process.poll() is None:
+            cut_off.kill()  # a failure left it cut off: it could not shut down in time
+        proxy.close()
+    log = (cluster.directory / "workers.log").read_text()
+    assert "lost the lease of" in log
+    assert "Traceback" not in log

@@ -12,7 +12,8 @@ import psycopg
 
 from batchgate.storage.base import LeasedChunk, ResultCounts, ResultPart, open_store
 from batchgate.storage.postgres import PostgresStore
-from storage.builders import LEASE, NOW, OWNER, create, result_lines
+from batchgate.storage.postgres_presence import ENGINE_LOCK_CLASS, SETTLING_SECONDS
+from storage.builders import LEASE, NOW, OWNER, create, part, result_lines
 
 WORKERS = 4
 
@@ -164,3 +165,76 @@ def test_open_store_takes_both_postgres_url_schemes(migrated_url: str) -> None:
             assert isinstance(store, PostgresStore)
         finally:
             store.close()
+
+
+def lock_holder(database_url: str, worker_id: str) -> int | None:
+    """The backend pid holding the engine's lock (its store's LISTEN connection), if any."""
+    with psycopg.connect(database_url, autocommit=True) as db:
+        row = db.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND classid = %s AND objid = hashtext(%s)::oid"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            (ENGINE_LOCK_CLASS, worker_id),
+        ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def wait_for_lock(database_url: str, worker_id: str, held: bool) -> None:
+    deadline = time.monotonic() + 5
+    while (lock_holder(database_url, worker_id) is not None) != held:
+        assert time.monotonic() < deadline, f"the lock of {worker_id} is still {not held}"
+        time.sleep(0.01)
+
+
+def test_an_engine_that_is_gone_gives_its_chunks_back_at_once(
+    migrated_url: str,
+    postgres_store: PostgresStore,
+    postgres_store_factory: Callable[[], PostgresStore],
+) -> None:
+    """Its lock ended with its connections: its chunks are claimable at once, long before its
+    leases lapse, and it can commit nothing more. Live engines keep theirs."""
+    create(postgres_store, "msgbatch_1", sizes=(1,) * 3)
+    gone, alive = postgres_store_factory(), postgres_store_factory()
+    gone.register_engine("gone")
+    alive.register_engine("alive")
+    postgres_store.register_engine("survivor")
+    held = gone.lease_chunks("gone", 2, NOW, LEASE)
+    assert len(held) == 2 and len(alive.lease_chunks("alive", 1, NOW, LEASE)) == 1
+    time.sleep(SETTLING_SECONDS)
+    assert postgres_store.recover_abandoned_chunks() == 0
+
+    gone.close()  # as a process that dies: its connections end
+    wait_for_lock(migrated_url, "gone", held=False)
+    assert postgres_store.recover_abandoned_chunks() == 2
+    assert postgres_store.recover_abandoned_chunks() == 0
+    taken = postgres_store.lease_chunks("survivor", 10, NOW + 1, LEASE)
+    assert sorted(chunk.chunk_no for chunk in taken) == [0, 1]
+    late = postgres_store_factory()
+    assert not late.save_part("gone", part(held[0], 0, [0], done=True), NOW + 2)
+
+
+def test_an_engine_whose_own_connection_just_came_back_takes_no_chunks_yet(
+    migrated_url: str,
+    postgres_store: PostgresStore,
+    postgres_store_factory: Callable[[], PostgresStore],
+) -> None:
+    """A database restart ends every engine's connection at once and each reconnects on its
+    own: one back first must not take the chunks of those still reconnecting."""
+    create(postgres_store, "msgbatch_1")
+    postgres_store.register_engine("survivor")
+    other = postgres_store_factory()
+    other.register_engine("other")
+    assert len(other.lease_chunks("other", 1, NOW, LEASE)) == 1
+    time.sleep(SETTLING_SECONDS)
+
+    with psycopg.connect(migrated_url, autocommit=True) as db:
+        # Waits (up to 5 s) until the backend is gone.
+        db.execute(
+            "SELECT pg_terminate_backend(%s, 5000)", (lock_holder(migrated_url, "survivor"),)
+        )
+    other.close()  # still reconnecting, or gone: it cannot be told apart yet
+    wait_for_lock(migrated_url, "other", held=False)
+    wait_for_lock(migrated_url, "survivor", held=True)  # reconnected
+    assert postgres_store.recover_abandoned_chunks() == 0
+    time.sleep(SETTLING_SECONDS)
+    assert postgres_store.recover_abandoned_chunks() == 1

@@ -11,6 +11,10 @@ Finished result lines are committed in parts every `flush_seconds` and when the 
 each part commits with the batch's counters, which keeps `request_counts` live and lets a
 restarted worker skip what is already done.
 
+Chunks still leased to engines that are gone (a process killed) go back in the queue at the
+next poll, not when their leases lapse: on PostgreSQL the other engines tell by the lock each
+engine holds while it lives (storage/postgres_presence.py).
+
 While the database is away (engine/outages.py) every store call waits and retries: leasing
 pauses, finished results stay in memory until their part commits, and leases are renewed
 again once the database is back.
@@ -163,7 +167,7 @@ class Engine:
         self._last_chunk_seconds = 0.0 if router.answers_any_at_once else math.inf
         self._outages = Outages()
         self._next_housekeeping = 0.0
-        self._next_canceling_check = 0.0
+        self._next_poll = 0.0
         self.running = False
         self.stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -191,7 +195,9 @@ class Engine:
         await self._outages.retry(
             self._store.on_work_announced, lambda: loop.call_soon_threadsafe(self.notify)
         )
-        await self._outages.retry(self._store.recover_abandoned_chunks)
+        # From here on the other engines see this one alive; once it is gone, they take its
+        # chunks at once rather than when their leases lapse.
+        await self._outages.retry(self._store.register_engine, self.worker_id)
         self.running = True
         try:
             async with asyncio.TaskGroup() as group:
@@ -282,7 +288,8 @@ class Engine:
         held = self._held()
         for chunk in leased:
             if _key(chunk) in held:
-                # Already held here: its lease lapsed while the database was away.
+                # Already held here: its lease lapsed while the database was away, or it was
+                # recovered while this engine's lock was (storage/postgres_presence.py).
                 continue
             if start_now > 0 and not self.stopping:
                 self._start(chunk)
@@ -345,16 +352,20 @@ class Engine:
     async def _housekeeping(self, announced: bool) -> None:
         metrics.REQUESTS_IN_FLIGHT.set(self._settings.max_concurrency - self._slots._value)
         now = time.time()
-        # A cancel is announced; one whose announcement was lost is found within a poll. Not
-        # looked up on every lease: each lookup is a hop to a thread, and under full load such
-        # hops held each chunk's place idle for milliseconds.
-        if announced or now >= self._next_canceling_check:
-            self._next_canceling_check = now + IDLE_POLL_SECONDS
-            canceling = await anyio.to_thread.run_sync(self._store.canceling_batch_ids)
+        # A cancel is announced; one whose announcement was lost is found within a poll, as are
+        # the chunks of engines that are gone (from the first turn, before the first lease).
+        # Not looked up on every lease: each lookup is a hop to a thread, and under full load
+        # such hops held each chunk's place idle for milliseconds.
+        if announced or now >= self._next_poll:
+            self._next_poll = now + IDLE_POLL_SECONDS
+            canceling, recovered = await anyio.to_thread.run_sync(self._poll_store)
             for batch_id in canceling - self._withdrawn:
                 self._router.withdraw(batch_id)
             self._withdrawn = frozenset(canceling)
             self._canceling = canceling
+            if recovered:
+                # Heard by this engine too: with its places all taken, it starts one more chunk.
+                await anyio.to_thread.run_sync(self._store.announce_work)
         if now < self._next_housekeeping:
             return
         self._next_housekeeping = now + HOUSEKEEPING_SECONDS
@@ -364,6 +375,10 @@ class Engine:
         )
         if archived:
             log.info("archived %d batches past retention", archived)
+
+    def _poll_store(self) -> tuple[set[str], int]:
+        """The canceling batches, and how many chunks of engines that are gone were recovered."""
+        return self._store.canceling_batch_ids(), self._store.recover_abandoned_chunks()
 
     async def _renew_leases(self) -> None:
         period = self._settings.lease_seconds / 3
@@ -464,8 +479,12 @@ class Engine:
                 elif settled is True:
                     await asyncio.sleep(0)
 
-        async with asyncio.TaskGroup() as group:
-            add_spare_lane()
+        try:
+            async with asyncio.TaskGroup() as group:
+                add_spare_lane()
+        except* LeaseLost as lost:
+            # A lane's part was refused; the group canceled the other lanes.
+            raise lost.exceptions[0] from None
         # Its place goes to the next chunk while this one's last part commits.
         self._leave_place(this_chunk)
         # A shutdown stops the lanes early; what they had not started stays queued.

@@ -205,11 +205,18 @@ class Store(Protocol):
         """
         ...
 
-    def recover_abandoned_chunks(self) -> None:
-        """Called as an engine starts: makes the chunks of engines that are gone claimable.
+    def register_engine(self, worker_id: str) -> None:
+        """Called as an engine starts, before its first lease: from then on until the store
+        closes, or its process dies, the other engines on the database know it is alive."""
+        ...
 
-        SQLite serves one engine, so every leased chunk is abandoned; a shared database leaves
-        other workers' leases alone and lets expired ones lapse.
+    def recover_abandoned_chunks(self) -> int:
+        """Puts the chunks leased to engines that are gone back in the queue; returns how many.
+
+        Engines call it before their first lease and then several times a second. SQLite
+        serves one process, whose engines are alive: only leases from before the store opened
+        are abandoned, and the first call frees them. On a shared database an engine is gone
+        once its lock (register_engine) is; the leases of one alive but hung still lapse.
         """
         ...
 

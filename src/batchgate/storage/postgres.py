@@ -8,6 +8,9 @@ created by `batchgate migrate` (storage/migrations). What changes is that many w
 - A part commits only while its worker holds the chunk's lease, checked under the chunk's row
   lock. A new lease takes that lock too, so once a chunk changes hands its old worker can write
   nothing more: each request ends exactly once, and the batch's counters with it.
+- An engine that dies gives up its leases within a second or two, not when they lapse: it
+  holds a lock that PostgreSQL drops with its connection, and the other engines put the chunks
+  of lease owners without one back in the queue (storage/postgres_presence.py).
 - Nothing waits in a cycle, so there are no deadlocks: save_part locks its chunk row, then its
   batch row; a cancel commits its batch update before it touches chunks; statements over many
   chunks skip locked rows instead of waiting; delete and archive lock only ended batches, which
@@ -44,6 +47,11 @@ from batchgate.storage.migrations.postgres import (
     require_current_schema,
     schema_problem,
 )
+from batchgate.storage.postgres_presence import (
+    WORK_CHANNEL,
+    WorkListener,
+    abandoned_lease_owners,
+)
 from batchgate.storage.unavailable import raises_store_unavailable
 
 log = logging.getLogger("batchgate.storage")
@@ -58,9 +66,6 @@ BATCH_COLUMNS = sql.SQL(
 RESULT_PARTS_PER_READ = 8
 # Archiving deletes every part of a batch: a bounded number per call keeps transactions short.
 ARCHIVE_BATCHES_PER_CALL = 100
-WORK_CHANNEL = "batchgate_work"
-LISTEN_CHECK_SECONDS = 0.25
-RECONNECT_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
 PING_TIMEOUT_SECONDS = 2.0
 # The tables of the schema; a probe of /readyz notices one dropped.
 TABLES = ("batches", "chunk_requests", "chunks", "results", "api_keys")
@@ -332,9 +337,32 @@ class PostgresStore:
                 ),
             )
 
-    def recover_abandoned_chunks(self) -> None:
-        """Does nothing: other engines' leases are alive, and those of dead ones lapse by
-        themselves within lease_seconds (worker ids are new each start, so no lease is ours)."""
+    def register_engine(self, worker_id: str) -> None:
+        self._work_listener().hold_lock(worker_id)
+
+    def recover_abandoned_chunks(self) -> int:
+        listener = self._listener
+        if listener is None or not listener.settled():
+            return 0
+        with self._pool.connection() as db:
+            owners = abandoned_lease_owners(db)
+            if not owners:
+                return 0
+            # Skips the rows a concurrent recovery holds: that one frees them.
+            recovered = db.execute(
+                "UPDATE chunks SET state = 0, lease_owner = NULL, lease_expires = NULL"
+                " FROM (SELECT batch_id, chunk_no FROM chunks"
+                "       WHERE state = 1 AND lease_owner = ANY(%s) FOR UPDATE SKIP LOCKED) AS gone"
+                " WHERE chunks.batch_id = gone.batch_id AND chunks.chunk_no = gone.chunk_no",
+                (owners,),
+            ).rowcount
+        if recovered:
+            log.warning(
+                "%d chunks back in the queue: their engines are gone (%s)",
+                recovered,
+                ", ".join(owners),
+            )
+        return recovered
 
     def release_leases(self, worker_id: str, only: tuple[str, int] | None = None) -> int:
         query = (
@@ -352,10 +380,13 @@ class PostgresStore:
 
     def on_work_announced(self, callback: Callable[[], object]) -> None:
         """Once this returns, every announce_work on the database reaches `callback`."""
+        self._work_listener().add(callback)
+
+    def _work_listener(self) -> WorkListener:
         with self._listener_lock:
             if self._listener is None:
                 self._listener = WorkListener(self._database_url)
-            self._listener.add(callback)
+            return self._listener
 
     def save_part(self, worker_id: str, part: ResultPart, now: float) -> bool:
         counts = part.counts
@@ -507,10 +538,6 @@ class PostgresStore:
         return None
 
 
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split())
-
-
 def _expedite(
     db: psycopg.Connection[TupleRow], which: sql.Composable, params: tuple[object, ...]
 ) -> int:
@@ -532,79 +559,3 @@ def _drop_contents(db: psycopg.Connection[TupleRow], batch_ids: list[str]) -> No
                 sql.SQL("DELETE FROM {} WHERE batch_id = ANY(%s)").format(sql.Identifier(table)),
                 (batch_ids,),
             )
-
-
-class WorkListener:
-    """LISTENs for announced work on a connection of its own and calls every callback on each
-    notification, from a daemon thread. It reconnects when the connection drops, and then calls
-    the callbacks once, since announcements sent meanwhile are lost."""
-
-    def __init__(self, database_url: str) -> None:
-        self._database_url = database_url
-        self._callbacks: list[Callable[[], object]] = []
-        self._closed = threading.Event()
-        # Connected here, so that announcements are heard from the moment the first callback is
-        # registered; the thread owns the connection from then on.
-        connection = self._connect()
-        self._thread = threading.Thread(
-            target=self._listen, args=(connection,), name="batchgate-listen", daemon=True
-        )
-        self._thread.start()
-
-    def add(self, callback: Callable[[], object]) -> None:
-        self._callbacks.append(callback)
-
-    def close(self) -> None:
-        self._closed.set()
-        self._thread.join()
-
-    def _connect(self) -> psycopg.Connection[TupleRow]:
-        connection = psycopg.connect(
-            self._database_url,
-            autocommit=True,
-            application_name="batchgate-listener",
-            connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            # A connection that silently died (a peer gone, no reset) is noticed within ~25 s.
-            keepalives=1,
-            keepalives_idle=10,
-            keepalives_interval=5,
-            keepalives_count=3,
-        )
-        connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(WORK_CHANNEL)))
-        return connection
-
-    def _listen(self, connection: psycopg.Connection[TupleRow] | None) -> None:
-        while not self._closed.is_set():
-            if connection is None:
-                connection = self._reconnect()
-                continue
-            try:
-                for _ in connection.notifies(timeout=LISTEN_CHECK_SECONDS):
-                    self._wake()
-            except psycopg.Error as error:
-                log.warning("lost the LISTEN connection; reconnecting: %s", _one_line(error))
-                connection.close()
-                connection = None
-        if connection is not None:
-            connection.close()
-
-    def _reconnect(self) -> psycopg.Connection[TupleRow] | None:
-        attempt = 0
-        while not self._closed.wait(RECONNECT_SECONDS[min(attempt, len(RECONNECT_SECONDS) - 1)]):
-            attempt += 1
-            try:
-                connection = self._connect()
-            except psycopg.Error as error:
-                if attempt == 1:
-                    log.warning("cannot reconnect to LISTEN yet, retrying: %s", _one_line(error))
-                continue
-            self._wake()
-            return connection
-        return None
-
-    def _wake(self) -> None:
-        for callback in list(self._callbacks):
-            try:
-                callback()
-            except Exception:
-                log.exception("work callback failed")

@@ -72,6 +72,9 @@ class SQLiteStore:
         self._local = threading.local()
         # One process per SQLite file: announcing work is a plain in-process call.
         self._work_callbacks: list[Callable[[], object]] = []
+        # Leases older than this store belong to a process that is gone; later ones, to this
+        # process's engines.
+        self._abandoned_recovered = False
         self._writer = self._connect()
         # One process serves the file: it brings the schema up to date itself (and refuses a
         # file a newer batchgate wrote).
@@ -353,9 +356,18 @@ class SQLiteStore:
                 ((now + lease_seconds, *key, worker_id) for key in chunks),
             )
 
-    def recover_abandoned_chunks(self) -> None:
+    def register_engine(self, worker_id: str) -> None:
+        """Nothing to do: no other process shares the file."""
+
+    def recover_abandoned_chunks(self) -> int:
+        if self._abandoned_recovered:
+            return 0
         with self._transaction() as db:
-            db.execute("UPDATE chunks SET state = 0, lease_owner = NULL WHERE state = 1")
+            recovered = db.execute(
+                "UPDATE chunks SET state = 0, lease_owner = NULL WHERE state = 1"
+            ).rowcount
+        self._abandoned_recovered = True
+        return recovered
 
     def release_leases(self, worker_id: str, only: tuple[str, int] | None = None) -> int:
         query = (
