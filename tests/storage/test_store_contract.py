@@ -345,6 +345,24 @@ def test_a_part_number_taken_by_the_next_holder_is_not_mistaken_for_a_retry(stor
     assert not store.save_part("slow", part(lapsed, 0, [2, 3]), NOW + LEASE + 3)
 
 
+def test_a_stale_part_of_a_chunk_that_came_back_to_its_worker_is_refused(store: Store) -> None:
+    """The chunk ran elsewhere meanwhile and was leased again by its first worker, whose old run
+    still holds old part numbers: one taken by another part must not pass for a retry."""
+    create(store, "msgbatch_1", sizes=(4,))
+    [stale] = store.lease_chunks("w", 10, NOW, LEASE)
+    [taken] = store.lease_chunks("other", 10, NOW + LEASE + 1, LEASE)
+    assert store.save_part("other", part(taken, 0, [0, 1]), NOW + LEASE + 2)
+    assert store.release_leases("other") == 1
+    [again] = store.lease_chunks("w", 10, NOW + LEASE + 3, LEASE)
+    assert again.done_indices == {0, 1}
+
+    assert not store.save_part("w", part(stale, 0, [2, 3]), NOW + LEASE + 4)
+
+    assert store.save_part("w", part(again, again.next_part, [2, 3], done=True), NOW + LEASE + 5)
+    batch = store.get_batch(OWNER, "msgbatch_1")
+    assert batch is not None and (batch.status, batch.succeeded) == ("ended", 4)
+
+
 def test_a_violated_constraint_is_not_reported_as_an_unavailable_database(store: Store) -> None:
     create(store, "msgbatch_1")
     with pytest.raises(Exception) as raised:

@@ -45,6 +45,7 @@ import orjson
 
 from batchgate.config.settings import Settings
 from batchgate.engine.flow import Overdue, Withdrawn
+from batchgate.engine.internal_errors import InternalErrors
 from batchgate.engine.outages import Outages, retry_delay
 from batchgate.engine.retries import call_with_retries
 from batchgate.engine.routing import Route, Router
@@ -166,6 +167,7 @@ class Engine:
         # Until a chunk has ended, chunks are taken to be fast where some route answers at once.
         self._last_chunk_seconds = 0.0 if router.answers_any_at_once else math.inf
         self._outages = Outages()
+        self._internal_errors = InternalErrors()
         self._next_housekeeping = 0.0
         self._next_poll = 0.0
         self.running = False
@@ -508,6 +510,14 @@ class Engine:
             return _expired
         return None
 
+    def _internal_error(self, custom_id: str, route: str) -> Finished:
+        self._internal_errors.report(custom_id, route)
+        return (
+            results.errored(custom_id, "api_error", "Internal error while running request."),
+            "errored",
+            route,
+        )
+
     def _answer_at_once(self, custom_id: str, params: msgspec.Raw) -> Finished | BackendCall:
         """The request's result when it takes no waiting (invalid, or answered in line by its
         route), else the call to await."""
@@ -531,7 +541,7 @@ class Engine:
         except RequestError as error:
             return _errored(custom_id, error, route_name)
         except Exception:
-            return _internal_error(custom_id, route_name)
+            return self._internal_error(custom_id, route_name)
 
     async def _call_backend(self, call: BackendCall) -> Finished:
         route_name = call.route.config.model
@@ -540,7 +550,7 @@ class Engine:
         except RequestError as error:
             return _errored(call.custom_id, error, route_name)
         except Exception:
-            return _internal_error(call.custom_id, route_name)
+            return self._internal_error(call.custom_id, route_name)
         return _succeeded(call.custom_id, message, route_name)
 
     async def _outcome_on_route(self, chunk: LeasedChunk, call: BackendCall) -> Finished:
@@ -564,7 +574,7 @@ class Engine:
         except RequestError as error:
             return _errored(call.custom_id, error, route_name)
         except Exception:
-            return _internal_error(call.custom_id, route_name)
+            return self._internal_error(call.custom_id, route_name)
         return _succeeded(call.custom_id, message, route_name)
 
 
@@ -586,12 +596,3 @@ def _expired(custom_id: str) -> Finished:
 
 def _errored(custom_id: str, error: RequestError, route: str) -> Finished:
     return results.errored(custom_id, error.error_type, error.message), "errored", route
-
-
-def _internal_error(custom_id: str, route: str) -> Finished:
-    log.exception("backend failed unexpectedly on %s", custom_id)
-    return (
-        results.errored(custom_id, "api_error", "Internal error while running request."),
-        "errored",
-        route,
-    )

@@ -413,9 +413,15 @@ class SQLiteStore:
                     (part.batch_id, part.chunk_no, part.part, indices, part.lines),
                 ).fetchall()
                 if not inserted:
-                    # While the worker holds the lease its part numbers are its own: this is a
-                    # part it committed before, in a try whose answer was lost. Counted then.
-                    return True
+                    # The number is taken. If by this very part, it was committed in a try whose
+                    # answer was lost (counted then); if by another, the chunk ran elsewhere
+                    # meanwhile and came back to this worker, whose parts are stale.
+                    saved = db.execute(
+                        "SELECT indices FROM results WHERE batch_id = ? AND chunk_no = ?"
+                        " AND part = ?",
+                        (part.batch_id, part.chunk_no, part.part),
+                    ).fetchone()
+                    return saved is not None and bytes(saved[0]) == indices
                 [(status,)] = db.execute(
                     "UPDATE batches SET processing = processing - ?, succeeded = succeeded + ?,"
                     " errored = errored + ?, canceled = canceled + ?, expired = expired + ?,"
