@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from batchgate.api.batch_requests import RESULT_TYPES
 from batchgate.api.errors import ERROR_TYPES
 from batchgate.api.ingest import CUSTOM_ID
+from batchgate.api.result_query import RESULT_TYPES
 from batchgate.api.state import AppState
 from batchgate.config.settings import Settings
 
