@@ -293,8 +293,9 @@ class PostgresStore:
         return 0 if row is None else int(row[0])
 
     def iter_parts_after(self, batch_id: str, after: int) -> Iterator[CommittedPart]:
-        # Parts from before schema version 3 all have 0: read first, then never again.
-        position = (after, -1, -1)
+        # Parts from before schema version 3 all have 0: read first, then never again. Past
+        # the first page, (chunk_no, part) orders them.
+        position = (after, 2**31, 0)
         while True:
             with self._pool.connection() as db:
                 rows = db.execute(
