@@ -24,10 +24,10 @@ def flag(request: Request, name: str) -> bool:
 
 
 def listed(request: Request, name: str) -> frozenset[str]:
-    """A parameter given repeated, comma-separated, or both."""
-    return frozenset(
-        item for value in request.query_params.getlist(name) for item in value.split(",") if item
-    )
+    """A parameter given repeated, comma-separated, or both; also as `name[]`, how the official
+    SDKs send a list (custom_ids hold no comma)."""
+    values = request.query_params.getlist(name) + request.query_params.getlist(f"{name}[]")
+    return frozenset(item for value in values for item in value.split(",") if item)
 
 
 def result_types(request: Request) -> frozenset[str]:
@@ -53,7 +53,7 @@ def result_query(request: Request) -> tuple[ResultView, ResultFilter]:
             raise ApiError(400, f"after_part: Input should be 0 or more, got {after_part}")
     if merged and (follow or after_part is not None):
         raise ApiError(400, "merged: cannot be combined with follow or after_part.")
-    custom_ids = frozenset(request.query_params.getlist("custom_id"))
+    custom_ids = listed(request, "custom_id")
     if len(custom_ids) > MAX_CUSTOM_IDS:
         raise ApiError(
             400, f"custom_id: at most {MAX_CUSTOM_IDS} may be given, not {len(custom_ids)}"
