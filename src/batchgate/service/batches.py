@@ -182,6 +182,10 @@ class BatchService:
             lines = result_views.partial(self._store, batch.id, after, last, wanted)
         return last, lines
 
+    def stop_following(self) -> None:
+        """The server is shutting down: responses that follow a batch end now (any thread)."""
+        self._part_watch.close()
+
     async def retry(self, owner: str, batch_id: str, selection: RetrySelection) -> BatchRow:
         """A new batch of the ended batch's requests whose results the selection takes, same
         custom_ids and params, recorded as its retry. WrongState when nothing matches."""

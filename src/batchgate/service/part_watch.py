@@ -22,6 +22,9 @@ class PartWatch:
         self._lock = threading.Lock()
         self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._listening = False
+        # Set as the server shuts down: followers end their responses instead of holding the
+        # drain up; they reconnect elsewhere with the position they got to.
+        self.closed = False
 
     async def start(self) -> None:
         """Registers with the store at the first follower: on PostgreSQL that opens the
@@ -31,6 +34,10 @@ class PartWatch:
                 return
             self._listening = True
         await anyio.to_thread.run_sync(self._store.on_parts_committed, self.notify)
+
+    def close(self) -> None:
+        self.closed = True
+        self.notify("")
 
     def notify(self, batch_id: str) -> None:
         with self._lock:

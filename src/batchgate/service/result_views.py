@@ -108,7 +108,7 @@ async def followed(
                 position = part.position
                 if kept := wanted.apply(part.lines):
                     yield kept
-            if batch is None or batch.status == "ended":
+            if batch is None or batch.status == "ended" or watch.closed:
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(news.wait(), FOLLOW_RECHECK_SECONDS)

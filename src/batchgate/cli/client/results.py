@@ -59,24 +59,48 @@ def open_output(path: Path | None) -> Iterator[BinaryIO]:
         yield file
 
 
+def _extension_response(client: anthropic.Anthropic, batch_id: str, view: dict[str, str]) -> Any:
+    """The SDK's HTTP response of the results endpoint with batchgate's `view` parameters
+    (follow, merged), unread: the SDK's own `results` wants an ended batch's results_url."""
+    from anthropic import Stream
+
+    # With stream=True the SDK hands the response to the stream class unparsed; only its raw
+    # lines are read, never the stream's own decoding.
+    stream = client.get(
+        f"/v1/messages/batches/{batch_id}/results",
+        cast_to=object,
+        stream=True,
+        stream_cls=Stream[object],
+        options={"params": view},
+    )
+    return stream.response
+
+
 def write_results(
     client: anthropic.Anthropic,
     batch_id: str,
     output: BinaryIO,
     types: Collection[ResultType] = (),
     as_text: bool = False,
+    view: dict[str, str] | None = None,
 ) -> int:
     """Streams the results of an ended batch to `output`; returns how many lines were written.
+    With a `view` (batchgate's follow or merged), those it asks for, each line as it comes.
 
     Without a filter or `as_text`, lines go out exactly as the API sent them.
     """
     wanted = {result_type.value for result_type in types}
     written = 0
-    decoder = client.messages.batches.results(batch_id)
+    if view:
+        if wanted:
+            view = {**view, "result_type": ",".join(sorted(wanted))}
+        response = _extension_response(client, batch_id, view)
+    else:
+        response = client.messages.batches.results(batch_id).http_response
     try:
         # The raw lines under the SDK's decoder: no model is built for a line only passed on,
         # and this works alike in every SDK version (0.x has no streaming `results` wrapper).
-        for line in decoder.http_response.iter_lines():
+        for line in response.iter_lines():
             if not line:
                 continue
             if wanted or as_text:
@@ -87,7 +111,9 @@ def write_results(
                     line = text_line(result)
             output.write(line.encode() + b"\n")
             written += 1
+            if view:
+                output.flush()
     finally:
-        decoder.close()
+        response.close()
     output.flush()
     return written
