@@ -1,7 +1,9 @@
 """Results as they come (partial, follow, after_part, filters) and retries as child batches with
 their lineage and merged results: through the official SDK, on SQLite and on PostgreSQL."""
 
+import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -244,3 +246,67 @@ def test_another_workspace_gets_404_on_every_new_endpoint(deployment: Deployment
     child = retry(client, batch.id, result_types=["succeeded"])
     with pytest.raises(anthropic.NotFoundError):
         other.messages.batches.retrieve(child.id)
+
+
+def follow_across_a_kill(
+    deployment: Deployment, batch_id: str, kill_after: int
+) -> tuple[list[bytes], int]:
+    """Follows the batch to its end, killing the API server (-9) once `kill_after` lines have
+    come; reconnects as a follower should: from the same position, skipping the lines it got.
+    Returns every line received, and how many responses it took."""
+    assert deployment.server is not None
+    seen: list[bytes] = []
+    after: str | None = None
+    received = 0
+    responses = 0
+    client = deployment.server.client()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        params = {"follow": "true"}
+        if after is not None:
+            params["after_part"] = after
+        if received:
+            params["skip_lines"] = str(received)
+        try:
+            response = results_response(client, batch_id, **params)
+        except anthropic.APIConnectionError:
+            time.sleep(0.1)
+            continue
+        responses += 1
+        if after is None and not received:
+            # Counting from this response's start: its position, and no line yet.
+            after = response.headers["batchgate-last-part"]
+        # The HTTP library the SDK runs on (httpx, or its successor in newer SDKs).
+        transport_error = sys.modules[type(response).__module__.split(".")[0]].HTTPError
+        try:
+            for line in response.iter_lines():
+                if not line:
+                    continue
+                seen.append(line.encode())
+                received += 1
+                if len(seen) == kill_after:
+                    deployment.server.kill()
+                    deployment.server.start()
+            return seen, responses
+        except transport_error:
+            continue
+    raise AssertionError(f"not followed to the end: {len(seen)} lines in {responses} responses")
+
+
+def test_a_follower_of_10000_requests_sees_each_once_across_a_kill_9(
+    deployment: Deployment,
+) -> None:
+    server = deployment.start(
+        simulator_latency_ms="20", max_concurrency="50", chunk_size="500", flush_seconds="0.1"
+    )
+    client = server.client()
+    batch = client.messages.batches.create(requests=requests(10_000))
+
+    seen, responses = follow_across_a_kill(deployment, batch.id, kill_after=1500)
+
+    assert responses >= 2
+    wait_until_ended(deployment.server.client(), batch.id)  # type: ignore[union-attr]
+    final = full_results(deployment.server.client(), batch.id)  # type: ignore[union-attr]
+    assert len(final) == 10_000
+    assert len(seen) == len(set(seen)) == 10_000
+    assert set(seen) == set(final)

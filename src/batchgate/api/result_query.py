@@ -1,8 +1,10 @@
 """The results endpoint's extensions, read from its query (docs/api.md, "Beyond the original").
 
-`partial`, `follow`, `after_part`, `merged`, `result_type` and `custom_id`; without any of them
-the endpoint is Anthropic's. Each response in commit order names, in LAST_PART_HEADER, the
-position of the last part committed as it began: a reader passes it back as `after_part`.
+`partial`, `follow`, `after_part`, `skip_lines`, `merged`, `result_type` and `custom_id`; without
+any of them the endpoint is Anthropic's. Each response in commit order names, in
+LAST_PART_HEADER, the position of the last part committed as it began: a reader passes it back
+as `after_part`. A follower whose response broke off asks again with the `after_part` that
+response had (or none) and, as `skip_lines`, the whole lines it got from there.
 """
 
 from starlette.requests import Request
@@ -51,8 +53,18 @@ def result_query(request: Request) -> tuple[ResultView, ResultFilter]:
             ) from None
         if after_part < 0:
             raise ApiError(400, f"after_part: Input should be 0 or more, got {after_part}")
-    if merged and (follow or after_part is not None):
-        raise ApiError(400, "merged: cannot be combined with follow or after_part.")
+    skip_lines = 0
+    if (raw := request.query_params.get("skip_lines")) is not None:
+        try:
+            skip_lines = int(raw)
+        except ValueError:
+            raise ApiError(
+                400, f"skip_lines: Input should be a valid integer, got {raw!r}"
+            ) from None
+        if skip_lines < 0:
+            raise ApiError(400, f"skip_lines: Input should be 0 or more, got {skip_lines}")
+    if merged and (follow or after_part is not None or skip_lines):
+        raise ApiError(400, "merged: cannot be combined with follow, after_part or skip_lines.")
     custom_ids = listed(request, "custom_id")
     if len(custom_ids) > MAX_CUSTOM_IDS:
         raise ApiError(
@@ -62,6 +74,7 @@ def result_query(request: Request) -> tuple[ResultView, ResultFilter]:
         partial=flag(request, "partial") or follow,
         follow=follow,
         after_part=after_part,
+        skip_lines=skip_lines,
         merged=merged,
     )
     return view, ResultFilter(result_types(request), custom_ids)

@@ -180,7 +180,7 @@ class BatchService:
             )
         else:
             lines = result_views.partial(self._store, batch.id, after, last, wanted)
-        return last, lines
+        return last, result_views.skipping(lines, view.skip_lines)
 
     def stop_following(self) -> None:
         """The server is shutting down: responses that follow a batch end now (any thread)."""

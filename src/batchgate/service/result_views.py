@@ -29,11 +29,27 @@ class ResultView:
     partial: bool = False  # what has committed so far, on a running batch too
     follow: bool = False  # and then each part as it commits, until the batch ends
     after_part: int | None = None  # only the parts committed after this position
+    skip_lines: int = 0  # of those, leave out the first lines (a follower's reconnect)
     merged: bool = False  # the latest outcome of each custom_id across the retry chain
 
     @property
     def in_commit_order(self) -> bool:
-        return self.partial or self.follow or self.after_part is not None
+        return self.partial or self.follow or self.after_part is not None or self.skip_lines > 0
+
+
+async def skipping(blobs: AsyncIterator[bytes], lines: int) -> AsyncIterator[bytes]:
+    """`blobs` less their first `lines` lines. The lines after a position come in the same
+    order in every response, so a follower whose response broke off after `lines` whole lines
+    gets exactly the rest from a response from the same position that skips them."""
+    async for blob in blobs:
+        if lines:
+            kept = blob.split(b"\n", lines)
+            if len(kept) <= lines:
+                lines -= blob.count(b"\n")
+                continue
+            blob, lines = kept[-1], 0
+        if blob:
+            yield blob
 
 
 @dataclass(frozen=True, slots=True)
