@@ -284,6 +284,16 @@ _RESULT_PARAMETERS = [
         ),
         "schema": {"type": "integer", "minimum": 0},
     },
+    {
+        "name": "skip_lines",
+        "in": "query",
+        "required": False,
+        "description": (
+            "(batchgate extension) Leave out the first lines of those after after_part: a"
+            " follower whose response broke off passes the whole lines it got."
+        ),
+        "schema": {"type": "integer", "minimum": 0},
+    },
     _flag(
         "merged",
         "(batchgate extension) One line per request of the batch: its latest outcome down its"

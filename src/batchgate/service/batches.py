@@ -145,6 +145,12 @@ class BatchService:
         too, the last first. A batch with a retry is refused without it (WrongState)."""
         if cascade:
             chain, _ = await self._chain(owner, await self.get(owner, batch_id))
+            for member in chain:
+                if member.status != "ended":
+                    raise WrongState(
+                        f"Batch {member.id} of the retry chain is still {member.status}; only"
+                        " ended batches can be deleted. Cancel it first."
+                    )
             for retry in reversed(chain[1:]):
                 await anyio.to_thread.run_sync(self._store.delete_batch, owner, retry.id)
         if not await anyio.to_thread.run_sync(self._store.delete_batch, owner, batch_id):

@@ -33,7 +33,13 @@ class PartWatch:
             if self._listening:
                 return
             self._listening = True
-        await anyio.to_thread.run_sync(self._store.on_parts_committed, self.notify)
+        try:
+            await anyio.to_thread.run_sync(self._store.on_parts_committed, self.notify)
+        except BaseException:
+            # The database is away, say: the next follower tries again.
+            with self._lock:
+                self._listening = False
+            raise
 
     def close(self) -> None:
         self.closed = True
