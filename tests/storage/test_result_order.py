@@ -3,10 +3,11 @@
 import random
 import threading
 
+import orjson
 import pytest
 
-from batchgate.storage.base import ResultCounts, RetryRow, Store, WrongState
-from storage.builders import LEASE, NOW, OWNER, create, finish, part, run_everything
+from batchgate.storage.base import NewChunk, ResultCounts, RetryRow, Store, WrongState
+from storage.builders import DAY, LEASE, NOW, OWNER, create, finish, part, run_everything
 
 
 def test_parts_come_in_commit_order_after_any_position(store: Store) -> None:
@@ -73,10 +74,5 @@ def test_a_retry_is_recorded_with_its_child_once_per_parent(store: Store) -> Non
 
 
 def create_child(store: Store, batch_id: str, retry: RetryRow) -> None:
-    import orjson
-
-    from batchgate.storage.base import NewChunk
-    from storage.builders import DAY
-
     chunk = NewChunk(1, orjson.dumps(["a"]), orjson.dumps([{}]))
     store.create_batch(batch_id, OWNER, NOW, NOW + DAY, 1, [chunk], retry_of=retry)

@@ -7,6 +7,7 @@ holding a subset of its parent's custom_ids (the failed ones), with the same par
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -23,9 +24,9 @@ class RetrySelection:
     result_types: frozenset[str] = DEFAULT_RESULT_TYPES
     error_types: frozenset[str] = frozenset()
 
-    def takes(self, line: Mapping[str, object]) -> bool:
+    def takes(self, line: Mapping[str, Any]) -> bool:
+        """Whether the selection takes a result line (parsed)."""
         result = line["result"]
-        assert isinstance(result, dict)
         if result["type"] not in self.result_types:
             return False
         if result["type"] == "errored" and self.error_types:
@@ -57,8 +58,8 @@ def _taken(store: Store, batch_id: str, selection: RetrySelection) -> Iterator[t
 
 
 def count_taken(store: Store, batch_id: str, selection: RetrySelection) -> ResultCounts:
-    """The parent's results a retry would replace, by type (a first pass, reading no params
-    twice into memory at once)."""
+    """The parent's results a retry would replace, by type: a first pass, so that the child's
+    total is known before its chunks are built, one at a time, as they are stored."""
     counts = ResultCounts()
     for chunk in store.iter_request_chunks(batch_id):
         for line in chunk.result_lines.splitlines():
