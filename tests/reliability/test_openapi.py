@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from batchgate.api import batch_requests, batches
+from batchgate.api import batch_requests, batch_retry, batches
 from conftest import KEY, Server
 
 CHECKS = (
@@ -40,7 +40,7 @@ def test_the_document_is_public_and_names_every_route(start_server: Callable[...
     }
     served = {
         (route.path, method)
-        for route in batches.routes + batch_requests.routes
+        for route in batches.routes + batch_requests.routes + batch_retry.routes
         for method in route.methods or ()
         if method != "HEAD"
     }
@@ -73,7 +73,7 @@ def test_schemathesis_finds_no_failure(
     summary = orjson.loads(report.read_bytes())
     assert run.returncode == 0, run.stdout[-6000:]
     assert summary["failures"] == [] and summary["errors"] == []
-    assert summary["operations"]["tested"] == 7
+    assert summary["operations"]["tested"] == 8
     generated = summary["test_cases"]["generated"]
     assert generated >= (10_000 if long_run else 7 * SHORT_CASES), summary["test_cases"]
     assert "unhandled error" not in server.log.read_text()

@@ -17,7 +17,7 @@ from batchgate.storage.postgres import PostgresStore
 from batchgate.storage.sqlite import SQLiteStore
 from postgres_databases import Databases
 
-TABLES = ("batches", "chunk_requests", "chunks", "results", "api_keys")
+TABLES = ("batches", "chunk_requests", "chunks", "results", "api_keys", "retries")
 
 
 @pytest.fixture(scope="session")

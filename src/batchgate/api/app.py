@@ -7,7 +7,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from batchgate.api import batch_requests, batches, health, openapi
+from batchgate.api import batch_requests, batch_retry, batches, health, openapi
 from batchgate.api.access_log import AccessLogMiddleware
 from batchgate.api.errors import (
     ApiError,
@@ -49,7 +49,13 @@ def create_app(state: AppState) -> Starlette:
             metrics.process_exiting()
 
     app = Starlette(
-        routes=health.routes + openapi.routes + batches.routes + batch_requests.routes,
+        routes=(
+            health.routes
+            + openapi.routes
+            + batches.routes
+            + batch_requests.routes
+            + batch_retry.routes
+        ),
         middleware=[Middleware(RequestIdMiddleware), Middleware(AccessLogMiddleware)],
         exception_handlers={
             ApiError: on_api_error,

@@ -10,22 +10,12 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from batchgate.api.batches import context
-from batchgate.api.errors import ApiError
-
-RESULT_TYPES = ("succeeded", "errored", "canceled", "expired")
+from batchgate.api.result_query import result_types
 
 
 async def batch_requests(request: Request) -> Response:
     state, owner = await context(request)
-    wanted = frozenset(
-        kind
-        for value in request.query_params.getlist("result_type")
-        for kind in value.split(",")
-        if kind
-    )
-    unknown = sorted(wanted - set(RESULT_TYPES))
-    if unknown:
-        raise ApiError(400, f"result_type: {unknown[0]!r} is not one of {', '.join(RESULT_TYPES)}")
+    wanted = result_types(request)
     lines = await state.batches.requests(owner, request.path_params["batch_id"], wanted)
     return StreamingResponse(lines, media_type="application/x-jsonl")
 

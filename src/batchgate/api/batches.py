@@ -13,8 +13,10 @@ from starlette.routing import Route
 
 from batchgate.api.errors import ApiError
 from batchgate.api.ingest import check_requests, decode_create_body, into_chunks, read_capped_body
+from batchgate.api.result_query import LAST_PART_HEADER, flag, result_query
 from batchgate.api.state import AppState
 from batchgate.observability import metrics
+from batchgate.service.retries import Lineage
 from batchgate.storage.base import BatchRow
 
 log = logging.getLogger("batchgate.api")
@@ -26,7 +28,10 @@ def _timestamp(seconds: float | None) -> str | None:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
-def batch_object(request: Request, batch: BatchRow) -> dict[str, Any]:
+def batch_object(
+    request: Request, batch: BatchRow, lineage: Lineage | None = None
+) -> dict[str, Any]:
+    """Anthropic's batch object; a batch in a retry chain also carries its lineage."""
     results_url = None
     if batch.status == "ended":
         results_url = f"{str(request.base_url).rstrip('/')}/v1/messages/batches/{batch.id}/results"
@@ -47,6 +52,7 @@ def batch_object(request: Request, batch: BatchRow) -> dict[str, Any]:
         "cancel_initiated_at": _timestamp(batch.cancel_initiated_at),
         "archived_at": _timestamp(batch.archived_at),
         "results_url": results_url,
+        **(lineage.fields() if lineage is not None else {}),
     }
 
 
@@ -100,7 +106,14 @@ async def create_batch(request: Request) -> Response:
 async def retrieve_batch(request: Request) -> Response:
     state, owner = await context(request)
     batch = await state.batches.get(owner, request.path_params["batch_id"])
-    return json_response(batch_object(request, batch))
+    return await batch_response(request, state, owner, batch)
+
+
+async def batch_response(
+    request: Request, state: AppState, owner: str, batch: BatchRow
+) -> Response:
+    lineage = await state.batches.lineage(owner, [batch])
+    return json_response(batch_object(request, batch, lineage.get(batch.id)))
 
 
 def _limit(request: Request) -> int:
@@ -122,9 +135,10 @@ async def list_batches(request: Request) -> Response:
     if after_id and before_id:
         raise ApiError(400, "Provide at most one of after_id and before_id.")
     page, has_more = await state.batches.list(owner, limit, after_id, before_id)
+    lineages = await state.batches.lineage(owner, page)
     return json_response(
         {
-            "data": [batch_object(request, batch) for batch in page],
+            "data": [batch_object(request, batch, lineages.get(batch.id)) for batch in page],
             "has_more": has_more,
             "first_id": page[0].id if page else None,
             "last_id": page[-1].id if page else None,
@@ -137,13 +151,14 @@ async def cancel_batch(request: Request) -> Response:
     batch_id = request.path_params["batch_id"]
     batch = await state.batches.cancel(owner, batch_id)
     log.info("batch canceling", extra={"batch_id": batch_id, **_request_id(request)})
-    return json_response(batch_object(request, batch))
+    return await batch_response(request, state, owner, batch)
 
 
 async def delete_batch(request: Request) -> Response:
     state, owner = await context(request)
     batch_id = request.path_params["batch_id"]
-    await state.batches.delete(owner, batch_id)
+    cascade = flag(request, "cascade")
+    await state.batches.delete(owner, batch_id, cascade)
     log.info("batch deleted", extra={"batch_id": batch_id, **_request_id(request)})
     return json_response({"id": batch_id, "type": "message_batch_deleted"})
 
@@ -151,12 +166,12 @@ async def delete_batch(request: Request) -> Response:
 async def batch_results(request: Request) -> Response:
     state, owner = await context(request)
     batch_id = request.path_params["batch_id"]
-    results = await state.batches.results(owner, batch_id)
-    return StreamingResponse(
-        _counted(results),
-        media_type="application/x-jsonl",
-        headers={"content-disposition": f"attachment; filename*=utf-8''{batch_id}_results.jsonl"},
-    )
+    view, wanted = result_query(request)
+    last_part, results = await state.batches.results(owner, batch_id, view, wanted)
+    headers = {"content-disposition": f"attachment; filename*=utf-8''{batch_id}_results.jsonl"}
+    if last_part is not None:
+        headers[LAST_PART_HEADER] = str(last_part)
+    return StreamingResponse(_counted(results), media_type="application/x-jsonl", headers=headers)
 
 
 routes = [

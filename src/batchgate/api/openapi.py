@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from batchgate.api.batch_requests import RESULT_TYPES
 from batchgate.api.errors import ERROR_TYPES
 from batchgate.api.ingest import CUSTOM_ID
+from batchgate.api.result_query import RESULT_TYPES
 from batchgate.api.state import AppState
 from batchgate.config.settings import Settings
 
@@ -63,6 +63,44 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                     "description": "Set once the batch has ended: an absolute URL of its results.",
                     **_nullable({"type": "string", "format": "uri"}),
                 },
+                "parent_batch_id": {
+                    "description": (
+                        "(batchgate extension, only on batches in a retry chain) The batch this"
+                        " one retries, null for the chain's original."
+                    ),
+                    **_nullable({"type": "string"}),
+                },
+                "retry_batch_ids": {
+                    "description": (
+                        "(batchgate extension, only on batches in a retry chain) The batch that"
+                        " retries this one, if any (a batch is retried at most once)."
+                    ),
+                    "type": "array",
+                    "items": {"type": "string"},
+                },
+                "merged_request_counts": {
+                    "description": (
+                        "(batchgate extension, only on a retried batch) The counts of its merged"
+                        " results: each request's latest outcome down its retry chain."
+                    ),
+                    **_ref("RequestCounts"),
+                },
+            },
+        },
+        "RetryMessageBatch": {
+            "description": (
+                "Which results of the batch to retry: by default errored and expired ones, of any"
+                " error type; error_types narrows the errored ones."
+            ),
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "result_types": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"enum": list(RESULT_TYPES)},
+                },
+                "error_types": {"type": "array", "items": {"type": "string"}},
             },
         },
         "RequestCounts": {
@@ -202,6 +240,77 @@ def _operation(
     }
 
 
+def _flag(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "boolean", "default": False},
+    }
+
+
+def _listed(name: str, description: str, items: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": f"{description} (repeatable, or comma-separated).",
+        "schema": {"type": "array", "items": items},
+        "style": "form",
+        "explode": True,
+    }
+
+
+# The results endpoint's extensions: without them it is Anthropic's (docs/api.md).
+_RESULT_PARAMETERS = [
+    _flag(
+        "partial",
+        "(batchgate extension) The results committed so far, on a running batch too; the"
+        " batchgate-last-part header names the position they reach.",
+    ),
+    _flag(
+        "follow",
+        "(batchgate extension) As partial, then each result as its part commits, until the"
+        " batch ends.",
+    ),
+    {
+        "name": "after_part",
+        "in": "query",
+        "required": False,
+        "description": (
+            "(batchgate extension) Only the parts committed after this position (a"
+            " batchgate-last-part header); on an ended batch without partial too."
+        ),
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    {
+        "name": "skip_lines",
+        "in": "query",
+        "required": False,
+        "description": (
+            "(batchgate extension) Leave out the first lines of those after after_part: a"
+            " follower whose response broke off passes the whole lines it got."
+        ),
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    _flag(
+        "merged",
+        "(batchgate extension) One line per request of the batch: its latest outcome down its"
+        " retry chain.",
+    ),
+    _listed(
+        "result_type",
+        "(batchgate extension) Only results of these types",
+        {"enum": list(RESULT_TYPES)},
+    ),
+    _listed(
+        "custom_id",
+        "(batchgate extension) Only the results of these custom_ids, at most 1,000",
+        {"type": "string"},
+    ),
+]
+
 _BATCH_ID = {
     "name": "batch_id",
     "in": "path",
@@ -289,6 +398,13 @@ def document(settings: Settings) -> dict[str, Any]:
                     "Delete an ended batch and its results.",
                     {200: _json("The batch is gone.", "DeletedMessageBatch")},
                     (400, 404),
+                    parameters=[
+                        _flag(
+                            "cascade",
+                            "(batchgate extension) Delete the batch's retries too; without it"
+                            " a batch that has a retry batch is refused (400).",
+                        )
+                    ],
                 ),
             },
             "/v1/messages/batches/{batch_id}/cancel": {
@@ -307,6 +423,21 @@ def document(settings: Settings) -> dict[str, Any]:
                     "The results of an ended batch: one JSON object per line, \\n-terminated.",
                     {200: _jsonl("A result line per request, in any order.")},
                     (400, 404),
+                    parameters=_RESULT_PARAMETERS,
+                ),
+            },
+            "/v1/messages/batches/{batch_id}/retry": {
+                "parameters": [_BATCH_ID, _ANTHROPIC_VERSION],
+                "post": _operation(
+                    "retryMessageBatch",
+                    "(batchgate extension) A new batch of the ended batch's failed requests,"
+                    " recorded as its retry.",
+                    {200: _json("The retry batch.", "MessageBatch")},
+                    (400, 404, 413),
+                    requestBody={
+                        "required": False,
+                        "content": {"application/json": {"schema": _ref("RetryMessageBatch")}},
+                    },
                 ),
             },
             "/v1/messages/batches/{batch_id}/requests": {

@@ -28,8 +28,10 @@ class AppState:
         self.batches = BatchService(self.store, self.settings, self.clock)
 
     def begin_shutdown(self) -> None:
-        """SIGTERM or SIGINT: refuse new batches, and let the engine lease no more work while
-        the requests in flight finish (api/http_server.py)."""
+        """SIGTERM or SIGINT: refuse new batches, end the responses that follow batches, and let
+        the engine lease no more work while the requests in flight finish
+        (api/http_server.py)."""
         self.shutting_down = True
+        self.batches.stop_following()
         if self.engine is not None:
             self.engine.stop()

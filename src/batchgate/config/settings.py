@@ -24,7 +24,8 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///./batchgate.db"
-    # Connections each process may open to PostgreSQL (plus one for LISTEN in a worker).
+    # Connections each process may open to PostgreSQL (plus one for LISTEN in a worker, and in
+    # an API process with followers of results).
     database_pool_size: int = 10
     # Comma-separated in BATCHGATE_API_KEYS. Empty: any key is accepted (loopback only).
     api_keys: tuple[str, ...] = ()

@@ -15,17 +15,23 @@ Store calls block, so each runs on a worker thread; what streams (results, reque
 from the database a few parts at a time on such threads, never all at once.
 """
 
+import builtins
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 
 import anyio.to_thread
 import orjson
 
 from batchgate.config.settings import Settings
 from batchgate.lifecycle.ids import new_batch_id
+from batchgate.service import result_views, retries
+from batchgate.service.part_watch import PartWatch
+from batchgate.service.result_views import ResultFilter, ResultView
+from batchgate.service.retries import Lineage, RetrySelection
 from batchgate.storage.base import (
     BatchRow,
     NewChunk,
+    RetryRow,
     Store,
     StoredChunk,
     StoreUnavailable,
@@ -75,11 +81,24 @@ def _result_types(lines: bytes) -> dict[str, str]:
     return types
 
 
+WHOLE_RESULTS = ResultView()
+EVERY_LINE = ResultFilter()
+
+
+def _require_ended(batch: BatchRow) -> None:
+    if batch.status != "ended":
+        raise WrongState(
+            f"Batch {batch.id} is still {batch.status}; results are ready once it has ended"
+            " (partial=true reads those committed so far)."
+        )
+
+
 class BatchService:
     def __init__(self, store: Store, settings: Settings, clock: Callable[[], float]) -> None:
         self._store = store
         self._settings = settings
         self._clock = clock
+        self._part_watch = PartWatch(store)
 
     async def create(self, owner: str, total: int, chunks: Iterable[NewChunk]) -> BatchRow:
         """Stores a batch of `total` requests, in chunks read lazily, and wakes the engines.
@@ -121,19 +140,128 @@ class BatchService:
         await self._announce_work()
         return batch
 
-    async def delete(self, owner: str, batch_id: str) -> None:
-        """Deletes an ended batch with its requests and results."""
+    async def delete(self, owner: str, batch_id: str, cascade: bool = False) -> None:
+        """Deletes an ended batch with its requests and results; with `cascade`, its retries
+        too, the last first. A batch with a retry is refused without it (WrongState)."""
+        if cascade:
+            chain, _ = await self._chain(owner, await self.get(owner, batch_id))
+            for member in chain:
+                if member.status != "ended":
+                    raise WrongState(
+                        f"Batch {member.id} of the retry chain is still {member.status}; only"
+                        " ended batches can be deleted. Cancel it first."
+                    )
+            for retry in reversed(chain[1:]):
+                await anyio.to_thread.run_sync(self._store.delete_batch, owner, retry.id)
         if not await anyio.to_thread.run_sync(self._store.delete_batch, owner, batch_id):
             raise _not_found(batch_id)
 
-    async def results(self, owner: str, batch_id: str) -> AsyncIterator[bytes]:
-        """The result lines of an ended batch, as JSONL blobs. Checks before it streams."""
+    async def results(
+        self,
+        owner: str,
+        batch_id: str,
+        view: ResultView = WHOLE_RESULTS,
+        wanted: ResultFilter = EVERY_LINE,
+    ) -> tuple[int | None, AsyncIterator[bytes]]:
+        """The result lines a view asks for, as JSONL blobs, and for views in commit order the
+        position of the last part committed as the response began. Checks before it streams."""
         batch = await self._readable(owner, batch_id, "results")
-        if batch.status != "ended":
-            raise WrongState(
-                f"Batch {batch.id} is still {batch.status}; results are ready once it has ended."
+        if view.merged:
+            chain, _ = await self._chain(owner, batch)
+            if not view.partial:
+                for member in chain:
+                    _require_ended(member)
+            return None, result_views.merged(self._store, [b.id for b in chain], wanted)
+        if not view.in_commit_order:
+            _require_ended(batch)
+            blobs = self._store.iter_results(batch.id)
+            return None, _on_threads(result_views.filtered(blobs, wanted))
+        if not (view.partial or view.follow):
+            _require_ended(batch)
+        after = -1 if view.after_part is None else view.after_part
+        last = await anyio.to_thread.run_sync(self._store.last_part_position, batch.id)
+        if view.follow:
+            lines = result_views.followed(
+                self._store, self._part_watch, owner, batch.id, after, wanted
             )
-        return _on_threads(self._store.iter_results(batch.id))
+        else:
+            lines = result_views.partial(self._store, batch.id, after, last, wanted)
+        return last, result_views.skipping(lines, view.skip_lines)
+
+    def stop_following(self) -> None:
+        """The server is shutting down: responses that follow a batch end now (any thread)."""
+        self._part_watch.close()
+
+    async def retry(self, owner: str, batch_id: str, selection: RetrySelection) -> BatchRow:
+        """A new batch of the ended batch's requests whose results the selection takes, same
+        custom_ids and params, recorded as its retry. WrongState when nothing matches."""
+        parent = await self._readable(owner, batch_id, "requests")
+        if parent.status != "ended":
+            raise WrongState(
+                f"Batch {parent.id} is still {parent.status}; only ended batches can be retried."
+            )
+        taken = await anyio.to_thread.run_sync(
+            retries.count_taken, self._store, parent.id, selection
+        )
+        if not taken.total:
+            raise WrongState(
+                f"No request of batch {parent.id} has a result to retry"
+                f" (result types {sorted(selection.result_types)}"
+                + (
+                    f", error types {sorted(selection.error_types)})"
+                    if selection.error_types
+                    else ")"
+                )
+            )
+        now = self._clock()
+        child_id = new_batch_id()
+        chunks = retries.child_chunks(self._store, parent.id, selection, self._settings.chunk_size)
+        child = await anyio.to_thread.run_sync(
+            lambda: self._store.create_batch(
+                child_id,
+                owner,
+                now,
+                now + self._settings.expiry_seconds,
+                taken.total,
+                chunks,
+                retry_of=RetryRow(child_id, parent.id, now, taken),
+            )
+        )
+        await self._announce_work()
+        return child
+
+    async def lineage(self, owner: str, batches: Sequence[BatchRow]) -> dict[str, Lineage]:
+        """The lineage of those `batches` that are in a retry chain; others are left out."""
+        if not batches:
+            return {}
+        rows = await anyio.to_thread.run_sync(self._store.retries_of, [b.id for b in batches])
+        found: dict[str, Lineage] = {}
+        for row in rows:
+            found.setdefault(row.child_id, Lineage()).parent_batch_id = row.parent_id
+            found.setdefault(row.parent_id, Lineage()).retry_batch_ids.append(row.child_id)
+        for batch in batches:
+            lineage = found.get(batch.id)
+            if lineage is not None and lineage.retry_batch_ids:
+                chain, chain_retries = await self._chain(owner, batch)
+                lineage.merged_request_counts = retries.merged_counts(chain, chain_retries)
+        return {batch.id: found[batch.id] for batch in batches if batch.id in found}
+
+    async def _chain(
+        self, owner: str, batch: BatchRow
+    ) -> tuple[builtins.list[BatchRow], builtins.list[RetryRow]]:
+        """The batch and each retry in turn down to the last, and the retries between them."""
+        chain: builtins.list[BatchRow] = [batch]
+        links: builtins.list[RetryRow] = []
+        while True:
+            rows = await anyio.to_thread.run_sync(self._store.retries_of, [chain[-1].id])
+            link = next((row for row in rows if row.parent_id == chain[-1].id), None)
+            if link is None:
+                return chain, links
+            child = await anyio.to_thread.run_sync(self._store.get_batch, owner, link.child_id)
+            if child is None:
+                return chain, links
+            chain.append(child)
+            links.append(link)
 
     async def requests(
         self, owner: str, batch_id: str, result_types: frozenset[str]

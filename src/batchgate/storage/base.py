@@ -127,6 +127,27 @@ def committed_before(
     return not part.indices and part.chunk_done and chunk_state == CHUNK_DONE
 
 
+@dataclass(frozen=True, slots=True)
+class CommittedPart:
+    """A part as followers read it: its place in its batch's commit order, and its lines.
+
+    Positions only grow within a batch, in the order its parts became visible: a reader that
+    has seen every part up to a position misses nothing by asking for those after it."""
+
+    position: int
+    lines: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RetryRow:
+    """A retry: `child_id` holds the requests of `parent_id` whose results `retried` counts."""
+
+    child_id: str
+    parent_id: str
+    created_at: float
+    retried: ResultCounts
+
+
 # --- API keys ------------------------------------------------------------------------------
 
 
@@ -162,8 +183,11 @@ class Store(Protocol):
         expires_at: float,
         total: int,
         chunks: Iterable[NewChunk],
+        retry_of: RetryRow | None = None,
     ) -> BatchRow:
-        """Stores the batch and its chunks in one transaction, consuming `chunks` lazily."""
+        """Stores the batch and its chunks in one transaction, consuming `chunks` lazily; with
+        `retry_of`, the retry that makes it a child (whose child_id is `batch_id`) as well.
+        Raises WrongState if that parent has a child already."""
         ...
 
     def get_batch(self, owner: str, batch_id: str) -> BatchRow | None: ...
@@ -179,7 +203,8 @@ class Store(Protocol):
         ...
 
     def delete_batch(self, owner: str, batch_id: str) -> bool:
-        """Deletes an ended batch. Raises WrongState before it has ended."""
+        """Deletes an ended batch, and the retry that made it a child. Raises WrongState before
+        it has ended, or while it has a child."""
         ...
 
     def iter_results(self, batch_id: str) -> Iterator[bytes]:
@@ -188,6 +213,24 @@ class Store(Protocol):
 
     def iter_request_chunks(self, batch_id: str) -> Iterator[StoredChunk]:
         """The batch's requests chunk by chunk, each with its results so far."""
+        ...
+
+    def last_part_position(self, batch_id: str) -> int:
+        """The position of the batch's last committed part (CommittedPart); 0 before any."""
+        ...
+
+    def iter_parts_after(self, batch_id: str, after: int) -> Iterator[CommittedPart]:
+        """The batch's parts committed after position `after`, in commit order, read a few at a
+        time, until none is left."""
+        ...
+
+    def on_parts_committed(self, callback: Callable[[str], object]) -> None:
+        """Registers a follower's wake-up, called from any thread with the id of a batch that
+        committed parts, or with "" when some may have gone unheard (a lost connection)."""
+        ...
+
+    def retries_of(self, batch_ids: Sequence[str]) -> list[RetryRow]:
+        """The retries whose parent or child is one of `batch_ids`."""
         ...
 
     # --- engine side ----------------------------------------------------------------------

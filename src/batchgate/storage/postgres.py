@@ -30,9 +30,12 @@ from psycopg_pool import ConnectionPool
 from batchgate.storage.base import (
     ApiKeyRow,
     BatchRow,
+    CommittedPart,
     LeasedChunk,
     NewChunk,
+    ResultCounts,
     ResultPart,
+    RetryRow,
     StoredChunk,
     StoreFull,
     StoreUnavailable,
@@ -48,6 +51,7 @@ from batchgate.storage.migrations.postgres import (
     schema_problem,
 )
 from batchgate.storage.postgres_presence import (
+    PARTS_CHANNEL,
     WORK_CHANNEL,
     WorkListener,
     abandoned_lease_owners,
@@ -68,7 +72,11 @@ RESULT_PARTS_PER_READ = 8
 ARCHIVE_BATCHES_PER_CALL = 100
 PING_TIMEOUT_SECONDS = 2.0
 # The tables of the schema; a probe of /readyz notices one dropped.
-TABLES = ("batches", "chunk_requests", "chunks", "results", "api_keys")
+TABLES = ("batches", "chunk_requests", "chunks", "results", "api_keys", "retries")
+RETRY_COLUMNS = sql.SQL(
+    "child_id, parent_id, created_at,"
+    " retried_succeeded, retried_errored, retried_canceled, retried_expired"
+)
 API_KEY_COLUMNS = sql.SQL("id, workspace, prefix, key_hash, created_at, revoked_at")
 # How long a call waits for a pooled connection before it fails: while the database is away
 # the API answers 503 after this long, instead of holding the client for the pool's 30 s.
@@ -108,6 +116,7 @@ class PostgresStore:
             open=True,
         )
         self._listener: WorkListener | None = None
+        self._parts_listener: WorkListener | None = None
         self._listener_lock = threading.Lock()
 
     def ping(self) -> None:
@@ -125,8 +134,11 @@ class PostgresStore:
         expires_at: float,
         total: int,
         chunks: Iterable[NewChunk],
+        retry_of: RetryRow | None = None,
     ) -> BatchRow:
         with self._pool.connection() as db, db.transaction():
+            if retry_of is not None:
+                _insert_retry(db, retry_of)
             db.execute(
                 "INSERT INTO batches (id, owner, status, total, processing, created_at,"
                 " expires_at) VALUES (%s, %s, 'in_progress', %s, %s, %s, %s)",
@@ -226,6 +238,15 @@ class PostgresStore:
                     f"Batch {batch_id} is still {row[0]}; only ended batches can be deleted."
                     " Cancel it first."
                 )
+            child = db.execute(
+                "SELECT child_id FROM retries WHERE parent_id = %s", (batch_id,)
+            ).fetchone()
+            if child is not None:
+                raise WrongState(
+                    f"Batch {batch_id} has a retry batch, {child[0]}: delete that first, or"
+                    " pass cascade=true to delete the whole retry chain."
+                )
+            db.execute("DELETE FROM retries WHERE child_id = %s", (batch_id,))
             _drop_contents(db, [batch_id])
             db.execute("DELETE FROM batches WHERE id = %s", (batch_id,))
             return True
@@ -263,6 +284,48 @@ class PostgresStore:
                 return
             chunk_no, custom_ids, params, result_lines = row
             yield StoredChunk(custom_ids, params, result_lines)
+
+    def last_part_position(self, batch_id: str) -> int:
+        with self._pool.connection() as db:
+            row = db.execute(
+                "SELECT parts_committed FROM batches WHERE id = %s", (batch_id,)
+            ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def iter_parts_after(self, batch_id: str, after: int) -> Iterator[CommittedPart]:
+        # Parts from before schema version 3 all have 0: read first, then never again. Past
+        # the first page, (chunk_no, part) orders them.
+        position = (after, 2**31, 0)
+        while True:
+            with self._pool.connection() as db:
+                rows = db.execute(
+                    "SELECT commit_seq, chunk_no, part, lines FROM results WHERE batch_id = %s"
+                    " AND (commit_seq, chunk_no, part) > (%s, %s, %s)"
+                    " ORDER BY commit_seq, chunk_no, part LIMIT %s",
+                    (batch_id, *position, RESULT_PARTS_PER_READ),
+                ).fetchall()
+            for commit_seq, chunk_no, part, lines in rows:
+                position = (commit_seq, chunk_no, part)
+                yield CommittedPart(commit_seq, lines)
+            if len(rows) < RESULT_PARTS_PER_READ:
+                return
+
+    def on_parts_committed(self, callback: Callable[[str], object]) -> None:
+        """Once this returns, every part committed on the database reaches `callback`."""
+        with self._listener_lock:
+            if self._parts_listener is None:
+                self._parts_listener = WorkListener(self._database_url, PARTS_CHANNEL)
+            self._parts_listener.add(callback)
+
+    def retries_of(self, batch_ids: Sequence[str]) -> list[RetryRow]:
+        with self._pool.connection() as db:
+            rows = db.execute(
+                sql.SQL(
+                    "SELECT {} FROM retries WHERE parent_id = ANY(%s) OR child_id = ANY(%s)"
+                ).format(RETRY_COLUMNS),
+                (list(batch_ids), list(batch_ids)),
+            ).fetchall()
+        return [_retry(row) for row in rows]
 
     # --- engine side ----------------------------------------------------------------------
 
@@ -380,7 +443,7 @@ class PostgresStore:
 
     def on_work_announced(self, callback: Callable[[], object]) -> None:
         """Once this returns, every announce_work on the database reaches `callback`."""
-        self._work_listener().add(callback)
+        self._work_listener().add(lambda _payload: callback())
 
     def _work_listener(self) -> WorkListener:
         with self._listener_lock:
@@ -417,10 +480,14 @@ class PostgresStore:
                     (part.batch_id, part.chunk_no),
                 )
             if part.indices:
+                # The part's number is taken under the batch row's lock, held to the commit: the
+                # parts of a batch become visible in the order of their numbers.
                 inserted = db.execute(
-                    "INSERT INTO results (batch_id, chunk_no, part, indices, lines)"
-                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING part",
-                    (part.batch_id, part.chunk_no, part.part, indices, part.lines),
+                    "INSERT INTO results (batch_id, chunk_no, part, indices, lines, commit_seq)"
+                    " VALUES (%s, %s, %s, %s, %s, (SELECT parts_committed + 1 FROM batches"
+                    "   WHERE id = %s FOR UPDATE))"
+                    " ON CONFLICT DO NOTHING RETURNING part",
+                    (part.batch_id, part.chunk_no, part.part, indices, part.lines, part.batch_id),
                 ).fetchone()
                 if inserted is None:
                     # The number is taken. If by this very part, it was committed in a try whose
@@ -432,14 +499,16 @@ class PostgresStore:
                         (part.batch_id, part.chunk_no, part.part),
                     ).fetchone()
                     return saved is not None and bytes(saved[0]) == indices
-                # Last: every part of a batch waits for this row, so it is held only until commit.
-                [(status,)] = db.execute(
+                # Followers hear of the part once it commits (NOTIFY is sent at commit).
+                [(status, _)] = db.execute(
                     "UPDATE batches SET processing = processing - %(total)s,"
+                    " parts_committed = parts_committed + 1,"
                     " succeeded = succeeded + %(succeeded)s, errored = errored + %(errored)s,"
                     " canceled = canceled + %(canceled)s, expired = expired + %(expired)s,"
                     " status = CASE WHEN processing = %(total)s THEN 'ended' ELSE status END,"
                     " ended_at = CASE WHEN processing = %(total)s THEN %(now)s ELSE ended_at END"
-                    " WHERE id = %(batch_id)s RETURNING status",
+                    " WHERE id = %(batch_id)s"
+                    " RETURNING status, pg_notify('" + PARTS_CHANNEL + "', id) IS NULL",
                     {
                         "total": counts.total,
                         "succeeded": counts.succeeded,
@@ -522,8 +591,9 @@ class PostgresStore:
 
     def close(self) -> None:
         with self._listener_lock:
-            if self._listener is not None:
-                self._listener.close()
+            for listener in (self._listener, self._parts_listener):
+                if listener is not None:
+                    listener.close()
         self._pool.close()
 
     def schema_problem(self) -> str | None:
@@ -542,6 +612,27 @@ class PostgresStore:
         if missing:
             return f"The batchgate schema in {describe(self._database_url)} lacks tables {missing}."
         return None
+
+
+def _retry(row: tuple[object, ...]) -> RetryRow:
+    child_id, parent_id, created_at, *counts = row
+    return RetryRow(child_id, parent_id, created_at, ResultCounts(*counts))  # type: ignore[arg-type]
+
+
+def _insert_retry(db: psycopg.Connection[TupleRow], retry: RetryRow) -> None:
+    counts = retry.retried
+    inserted = db.execute(
+        sql.SQL("INSERT INTO retries ({}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (parent_id) DO NOTHING RETURNING child_id").format(RETRY_COLUMNS),
+        (
+            retry.child_id, retry.parent_id, retry.created_at,
+            counts.succeeded, counts.errored, counts.canceled, counts.expired,
+        ),
+    ).fetchone()  # fmt: skip
+    if inserted is None:
+        raise WrongState(
+            f"Batch {retry.parent_id} has been retried already: retry its retry batch instead."
+        )
 
 
 def _expedite(

@@ -29,6 +29,8 @@ from batchgate.storage.migrations.postgres import CONNECT_TIMEOUT_SECONDS
 log = logging.getLogger("batchgate.storage")
 
 WORK_CHANNEL = "batchgate_work"
+# Parts committed, the payload their batch's id: how followers of results learn of new lines.
+PARTS_CHANNEL = "batchgate_parts"
 LISTEN_CHECK_SECONDS = 0.25
 RECONNECT_SECONDS = (0.1, 0.5, 1.0)
 # "batc": the first half of every engine's lock key (the migration lock has a one-part key).
@@ -59,14 +61,16 @@ def abandoned_lease_owners(db: psycopg.Connection[TupleRow]) -> list[str]:
 
 
 class WorkListener:
-    """A connection of its own that LISTENs for announced work and holds the locks of the
-    process's engines (hold_lock). A daemon thread calls every callback on each notification.
-    When the connection drops it reconnects, takes the locks again, and calls the callbacks
-    once, since announcements sent meanwhile are lost."""
+    """A connection of its own that LISTENs for announced work (or, on `channel`, for another
+    announcement) and holds the locks of the process's engines (hold_lock). A daemon thread
+    calls every callback with each notification's payload. When the connection drops it
+    reconnects, takes the locks again, and calls the callbacks once with "", since
+    announcements sent meanwhile are lost."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, channel: str = WORK_CHANNEL) -> None:
         self._database_url = database_url
-        self._callbacks: list[Callable[[], object]] = []
+        self._channel = channel
+        self._callbacks: list[Callable[[str], object]] = []
         self._closed = threading.Event()
         # What the thread shares with callers: the engines whose locks it holds, and since when
         # its connection is up (None while it is down).
@@ -82,7 +86,7 @@ class WorkListener:
         )
         self._thread.start()
 
-    def add(self, callback: Callable[[], object]) -> None:
+    def add(self, callback: Callable[[str], object]) -> None:
         self._callbacks.append(callback)
 
     def hold_lock(self, worker_id: str) -> None:
@@ -120,7 +124,7 @@ class WorkListener:
             keepalives_interval=5,
             keepalives_count=3,
         )
-        connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(WORK_CHANNEL)))
+        connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
         with self._state:
             self._connected_at = time.monotonic()
         return connection
@@ -132,8 +136,8 @@ class WorkListener:
                 continue
             try:
                 self._take_locks(connection)
-                for _ in connection.notifies(timeout=LISTEN_CHECK_SECONDS):
-                    self._wake()
+                for notification in connection.notifies(timeout=LISTEN_CHECK_SECONDS):
+                    self._wake(notification.payload)
             except psycopg.Error as error:
                 log.warning(
                     "lost the LISTEN connection, and the engine locks it held; reconnecting: %s",
@@ -169,14 +173,14 @@ class WorkListener:
                 if attempt == 1:
                     log.warning("cannot reconnect to LISTEN yet, retrying: %s", _one_line(error))
                 continue
-            self._wake()
+            self._wake("")
             return connection
         return None
 
-    def _wake(self) -> None:
+    def _wake(self, payload: str) -> None:
         for callback in list(self._callbacks):
             try:
-                callback()
+                callback(payload)
             except Exception:
                 log.exception("work callback failed")
 

@@ -11,9 +11,12 @@ import orjson
 from batchgate.storage.base import (
     ApiKeyRow,
     BatchRow,
+    CommittedPart,
     LeasedChunk,
     NewChunk,
+    ResultCounts,
     ResultPart,
+    RetryRow,
     StoredChunk,
     StoreFull,
     StoreUnavailable,
@@ -33,6 +36,10 @@ BATCH_COLUMNS = (
     "created_at, expires_at, ended_at, cancel_initiated_at, archived_at"
 )
 RESULT_PARTS_PER_READ = 8
+RETRY_COLUMNS = (
+    "child_id, parent_id, created_at,"
+    " retried_succeeded, retried_errored, retried_canceled, retried_expired"
+)
 CHECKPOINT_SECONDS = 1.0
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 
@@ -63,6 +70,26 @@ def unavailable_error(error: Exception) -> type[StoreUnavailable] | None:
     return StoreUnavailable if code in UNAVAILABLE_CODES else None
 
 
+def _retry(row: tuple[object, ...]) -> RetryRow:
+    child_id, parent_id, created_at, *counts = row
+    return RetryRow(child_id, parent_id, created_at, ResultCounts(*counts))  # type: ignore[arg-type]
+
+
+def _insert_retry(db: sqlite3.Connection, retry: RetryRow) -> None:
+    if db.execute("SELECT 1 FROM retries WHERE parent_id = ?", (retry.parent_id,)).fetchone():
+        raise WrongState(
+            f"Batch {retry.parent_id} has been retried already: retry its retry batch instead."
+        )
+    counts = retry.retried
+    db.execute(
+        f"INSERT INTO retries ({RETRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            retry.child_id, retry.parent_id, retry.created_at,
+            counts.succeeded, counts.errored, counts.canceled, counts.expired,
+        ),
+    )  # fmt: skip
+
+
 @raises_store_unavailable(unavailable_error)
 class SQLiteStore:
     def __init__(self, path: str) -> None:
@@ -72,6 +99,7 @@ class SQLiteStore:
         self._local = threading.local()
         # One process per SQLite file: announcing work is a plain in-process call.
         self._work_callbacks: list[Callable[[], object]] = []
+        self._part_callbacks: list[Callable[[str], object]] = []
         # Leases older than this store belong to a process that is gone; later ones, to this
         # process's engines.
         self._abandoned_recovered = False
@@ -170,8 +198,11 @@ class SQLiteStore:
         expires_at: float,
         total: int,
         chunks: Iterable[NewChunk],
+        retry_of: RetryRow | None = None,
     ) -> BatchRow:
         with self._transaction(durable=True) as db:
+            if retry_of is not None:
+                _insert_retry(db, retry_of)
             db.execute(
                 "INSERT INTO batches (id, owner, status, total, processing, created_at,"
                 " expires_at) VALUES (?, ?, 'in_progress', ?, ?, ?, ?)",
@@ -263,6 +294,15 @@ class SQLiteStore:
                     f"Batch {batch_id} is still {row[0]}; only ended batches can be deleted."
                     " Cancel it first."
                 )
+            child = db.execute(
+                "SELECT child_id FROM retries WHERE parent_id = ?", (batch_id,)
+            ).fetchone()
+            if child is not None:
+                raise WrongState(
+                    f"Batch {batch_id} has a retry batch, {child[0]}: delete that first, or"
+                    " pass cascade=true to delete the whole retry chain."
+                )
+            db.execute("DELETE FROM retries WHERE child_id = ?", (batch_id,))
             db.execute("DELETE FROM results WHERE batch_id = ?", (batch_id,))
             db.execute("DELETE FROM chunk_requests WHERE batch_id = ?", (batch_id,))
             db.execute("DELETE FROM chunks WHERE batch_id = ?", (batch_id,))
@@ -299,6 +339,38 @@ class SQLiteStore:
                 (batch_id, chunk_no),
             ).fetchall()
             yield StoredChunk(custom_ids, params, b"".join(lines for (lines,) in parts))
+
+    def last_part_position(self, batch_id: str) -> int:
+        row = self._reader.execute(
+            "SELECT coalesce(max(rowid), 0) FROM results WHERE batch_id = ?", (batch_id,)
+        ).fetchone()
+        return int(row[0])
+
+    def iter_parts_after(self, batch_id: str, after: int) -> Iterator[CommittedPart]:
+        # The rowid is the commit order: one writer, and a new row's rowid exceeds every other's.
+        while True:
+            rows = self._reader.execute(
+                "SELECT rowid, lines FROM results WHERE batch_id = ? AND rowid > ?"
+                " ORDER BY rowid LIMIT ?",
+                (batch_id, after, RESULT_PARTS_PER_READ),
+            ).fetchall()
+            for position, lines in rows:
+                yield CommittedPart(position, lines)
+                after = position
+            if len(rows) < RESULT_PARTS_PER_READ:
+                return
+
+    def on_parts_committed(self, callback: Callable[[str], object]) -> None:
+        self._part_callbacks.append(callback)
+
+    def retries_of(self, batch_ids: Sequence[str]) -> list[RetryRow]:
+        marks = ",".join("?" * len(batch_ids))
+        rows = self._reader.execute(
+            f"SELECT {RETRY_COLUMNS} FROM retries"
+            f" WHERE parent_id IN ({marks}) OR child_id IN ({marks})",
+            (*batch_ids, *batch_ids),
+        ).fetchall()
+        return [_retry(row) for row in rows]
 
     # --- engine side ----------------------------------------------------------------------
 
@@ -446,6 +518,9 @@ class SQLiteStore:
                     " WHERE batch_id = ? AND chunk_no = ?",
                     (part.batch_id, part.chunk_no),
                 )
+        if status is not None:
+            for callback in self._part_callbacks:
+                callback(part.batch_id)
         if status == "ended":
             log.info("batch ended", extra={"batch_id": part.batch_id})
         return True

@@ -22,8 +22,12 @@ from batchgate.cli.client.failures import (
 from batchgate.cli.client.rejected_lines import load_valid_requests
 from batchgate.cli.client.request_file import PromptSettings, load_requests
 from batchgate.cli.client.results import ResultType, open_output, write_results
-from batchgate.cli.client.retry import failed_requests_from_file, failed_requests_from_server
-from batchgate.cli.client.submission import Waiting, submit_requests, suggest_retry
+from batchgate.cli.client.retry import (
+    failed_requests_from_file,
+    failed_requests_from_server,
+    retry_on_server,
+)
+from batchgate.cli.client.submission import Waiting, see_through, submit_requests, suggest_retry
 from batchgate.cli.client.watch import watch_until_ended
 from batchgate.cli.help import add_command
 
@@ -227,11 +231,38 @@ def results(
         bool,
         typer.Option("--text", help="Print custom_id<TAB>first text block instead of JSONL."),
     ] = False,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            help="Print each result as it is committed, while the batch runs, until it ends"
+            " (batchgate only).",
+        ),
+    ] = False,
+    merged: Annotated[
+        bool,
+        typer.Option(
+            "--merged",
+            help="The latest result of each request across the batch's retries (batchgate only).",
+        ),
+    ] = False,
     base_url: BaseUrlOption = None,
     api_key: ApiKeyOption = None,
 ) -> None:
-    """Stream the results of an ended batch as JSONL (or text lines) to stdout or a file."""
+    """Stream the results of an ended batch as JSONL (or text lines) to stdout or a file.
+
+    With --follow, the results of a running batch as they come, until it ends.
+    """
     client = connect(base_url, api_key)
+    if follow and merged:
+        raise CommandFailure("--follow and --merged cannot be combined")
+    if follow or merged:
+        view = {"follow": "true"} if follow else {"merged": "true"}
+        with open_output(output) as sink:
+            written = write_results(client, batch_id, sink, types or (), text, view)
+        if output is not None:
+            tell(f"Wrote {written:,} results to {output}.")
+        return
     batch = _ended_batch(client, batch_id)
     with open_output(output) as sink:
         written = write_results(client, batch.id, sink, types or (), as_text=text)
@@ -276,6 +307,13 @@ def retry(
         tell(f"Nothing to retry: {batch.id} has no errored or expired requests.")
         return
     if from_file is None:
+        child = retry_on_server(client, batch.id)
+        if child is not None:
+            tell(f"Submitted {child.id}: {child.request_counts.processing:,} requests.")
+            if waiting is None:
+                typer.echo(child.id)
+                return
+            raise typer.Exit(see_through(client, [child], waiting))
         requests = failed_requests_from_server(client, batch.id)
     else:
         submitted = load_requests(from_file, prompts)

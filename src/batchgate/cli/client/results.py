@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Collection, Iterator
+import time
+from collections.abc import Collection, Generator, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -59,24 +60,93 @@ def open_output(path: Path | None) -> Iterator[BinaryIO]:
         yield file
 
 
+# How often `--follow` asks again, a second apart, when its response breaks off (the server
+# restarted, a balancer moved it) before it gives up.
+FOLLOW_RECONNECTS = 30
+
+
+def _extension_response(client: anthropic.Anthropic, batch_id: str, view: dict[str, str]) -> Any:
+    """The SDK's HTTP response of the results endpoint with batchgate's `view` parameters
+    (follow, merged), unread: the SDK's own `results` wants an ended batch's results_url."""
+    from anthropic import Stream
+
+    # With stream=True the SDK hands the response to the stream class unparsed; only its raw
+    # lines are read, never the stream's own decoding.
+    stream = client.get(
+        f"/v1/messages/batches/{batch_id}/results",
+        cast_to=object,
+        stream=True,
+        stream_cls=Stream[object],
+        options={"params": view},
+    )
+    return stream.response
+
+
+def _extension_lines(
+    client: anthropic.Anthropic, batch_id: str, view: dict[str, str]
+) -> Generator[str]:
+    """The lines of the results `view` asks for. A followed response that breaks off is asked
+    for again from the same place, skipping the whole lines already had (docs/api.md)."""
+    from anthropic import APIConnectionError
+
+    received = 0
+    failures = 0
+    while True:
+        params = {**view, "skip_lines": str(received)} if received else view
+        try:
+            response = _extension_response(client, batch_id, params)
+        except APIConnectionError:
+            if "follow" not in view or failures == FOLLOW_RECONNECTS:
+                raise
+            failures += 1
+            time.sleep(1)
+            continue
+        # The HTTP library the SDK runs on (httpx, or its successor in newer SDKs).
+        transport_error = sys.modules[type(response).__module__.split(".")[0]].HTTPError
+        try:
+            for line in response.iter_lines():
+                if line:
+                    received += 1
+                    failures = 0
+                    yield line
+            return
+        except transport_error:
+            if "follow" not in view or failures == FOLLOW_RECONNECTS:
+                raise
+            failures += 1
+        finally:
+            response.close()
+
+
 def write_results(
     client: anthropic.Anthropic,
     batch_id: str,
     output: BinaryIO,
     types: Collection[ResultType] = (),
     as_text: bool = False,
+    view: dict[str, str] | None = None,
 ) -> int:
     """Streams the results of an ended batch to `output`; returns how many lines were written.
+    With a `view` (batchgate's follow or merged), those it asks for, each line as it comes.
 
     Without a filter or `as_text`, lines go out exactly as the API sent them.
     """
     wanted = {result_type.value for result_type in types}
     written = 0
-    decoder = client.messages.batches.results(batch_id)
-    try:
+    lines: Iterator[str]
+    if view:
+        if wanted:
+            view = {**view, "result_type": ",".join(sorted(wanted))}
+        extension_lines = _extension_lines(client, batch_id, view)
+        lines, close = extension_lines, extension_lines.close
+    else:
+        response = client.messages.batches.results(batch_id).http_response
         # The raw lines under the SDK's decoder: no model is built for a line only passed on,
         # and this works alike in every SDK version (0.x has no streaming `results` wrapper).
-        for line in decoder.http_response.iter_lines():
+        lines = response.iter_lines()
+        close = response.close
+    try:
+        for line in lines:
             if not line:
                 continue
             if wanted or as_text:
@@ -87,7 +157,9 @@ def write_results(
                     line = text_line(result)
             output.write(line.encode() + b"\n")
             written += 1
+            if view:
+                output.flush()
     finally:
-        decoder.close()
+        close()
     output.flush()
     return written

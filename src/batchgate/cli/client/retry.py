@@ -1,7 +1,8 @@
 """Which requests of an ended batch to submit again: its errored and expired ones.
 
-batchgate hands back a batch's requests (the `/requests` extension); Anthropic's API does not,
-so there they are picked out of the file the batch was submitted from.
+batchgate makes the retry itself (the `/retry` extension: a child batch that keeps its lineage),
+or, older servers, hands back a batch's requests (the `/requests` extension); Anthropic's API
+does neither, so there they are picked out of the file the batch was submitted from.
 """
 
 from __future__ import annotations
@@ -15,8 +16,25 @@ from batchgate.cli.client.request_file import BatchRequest
 
 if TYPE_CHECKING:
     import anthropic
+    from anthropic.types.messages import MessageBatch
 
 RETRIED_RESULT_TYPES = ("errored", "expired")
+
+
+def retry_on_server(client: anthropic.Anthropic, batch_id: str) -> MessageBatch | None:
+    """The child batch the server made of the batch's errored and expired requests, or None
+    when the server has no `/retry` (Anthropic's API, an older batchgate)."""
+    from anthropic import NotFoundError
+    from anthropic.types.messages import MessageBatch
+
+    try:
+        return client.post(
+            f"/v1/messages/batches/{batch_id}/retry",
+            cast_to=MessageBatch,
+            body={"result_types": list(RETRIED_RESULT_TYPES)},
+        )
+    except NotFoundError:
+        return None
 
 
 def failed_requests_from_server(client: anthropic.Anthropic, batch_id: str) -> list[BatchRequest]:

@@ -85,11 +85,20 @@ def submit_requests(
             for batch in created:
                 tell(f"Follow it with: batchgate status {batch.id} --wait")
             return 0
+    except KeyboardInterrupt:
+        _explain_interruption(created, len(groups))
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    return see_through(client, created, waiting)
+
+
+def see_through(client: anthropic.Anthropic, created: list[MessageBatch], waiting: Waiting) -> int:
+    """Waits for batches to end, then writes their results; returns the exit code."""
+    try:
         ended = watch_until_ended(client, created, waiting.interval)
         with open_output(waiting.output) as output:
             written = sum(write_results(client, batch.id, output) for batch in ended)
     except KeyboardInterrupt:
-        _explain_interruption(created, len(groups))
+        _explain_interruption(created, len(created))
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if waiting.output is not None:
         tell(f"Wrote {written:,} results to {waiting.output}.")

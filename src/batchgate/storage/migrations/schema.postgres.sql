@@ -19,6 +19,8 @@ CREATE TABLE batches (
     ended_at double precision,
     cancel_initiated_at double precision,
     archived_at double precision,
+    -- The number of the batch's last committed part (results.commit_seq; version 3).
+    parts_committed bigint NOT NULL DEFAULT 0,
     -- A request counted twice would break this, so the database itself refuses a duplicate.
     CHECK (processing + succeeded + errored + canceled + expired = total)
 );
@@ -59,6 +61,8 @@ CREATE TABLE results (
     part integer NOT NULL,
     indices bytea NOT NULL,
     lines bytea NOT NULL,
+    -- The part's number in its batch's commit order: batches.parts_committed when it committed.
+    commit_seq bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (batch_id, chunk_no, part)
 );
 
@@ -86,4 +90,16 @@ CREATE TABLE api_keys (
     key_hash text NOT NULL,
     created_at double precision NOT NULL,
     revoked_at double precision
+);
+
+-- A retry: a child batch made of a parent's failed requests (a batch has at most one). retried_*
+-- count the parent's results it replaces, by type, so the merged counts need no result read.
+CREATE TABLE retries (
+    child_id text COLLATE "C" PRIMARY KEY,
+    parent_id text COLLATE "C" NOT NULL UNIQUE,
+    created_at double precision NOT NULL,
+    retried_succeeded integer NOT NULL,
+    retried_errored integer NOT NULL,
+    retried_canceled integer NOT NULL,
+    retried_expired integer NOT NULL
 );

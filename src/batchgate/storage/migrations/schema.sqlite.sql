@@ -48,6 +48,8 @@ CREATE TABLE chunks (
 CREATE INDEX chunks_queue ON chunks (urgent DESC, chunk_no, batch_id)
     WHERE state < 2;
 
+-- The order parts committed in is their rowid: one writer, and a new row's rowid is above every
+-- row's there.
 CREATE TABLE results (
     batch_id TEXT NOT NULL,
     chunk_no INTEGER NOT NULL,
@@ -65,4 +67,16 @@ CREATE TABLE api_keys (
     key_hash TEXT NOT NULL,
     created_at REAL NOT NULL,
     revoked_at REAL
+);
+
+-- A retry: a child batch made of a parent's failed requests (a batch has at most one). retried_*
+-- count the parent's results it replaces, by type, so the merged counts need no result read.
+CREATE TABLE retries (
+    child_id TEXT PRIMARY KEY,
+    parent_id TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    retried_succeeded INTEGER NOT NULL,
+    retried_errored INTEGER NOT NULL,
+    retried_canceled INTEGER NOT NULL,
+    retried_expired INTEGER NOT NULL
 );

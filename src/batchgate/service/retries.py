@@ -1,0 +1,128 @@
+"""Retries as child batches: which requests of an ended batch a retry takes, the child's chunks,
+and the lineage and merged counts a chain's batch objects carry.
+
+A batch is retried at most once: a chain runs from an original to its last retry, each batch
+holding a subset of its parent's custom_ids (the failed ones), with the same params.
+"""
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from batchgate.storage.base import BatchRow, NewChunk, ResultCounts, RetryRow, Store
+
+DEFAULT_RESULT_TYPES = frozenset({"errored", "expired"})
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySelection:
+    """The results a retry takes: of these types and, for errored ones, of these error types
+    (any, when empty)."""
+
+    result_types: frozenset[str] = DEFAULT_RESULT_TYPES
+    error_types: frozenset[str] = frozenset()
+
+    def takes(self, line: Mapping[str, Any]) -> bool:
+        """Whether the selection takes a result line (parsed)."""
+        result = line["result"]
+        if result["type"] not in self.result_types:
+            return False
+        if result["type"] == "errored" and self.error_types:
+            return _error_type(result) in self.error_types
+        return True
+
+
+def _error_type(result: dict[str, object]) -> object:
+    error = result.get("error")
+    inner = error.get("error") if isinstance(error, dict) else None
+    return inner.get("type") if isinstance(inner, dict) else None
+
+
+def _taken(store: Store, batch_id: str, selection: RetrySelection) -> Iterator[tuple[str, object]]:
+    """(custom_id, params) of the requests the selection takes, in the batch's order."""
+    for chunk in store.iter_request_chunks(batch_id):
+        taken = {}
+        for line in chunk.result_lines.splitlines():
+            parsed = orjson.loads(line)
+            if selection.takes(parsed):
+                taken[parsed["custom_id"]] = parsed["result"]["type"]
+        if not taken:
+            continue
+        for custom_id, params in zip(
+            orjson.loads(chunk.custom_ids), orjson.loads(chunk.params), strict=True
+        ):
+            if custom_id in taken:
+                yield custom_id, params
+
+
+def count_taken(store: Store, batch_id: str, selection: RetrySelection) -> ResultCounts:
+    """The parent's results a retry would replace, by type: a first pass, so that the child's
+    total is known before its chunks are built, one at a time, as they are stored."""
+    counts = ResultCounts()
+    for chunk in store.iter_request_chunks(batch_id):
+        for line in chunk.result_lines.splitlines():
+            parsed = orjson.loads(line)
+            if selection.takes(parsed):
+                kind = parsed["result"]["type"]
+                setattr(counts, kind, getattr(counts, kind) + 1)
+    return counts
+
+
+def child_chunks(
+    store: Store, batch_id: str, selection: RetrySelection, chunk_size: int
+) -> Iterator[NewChunk]:
+    """The child's chunks, built one at a time as the store writes them."""
+    custom_ids: list[str] = []
+    params: list[object] = []
+    for custom_id, request_params in _taken(store, batch_id, selection):
+        custom_ids.append(custom_id)
+        params.append(request_params)
+        if len(custom_ids) == chunk_size:
+            yield NewChunk(len(custom_ids), orjson.dumps(custom_ids), orjson.dumps(params))
+            custom_ids, params = [], []
+    if custom_ids:
+        yield NewChunk(len(custom_ids), orjson.dumps(custom_ids), orjson.dumps(params))
+
+
+@dataclass(slots=True)
+class Lineage:
+    """What a batch object of a retry chain carries beyond Anthropic's fields."""
+
+    parent_batch_id: str | None = None
+    retry_batch_ids: list[str] = field(default_factory=list)
+    merged_request_counts: dict[str, int] | None = None
+
+    def fields(self) -> dict[str, object]:
+        shown: dict[str, object] = {
+            "parent_batch_id": self.parent_batch_id,
+            "retry_batch_ids": self.retry_batch_ids,
+        }
+        if self.merged_request_counts is not None:
+            shown["merged_request_counts"] = self.merged_request_counts
+        return shown
+
+
+def counts_of(batch: BatchRow) -> dict[str, int]:
+    return {
+        "processing": batch.processing,
+        "succeeded": batch.succeeded,
+        "errored": batch.errored,
+        "canceled": batch.canceled,
+        "expired": batch.expired,
+    }
+
+
+def merged_counts(chain: list[BatchRow], retries: list[RetryRow]) -> dict[str, int]:
+    """The counts of the merged results of `chain` (a batch, then each retry in turn), whose
+    `retries` say which results each retry replaces: each batch's counts less those, plus its
+    retry's, from the last retry back."""
+    counts = counts_of(chain[-1])
+    for batch, retry in zip(reversed(chain[:-1]), reversed(retries), strict=True):
+        own = counts_of(batch)
+        replaced = retry.retried
+        for kind in ("succeeded", "errored", "canceled", "expired"):
+            counts[kind] += own[kind] - getattr(replaced, kind)
+        counts["processing"] += own["processing"]
+    return counts
