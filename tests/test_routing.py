@@ -163,7 +163,10 @@ def test_every_option_of_every_backend_is_read(tmp_path: Path) -> None:
             '[[routes]]\nmodel = "*"\nbackend = "local"\nmodel_path = "absent.gguf"\n',
             "routes[0] (model '*'): model_path: no file at ",
         ),
-        ("[server]\nport = 1\n", "unknown key 'server'; the file holds [settings] and [[routes]]"),
+        (
+            "[server]\nport = 1\n",
+            "unknown key 'server'; the file holds [settings], [[routes]] and [[prices]]",
+        ),
         ("routes = []\n", "routes must be a non-empty list of tables ([[routes]])"),
         ("[[routes]\n", "is not valid TOML"),
     ],

@@ -32,6 +32,24 @@ for batches in (client.messages.batches, client.beta.messages.batches):
     assert found["bad"].error.error.type == "invalid_request_error"
     assert batch.id in [b.id for b in batches.list(limit=5)]
     assert batches.delete(batch.id).id == batch.id
+
+# batchgate's extensions: sent with extra_*, read back from the models' extra fields.
+labeled = client.messages.batches.create(
+    requests=[{{"custom_id": "ok", "params": {{"model": "claude-sonnet-4-5-20250929",
+        "max_tokens": 64, "messages": [{{"role": "user", "content": "What is AI?"}}]}}}}],
+    extra_body={{"metadata": {{"sdk": {version!r}}}, "priority": 2,
+                "abort": {{"max_output_tokens": 100000}}}},
+    extra_headers={{"Idempotency-Key": "sdk-" + {version!r}}},
+)
+while (ended := client.messages.batches.retrieve(labeled.id)).processing_status != "ended":
+    time.sleep(0.02)
+fields = ended.to_dict()
+assert fields["metadata"] == {{"sdk": {version!r}}} and fields["priority"] == 2, fields
+assert fields["abort"] == {{"max_output_tokens": 100000}} and fields["cancel_reason"] is None
+assert fields["usage"]["output_tokens"] > 0 and fields["cost"] is None, fields
+assert ended.usage == fields["usage"] and ended.metadata == {{"sdk": {version!r}}}
+listed = client.messages.batches.list(extra_query={{"metadata[sdk]": {version!r}}})
+assert [b.id for b in listed] == [labeled.id]
 print("ok")
 """
 

@@ -27,6 +27,13 @@ BATCH_KEYS = {
     "cancel_initiated_at",
     "archived_at",
     "results_url",
+    # batchgate's extra fields (docs/api.md, "Beyond the original").
+    "metadata",
+    "priority",
+    "abort",
+    "cancel_reason",
+    "usage",
+    "cost",
 }
 
 

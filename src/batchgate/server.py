@@ -8,6 +8,7 @@ from starlette.applications import Starlette
 
 from batchgate.api.app import create_app
 from batchgate.api.state import AppState
+from batchgate.config.prices import NO_PRICES, PriceTable
 from batchgate.config.routes import DEFAULT_ROUTES, RouteConfig
 from batchgate.config.settings import Settings
 from batchgate.engine.routing import Router
@@ -23,17 +24,22 @@ def open_configured_store(settings: Settings) -> Store:
 def build_app(
     settings: Settings,
     routes: Sequence[RouteConfig] = DEFAULT_ROUTES,
+    prices: PriceTable = NO_PRICES,
     with_worker: bool = True,
 ) -> Starlette:
     store = open_configured_store(settings)
-    engine = Engine(store, settings, Router.from_config(routes, settings)) if with_worker else None
-    return create_app(AppState(settings=settings, store=store, engine=engine))
+    engine = None
+    if with_worker:
+        engine = Engine(store, settings, Router.from_config(routes, settings), prices)
+    return create_app(AppState(settings=settings, store=store, engine=engine, prices=prices))
 
 
-def run_worker(settings: Settings, routes: Sequence[RouteConfig]) -> None:
+def run_worker(
+    settings: Settings, routes: Sequence[RouteConfig], prices: PriceTable = NO_PRICES
+) -> None:
     """Runs only the engine until SIGTERM or SIGINT, then shuts it down gracefully."""
     store = open_configured_store(settings)
-    engine = Engine(store, settings, Router.from_config(routes, settings))
+    engine = Engine(store, settings, Router.from_config(routes, settings), prices)
 
     async def until_signalled() -> None:
         loop = asyncio.get_running_loop()

@@ -3,6 +3,8 @@
 import orjson
 
 from batchgate.storage.base import (
+    NO_OPTIONS,
+    BatchOptions,
     BatchRow,
     LeasedChunk,
     NewChunk,
@@ -24,6 +26,7 @@ def create(
     owner: str = OWNER,
     created_at: float = NOW,
     expires_at: float = NOW + DAY,
+    options: BatchOptions = NO_OPTIONS,
 ) -> BatchRow:
     chunks = (
         NewChunk(
@@ -33,7 +36,7 @@ def create(
         )
         for number, size in enumerate(sizes)
     )
-    return store.create_batch(batch_id, owner, created_at, expires_at, sum(sizes), chunks)
+    return store.create_batch(batch_id, owner, created_at, expires_at, sum(sizes), chunks, options=options)
 
 
 def result_lines(chunk: LeasedChunk, indices: list[int]) -> bytes:

@@ -13,11 +13,9 @@ from psycopg import sql
 
 from batchgate.storage.base import Store
 from batchgate.storage.migrations.postgres import migrate
-from batchgate.storage.postgres import PostgresStore
+from batchgate.storage.postgres import TABLES, PostgresStore
 from batchgate.storage.sqlite import SQLiteStore
 from postgres_databases import Databases
-
-TABLES = ("batches", "chunk_requests", "chunks", "results", "api_keys", "retries")
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import orjson
 import psycopg
 import pytest
 
+from batchgate.service.batches import USER_CANCEL
 from batchgate.storage.base import (
     ApiKeyRow,
     BatchRow,
@@ -70,12 +71,12 @@ def test_list_pages_newest_first_both_ways(store: Store) -> None:
 
 def test_cancel_then_cancel_again_then_refused_once_ended(store: Store) -> None:
     create(store, "msgbatch_1")
-    canceling = store.cancel_batch(OWNER, "msgbatch_1", NOW + 5)
+    canceling = store.cancel_batch(OWNER, "msgbatch_1", NOW + 5, USER_CANCEL)
     assert canceling is not None
     assert (canceling.status, canceling.cancel_initiated_at) == ("canceling", NOW + 5)
-    assert store.cancel_batch(OWNER, "msgbatch_1", NOW + 6) == canceling
-    assert store.cancel_batch("mallory", "msgbatch_1", NOW) is None
-    assert store.cancel_batch(OWNER, "msgbatch_2", NOW) is None
+    assert store.cancel_batch(OWNER, "msgbatch_1", NOW + 6, USER_CANCEL) == canceling
+    assert store.cancel_batch("mallory", "msgbatch_1", NOW, USER_CANCEL) is None
+    assert store.cancel_batch(OWNER, "msgbatch_2", NOW, USER_CANCEL) is None
     assert store.canceling_batch_ids() == {"msgbatch_1"}
 
     run_everything(store, outcome="canceled")
@@ -84,14 +85,14 @@ def test_cancel_then_cancel_again_then_refused_once_ended(store: Store) -> None:
     assert (ended.status, ended.canceled, ended.processing) == ("ended", 2, 0)
     assert store.canceling_batch_ids() == set()
     with pytest.raises(WrongState, match="already ended"):
-        store.cancel_batch(OWNER, "msgbatch_1", NOW + 7)
+        store.cancel_batch(OWNER, "msgbatch_1", NOW + 7, USER_CANCEL)
 
 
 def test_delete_only_ended_batches_of_their_owner(store: Store) -> None:
     create(store, "msgbatch_1")
     with pytest.raises(WrongState, match="in_progress"):
         store.delete_batch(OWNER, "msgbatch_1")
-    store.cancel_batch(OWNER, "msgbatch_1", NOW)
+    store.cancel_batch(OWNER, "msgbatch_1", NOW, USER_CANCEL)
     with pytest.raises(WrongState, match="canceling"):
         store.delete_batch(OWNER, "msgbatch_1")
     run_everything(store)
@@ -130,7 +131,7 @@ def test_canceled_and_expired_batches_jump_the_queue(store: Store) -> None:
     create(store, "msgbatch_b", sizes=(1, 1))
     create(store, "msgbatch_c", sizes=(1, 1), expires_at=NOW + 10)
 
-    store.cancel_batch(OWNER, "msgbatch_b", NOW)
+    store.cancel_batch(OWNER, "msgbatch_b", NOW, USER_CANCEL)
     canceled = store.lease_chunks("w", 2, NOW, LEASE)
     assert keys(canceled) == [("msgbatch_b", 0), ("msgbatch_b", 1)]
     assert {chunk.batch_status for chunk in canceled} == {"canceling"}

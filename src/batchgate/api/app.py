@@ -7,13 +7,15 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from batchgate.api import batch_requests, batch_retry, batches, health, openapi
+from batchgate.api import batch_requests, batch_retry, batches, health, openapi, usage
 from batchgate.api.access_log import AccessLogMiddleware
 from batchgate.api.errors import (
     ApiError,
     on_api_error,
     on_batch_not_found,
     on_http_exception,
+    on_idempotency_key_reused,
+    on_idempotent_create_in_progress,
     on_store_unavailable,
     on_unexpected_error,
     on_wrong_state,
@@ -22,7 +24,11 @@ from batchgate.api.request_ids import RequestIdMiddleware
 from batchgate.api.state import AppState
 from batchgate.engine.thread import EngineThread
 from batchgate.observability import metrics
-from batchgate.service.batches import BatchNotFound
+from batchgate.service.batches import (
+    BatchNotFound,
+    IdempotencyKeyReused,
+    IdempotentCreateInProgress,
+)
 from batchgate.storage.base import StoreUnavailable, WrongState
 
 
@@ -55,12 +61,15 @@ def create_app(state: AppState) -> Starlette:
             + batches.routes
             + batch_requests.routes
             + batch_retry.routes
+            + usage.routes
         ),
         middleware=[Middleware(RequestIdMiddleware), Middleware(AccessLogMiddleware)],
         exception_handlers={
             ApiError: on_api_error,
             BatchNotFound: on_batch_not_found,
             WrongState: on_wrong_state,
+            IdempotencyKeyReused: on_idempotency_key_reused,
+            IdempotentCreateInProgress: on_idempotent_create_in_progress,
             HTTPException: on_http_exception,
             StoreUnavailable: on_store_unavailable,
             Exception: on_unexpected_error,

@@ -1,23 +1,33 @@
 """The Message Batches endpoints."""
 
+import dataclasses
 import logging
 import math
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio.to_thread
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from batchgate.api.batch_options import batch_options
 from batchgate.api.errors import ApiError
 from batchgate.api.ingest import check_requests, decode_create_body, into_chunks, read_capped_body
 from batchgate.api.result_query import LAST_PART_HEADER, flag, result_query
 from batchgate.api.state import AppState
+from batchgate.config.prices import PriceTable
 from batchgate.observability import metrics
+from batchgate.service.idempotency import MAX_KEY_LENGTH, IdempotentCreate
 from batchgate.service.retries import Lineage
-from batchgate.storage.base import BatchRow
+from batchgate.storage.base import BatchFilter, BatchRow, TokenUsage
+
+STATUSES = ("in_progress", "canceling", "ended")
+# `metadata[key]=value` in a list's query string.
+LABEL_FILTER = re.compile(r"metadata\[(?P<key>[^\]]+)\]")
 
 log = logging.getLogger("batchgate.api")
 
@@ -28,13 +38,26 @@ def _timestamp(seconds: float | None) -> str | None:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
+def usage_object(usage: TokenUsage) -> dict[str, int]:
+    """Token counts as Anthropic's Message.usage names them."""
+    fields = dataclasses.asdict(usage)
+    del fields["requests"]
+    return fields
+
+
+def cost_object(usd: float | None) -> dict[str, Any] | None:
+    return None if usd is None else {"usd": round(usd, 6), "currency": "USD"}
+
+
 def batch_object(
     request: Request, batch: BatchRow, lineage: Lineage | None = None
 ) -> dict[str, Any]:
-    """Anthropic's batch object; a batch in a retry chain also carries its lineage."""
+    """Anthropic's batch object with batchgate's extension fields; a batch in a retry chain
+    also carries its lineage."""
     results_url = None
     if batch.status == "ended":
         results_url = f"{str(request.base_url).rstrip('/')}/v1/messages/batches/{batch.id}/results"
+    prices: PriceTable = request.app.state.batchgate.prices
     return {
         "id": batch.id,
         "type": "message_batch",
@@ -52,6 +75,13 @@ def batch_object(
         "cancel_initiated_at": _timestamp(batch.cancel_initiated_at),
         "archived_at": _timestamp(batch.archived_at),
         "results_url": results_url,
+        # batchgate extensions (docs/api.md, "Beyond the original").
+        "metadata": dict(batch.metadata or {}),
+        "priority": batch.priority,
+        "abort": batch.abort_policy,
+        "cancel_reason": batch.cancel_reason,
+        "usage": usage_object(batch.total_usage),
+        "cost": cost_object(prices.cost(batch.usage)),
         **(lineage.fields() if lineage is not None else {}),
     }
 
@@ -88,19 +118,47 @@ async def create_batch(request: Request) -> Response:
             "This server is shutting down and takes no new batches: retry in a moment.",
             headers={"retry-after": str(max(1, retry_after))},
         )
+    key = _idempotency_key(request)
     body = await read_capped_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
-    requests = decode_create_body(body)
+    decoded = decode_create_body(body)
+    requests = decoded.requests
     custom_ids = check_requests(requests, settings.max_requests_per_batch)
+    options = batch_options(decoded, settings.expiry_seconds, bool(state.prices))
     chunks = into_chunks(requests, custom_ids, settings.chunk_size)
+    # A digest of up to 256 MB takes a while: on a thread, hashlib lets go of the GIL.
+    idempotent = (
+        None if key is None else await anyio.to_thread.run_sync(IdempotentCreate.of, key, body)
+    )
     size = len(body)
+    # Only the chunks, built as they are stored, hold the params from here on.
     del body, requests
-    batch = await state.batches.create(owner, len(custom_ids), chunks)
+    decoded.requests = []
+    batch, replayed = await state.batches.create(
+        owner, len(custom_ids), chunks, options, decoded.completion_window, idempotent
+    )
+    if replayed:
+        log.info(
+            "batch create replayed",
+            extra={"batch_id": batch.id, "idempotency_key": key, **_request_id(request)},
+        )
+        response = json_response(batch_object(request, batch))
+        response.headers["idempotent-replayed"] = "true"
+        return response
     metrics.CREATE_BYTES.inc(size)
     log.info(
         "batch created",
         extra={"batch_id": batch.id, "requests": batch.total, **_request_id(request)},
     )
     return json_response(batch_object(request, batch))
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_KEY_LENGTH:
+        raise ApiError(400, f"Idempotency-Key: 1 to {MAX_KEY_LENGTH} characters")
+    return key
 
 
 async def retrieve_batch(request: Request) -> Response:
@@ -134,7 +192,9 @@ async def list_batches(request: Request) -> Response:
     before_id = request.query_params.get("before_id") or None
     if after_id and before_id:
         raise ApiError(400, "Provide at most one of after_id and before_id.")
-    page, has_more = await state.batches.list(owner, limit, after_id, before_id)
+    page, has_more = await state.batches.list(
+        owner, limit, after_id, before_id, _list_filter(request)
+    )
     lineages = await state.batches.lineage(owner, page)
     return json_response(
         {
@@ -144,6 +204,21 @@ async def list_batches(request: Request) -> Response:
             "last_id": page[-1].id if page else None,
         }
     )
+
+
+def _list_filter(request: Request) -> BatchFilter:
+    """`metadata[key]=value` (each must match) and `processing_status=` of a list."""
+    labels = []
+    for name, value in request.query_params.multi_items():
+        found = LABEL_FILTER.fullmatch(name)
+        if found is not None:
+            labels.append((found["key"], value))
+    status = request.query_params.get("processing_status") or None
+    if status is not None and status not in STATUSES:
+        raise ApiError(
+            400, f"processing_status: Input should be one of {', '.join(STATUSES)}, not {status!r}"
+        )
+    return BatchFilter(tuple(dict.fromkeys(labels)), status)
 
 
 async def cancel_batch(request: Request) -> Response:

@@ -19,7 +19,9 @@ ERROR_TYPES = {
     404: "not_found_error",
     405: "invalid_request_error",
     408: "timeout_error",
+    409: "invalid_request_error",
     413: "request_too_large",
+    422: "invalid_request_error",
     429: "rate_limit_error",
     500: "api_error",
     503: "api_error",
@@ -65,6 +67,15 @@ async def on_batch_not_found(request: Request, exc: Exception) -> Response:
 async def on_wrong_state(request: Request, exc: Exception) -> Response:
     """Never 409: the SDK retries a 409, and a wrong state does not pass by retrying."""
     return error_response(request, 400, str(exc))
+
+
+async def on_idempotency_key_reused(request: Request, exc: Exception) -> Response:
+    return error_response(request, 422, str(exc))
+
+
+async def on_idempotent_create_in_progress(request: Request, exc: Exception) -> Response:
+    """409, which the SDK retries: by then the first create has stored its batch."""
+    return error_response(request, 409, str(exc), {"retry-after": "1"})
 
 
 async def on_http_exception(request: Request, exc: Exception) -> Response:

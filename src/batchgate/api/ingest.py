@@ -15,6 +15,7 @@ import msgspec
 import orjson
 from starlette.requests import Request
 
+from batchgate.api.batch_options import CreateExtensions
 from batchgate.api.errors import ApiError
 from batchgate.storage.base import NewChunk
 
@@ -32,7 +33,7 @@ class BatchRequest(msgspec.Struct, forbid_unknown_fields=True):
     params: msgspec.Raw
 
 
-class CreateBody(msgspec.Struct, forbid_unknown_fields=True):
+class CreateBody(CreateExtensions, forbid_unknown_fields=True, kw_only=True):
     requests: list[BatchRequest]
 
 
@@ -68,9 +69,9 @@ def _clipped(text: str) -> str:
     return text if len(text) <= MAX_QUOTED else f"{text[:MAX_QUOTED]}… (clipped)"
 
 
-def decode_create_body(body: bytearray | bytes) -> list[BatchRequest]:
+def decode_create_body(body: bytearray | bytes) -> CreateBody:
     try:
-        return msgspec.json.decode(body, type=CreateBody).requests
+        return msgspec.json.decode(body, type=CreateBody)
     except msgspec.ValidationError as error:
         found = MSGSPEC_LOCATION.match(str(error))
         if found is None:

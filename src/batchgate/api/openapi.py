@@ -12,11 +12,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from batchgate.api.batch_options import (
+    DEFAULT_MIN_RESULTS,
+    MAX_COUNT,
+    MAX_LABEL_KEY,
+    MAX_LABEL_VALUE,
+    MAX_LABELS,
+    PRIORITY_RANGE,
+)
+from batchgate.api.batches import STATUSES
 from batchgate.api.errors import ERROR_TYPES
 from batchgate.api.ingest import CUSTOM_ID
 from batchgate.api.result_query import RESULT_TYPES
 from batchgate.api.state import AppState
 from batchgate.config.settings import Settings
+from batchgate.service.idempotency import MAX_KEY_LENGTH
+from batchgate.service.usage import GROUPINGS
 
 JSONL = "application/x-jsonl"
 
@@ -30,6 +41,19 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 _TIMESTAMP = {"type": "string", "format": "date-time", "examples": ["2026-11-24T21:58:11.808381Z"]}
+_EXTENSION = "(batchgate extension) "
+_TOKEN_COUNTS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+)
+_LABELS = {
+    "type": "object",
+    "maxProperties": MAX_LABELS,
+    "propertyNames": {"minLength": 1, "maxLength": MAX_LABEL_KEY},
+    "additionalProperties": {"type": "string", "maxLength": MAX_LABEL_VALUE},
+}
 
 
 def _schemas(settings: Settings) -> dict[str, Any]:
@@ -62,6 +86,27 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "results_url": {
                     "description": "Set once the batch has ended: an absolute URL of its results.",
                     **_nullable({"type": "string", "format": "uri"}),
+                },
+                "metadata": {"description": _EXTENSION + "The batch's labels.", **_LABELS},
+                "priority": {
+                    "description": _EXTENSION + "Higher-priority batches run first.",
+                    "type": "integer",
+                },
+                "abort": {
+                    "description": _EXTENSION + "When the batch cancels itself.",
+                    **_nullable(_ref("AbortPolicy")),
+                },
+                "cancel_reason": {
+                    "description": _EXTENSION + "Why the batch was canceled; null if it was not.",
+                    **_nullable(_ref("CancelReason")),
+                },
+                "usage": {
+                    "description": _EXTENSION + "Tokens of the succeeded requests so far.",
+                    **_ref("Usage"),
+                },
+                "cost": {
+                    "description": _EXTENSION + "Null unless the server has a price table.",
+                    **_nullable(_ref("Cost")),
                 },
                 "parent_batch_id": {
                     "description": (
@@ -103,6 +148,82 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "error_types": {"type": "array", "items": {"type": "string"}},
             },
         },
+        "AbortPolicy": {
+            "description": (
+                "Any of: a share of errored requests above errored_share once min_results have"
+                " ended; more output tokens than max_output_tokens; a cost above max_cost_usd"
+                " (needs the server's price table)."
+            ),
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "properties": {
+                "errored_share": {"type": "number", "minimum": 0, "maximum": 1},
+                "min_results": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_COUNT,
+                    "default": DEFAULT_MIN_RESULTS,
+                },
+                "max_output_tokens": {"type": "integer", "minimum": 0, "maximum": MAX_COUNT},
+                "max_cost_usd": {"type": "number", "minimum": 0},
+            },
+        },
+        "CancelReason": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["type"],
+            "properties": {
+                "type": {"enum": ["user", "abort_policy"]},
+                "message": {"type": "string"},
+            },
+        },
+        "Usage": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": list(_TOKEN_COUNTS),
+            "properties": {name: {"type": "integer", "minimum": 0} for name in _TOKEN_COUNTS},
+        },
+        "Cost": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["usd", "currency"],
+            "properties": {"usd": {"type": "number", "minimum": 0}, "currency": {"const": "USD"}},
+        },
+        "UsageReport": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["type", "starting_at", "ending_at", "group_by", "data"],
+            "properties": {
+                "type": {"const": "usage_report"},
+                "starting_at": {"type": "string", "format": "date-time"},
+                "ending_at": {"type": "string", "format": "date-time"},
+                "group_by": {"type": "array", "items": {"enum": list(GROUPINGS)}},
+                "data": {"type": "array", "items": _ref("UsageGroup")},
+            },
+        },
+        "UsageGroup": {
+            "description": (
+                "model and day are there when grouped by them; grouped by model, requests that"
+                " produced no message (errored, canceled, expired) have model null."
+            ),
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["usage", "requests", "cost"],
+            "properties": {
+                "model": _nullable({"type": "string"}),
+                "day": {"type": "string", "format": "date"},
+                "usage": _ref("Usage"),
+                "requests": _ref("RequestOutcomes"),
+                "cost": _nullable(_ref("Cost")),
+            },
+        },
+        "RequestOutcomes": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": list(RESULT_TYPES),
+            "properties": {name: {"type": "integer", "minimum": 0} for name in RESULT_TYPES},
+        },
         "RequestCounts": {
             "description": "They always sum to the number of requests; live while it runs.",
             "type": "object",
@@ -139,7 +260,35 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                     "minItems": 1,
                     "maxItems": settings.max_requests_per_batch,
                     "items": _ref("BatchRequest"),
-                }
+                },
+                "metadata": {
+                    "description": _EXTENSION + "Labels: list filters select by them.",
+                    **_nullable(_LABELS),
+                },
+                "priority": {
+                    "description": _EXTENSION + "Chunks of higher-priority batches run first.",
+                    "type": "integer",
+                    "minimum": -PRIORITY_RANGE,
+                    "maximum": PRIORITY_RANGE,
+                    "default": 0,
+                },
+                "abort": {
+                    "description": _EXTENSION + "When the batch cancels itself.",
+                    **_nullable(_ref("AbortPolicy")),
+                },
+                "completion_window": {
+                    "description": (
+                        _EXTENSION + "Seconds until the batch expires, at most the server's"
+                        f" expiry_seconds ({settings.expiry_seconds:g})."
+                    ),
+                    **_nullable(
+                        {
+                            "type": "number",
+                            "exclusiveMinimum": 0,
+                            "maximum": settings.expiry_seconds,
+                        }
+                    ),
+                },
             },
         },
         "BatchRequest": {
@@ -195,7 +344,9 @@ _ERRORS = {
     401: "Missing or unknown API key (when the server has keys configured).",
     404: "No such batch for this key (unknown, deleted, another key's), or archived results.",
     408: "The create body did not arrive in full within the server's body timeout.",
+    409: "The create with this Idempotency-Key is still being stored: retry (the SDK does).",
     413: "The create body is larger than the server accepts.",
+    422: "This Idempotency-Key was used for a create with a different body.",
     503: "The server is shutting down and takes no new batches; retry after `retry-after`.",
 }
 
@@ -349,6 +500,61 @@ _PAGE_PARAMETERS = [
 ]
 
 
+_IDEMPOTENCY_KEY = {
+    "name": "idempotency-key",
+    "in": "header",
+    "required": False,
+    "description": (
+        _EXTENSION + "A retry with the same key and body returns the batch the first create"
+        " made (header idempotent-replayed: true) instead of a second one."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+}
+_LIST_FILTERS = [
+    {
+        "name": "processing_status",
+        "in": "query",
+        "required": False,
+        "description": _EXTENSION + "Only batches in this status.",
+        "schema": {"enum": list(STATUSES)},
+    },
+    {
+        "name": "metadata",
+        "in": "query",
+        "required": False,
+        "description": _EXTENSION + "metadata[key]=value: only batches with these labels (all).",
+        "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+        "style": "deepObject",
+        "explode": True,
+    },
+]
+_USAGE_PARAMETERS = [
+    {
+        "name": "group_by",
+        "in": "query",
+        "required": False,
+        "description": "model, day or both (comma-separated); none: one group.",
+        "schema": {"type": "array", "items": {"enum": list(GROUPINGS)}},
+        "style": "form",
+        "explode": False,
+    },
+    {
+        "name": "starting_at",
+        "in": "query",
+        "required": False,
+        "description": "Batches created from then (RFC 3339, or a date); default 30 days ago.",
+        "schema": {"type": "string", "format": "date-time"},
+    },
+    {
+        "name": "ending_at",
+        "in": "query",
+        "required": False,
+        "description": "Batches created before then; default now.",
+        "schema": {"type": "string", "format": "date-time"},
+    },
+]
+
+
 def document(settings: Settings) -> dict[str, Any]:
     """The description of a server running with `settings` (its limits are in it)."""
     batch = "The message batch."
@@ -370,7 +576,8 @@ def document(settings: Settings) -> dict[str, Any]:
                     "createMessageBatch",
                     "Create a batch; processing starts at once.",
                     {200: _json(batch, "MessageBatch")},
-                    (400, 408, 413, 503),
+                    (400, 408, 409, 413, 422, 503),
+                    parameters=[_IDEMPOTENCY_KEY],
                     requestBody={
                         "required": True,
                         "description": f"At most {settings.max_body_bytes} bytes.",
@@ -382,7 +589,7 @@ def document(settings: Settings) -> dict[str, Any]:
                     "List the caller's batches, newest first.",
                     {200: _json("A page of batches.", "MessageBatchList")},
                     (400,),
-                    parameters=_PAGE_PARAMETERS,
+                    parameters=_PAGE_PARAMETERS + _LIST_FILTERS,
                 ),
             },
             "/v1/messages/batches/{batch_id}": {
@@ -461,6 +668,17 @@ def document(settings: Settings) -> dict[str, Any]:
                             "explode": True,
                         }
                     ],
+                ),
+            },
+            "/v1/usage": {
+                "parameters": [_ANTHROPIC_VERSION],
+                "get": _operation(
+                    "usageReport",
+                    _EXTENSION + "Tokens, requests by outcome and cost of the caller's"
+                    " workspace, by the day its batches were created (UTC) and/or model.",
+                    {200: _json("The groups, by day then model.", "UsageReport")},
+                    (400,),
+                    parameters=_USAGE_PARAMETERS,
                 ),
             },
         },

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from batchgate.api.auth import Keyring
+from batchgate.config.prices import NO_PRICES, PriceTable
 from batchgate.config.settings import Settings
 from batchgate.engine.worker import Engine
 from batchgate.service.batches import BatchService
@@ -18,6 +19,7 @@ class AppState:
     store: Store
     # None when this process serves only the API (`serve --no-worker`).
     engine: Engine | None = None
+    prices: PriceTable = NO_PRICES
     clock: Callable[[], float] = field(default=time.time)
     shutting_down: bool = False
     keyring: Keyring = field(init=False)

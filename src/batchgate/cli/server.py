@@ -88,7 +88,7 @@ def serve(
     if not worker and not is_postgres(settings.database_url):
         raise fail("--no-worker needs a PostgreSQL database: SQLite serves one process.")
     try:
-        application = build_app(settings, routes, with_worker=worker)
+        application = build_app(settings, routes, configuration.prices, with_worker=worker)
         state: AppState = application.state.batchgate
         keys_configured = state.keyring.any_configured()
     except (SchemaNotReady, StoreUnavailable) as error:
@@ -130,7 +130,7 @@ def worker_command(
         raise fail("`batchgate worker` needs a PostgreSQL database: SQLite serves one process.")
     log.info("batchgate worker on %s", describe(settings.database_url))
     try:
-        run_worker(settings, routes)
+        run_worker(settings, routes, configuration.prices)
     except (SchemaNotReady, StoreUnavailable) as error:
         raise fail(f"Cannot start: {error}") from None
 

@@ -1,8 +1,9 @@
 """The configuration file (`--config FILE` or BATCHGATE_CONFIG) and the configuration it makes.
 
-The file is TOML with two optional parts: a `[settings]` table, which sets any setting by its
-name (settings.py), and `[[routes]]`, which send models to backends (routes.py). Without
-routes, the simulator serves every model. The file is read and checked once, at start.
+The file is TOML with three optional parts: a `[settings]` table, which sets any setting by its
+name (settings.py), `[[routes]]`, which send models to backends (routes.py), and `[[prices]]`,
+what tokens cost (prices.py). Without routes, the simulator serves every model. The file is
+read and checked once, at start.
 """
 
 import os
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from batchgate.config.prices import NO_PRICES, PriceTable, read_prices
 from batchgate.config.routes import DEFAULT_ROUTES, RouteConfig, read_routes
 from batchgate.config.settings import (
     ConfigError,
@@ -21,7 +23,7 @@ from batchgate.config.settings import (
     load_settings,
 )
 
-PARTS = ("settings", "routes")
+PARTS = ("settings", "routes", "prices")
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class ConfigFile:
     path: Path
     settings: Layer
     routes: tuple[RouteConfig, ...]
+    prices: PriceTable = NO_PRICES
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Configuration:
     settings: Settings
     sources: Mapping[str, str]
     routes: tuple[RouteConfig, ...]
+    prices: PriceTable = NO_PRICES
 
 
 def read_config_file(path: str | Path, environ: Mapping[str, str] = os.environ) -> ConfigFile:
@@ -52,12 +56,14 @@ def read_config_file(path: str | Path, environ: Mapping[str, str] = os.environ) 
     unknown = sorted(set(document) - set(PARTS))
     if unknown:
         raise ConfigError(
-            f"{path}: unknown key {unknown[0]!r}; the file holds [settings] and [[routes]]"
+            f"{path}: unknown key {unknown[0]!r};"
+            " the file holds [settings], [[routes]] and [[prices]]"
         )
     settings = file_layer(document.get("settings", {}), path)
+    prices = read_prices(document["prices"], path) if "prices" in document else NO_PRICES
     if "routes" not in document:
-        return ConfigFile(path, settings, DEFAULT_ROUTES)
-    return ConfigFile(path, settings, read_routes(document["routes"], path, environ))
+        return ConfigFile(path, settings, DEFAULT_ROUTES, prices)
+    return ConfigFile(path, settings, read_routes(document["routes"], path, environ), prices)
 
 
 def load_configuration(
@@ -69,4 +75,6 @@ def load_configuration(
     settings, sources = load_settings(
         file.settings if file is not None else {}, environment_layer(environ), flags
     )
-    return Configuration(settings, sources, DEFAULT_ROUTES if file is None else file.routes)
+    if file is None:
+        return Configuration(settings, sources, DEFAULT_ROUTES)
+    return Configuration(settings, sources, file.routes, file.prices)

@@ -51,6 +51,8 @@ class Settings:
     # A create body not received in full within this long is refused (408): a client that
     # trickles its bytes (slowloris) cannot hold a connection and its buffer for ever.
     body_timeout_seconds: float = 300.0
+    # How long an Idempotency-Key of a create is remembered (service/idempotency.py).
+    idempotency_seconds: float = DAY
 
 
 # A layer of settings: the value of each setting it sets, and where it was set.

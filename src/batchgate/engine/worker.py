@@ -35,7 +35,7 @@ import socket
 import sys
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,9 @@ import anyio.to_thread
 import msgspec
 import orjson
 
+from batchgate.config.prices import NO_PRICES, PriceTable
 from batchgate.config.settings import Settings
+from batchgate.engine.abort_watch import AbortWatch
 from batchgate.engine.flow import Overdue, Withdrawn
 from batchgate.engine.internal_errors import InternalErrors
 from batchgate.engine.outages import Outages, retry_delay
@@ -53,6 +55,7 @@ from batchgate.errors import RequestError
 from batchgate.lifecycle import results
 from batchgate.lifecycle.params import validate_params
 from batchgate.lifecycle.simple_params import decode_simple_params
+from batchgate.lifecycle.usage import usage_by_model
 from batchgate.observability import metrics
 from batchgate.storage.base import LeasedChunk, ResultCounts, ResultPart, Store, StoreUnavailable
 
@@ -97,11 +100,13 @@ class BackendCall:
     route: Route
 
 
-# A finished request: its result line, the outcome (succeeded, errored, canceled, expired), and
-# the route it ran on, "" when it never reached one (canceled, expired, invalid, unknown model).
-Finished = tuple[bytes, str, str]
+# A finished request: its result line, the outcome (succeeded, errored, canceled, expired), the
+# route it ran on, "" when it never reached one (canceled, expired, invalid, unknown model), and
+# its message when it succeeded (its usage is summed per part, not per request).
+Finished = tuple[bytes, str, str, dict[str, Any] | None]
 _LINE = operator.itemgetter(0)
 _OUTCOME_AND_ROUTE = operator.itemgetter(1, 2)
+_MESSAGE = operator.itemgetter(3)
 
 
 class PartBuffer:
@@ -126,6 +131,7 @@ class PartBuffer:
         for (outcome, _), count in tallies.items():
             setattr(counts, outcome, getattr(counts, outcome) + count)
         lines = list(map(_LINE, self.finished))
+        usage = usage_by_model(filter(None, map(_MESSAGE, self.finished)))
         part = ResultPart(
             batch_id=self.chunk.batch_id,
             chunk_no=self.chunk.chunk_no,
@@ -134,6 +140,7 @@ class PartBuffer:
             lines=b"\n".join(lines) + b"\n" if lines else b"",
             counts=counts,
             chunk_done=chunk_done,
+            usage=usage,
         )
         if lines:
             self.next_part += 1
@@ -148,10 +155,12 @@ class Engine:
         store: Store,
         settings: Settings,
         router: Router,
+        prices: PriceTable = NO_PRICES,
     ) -> None:
         self._store = store
         self._settings = settings
         self._router = router
+        self._abort_watch = AbortWatch(store, prices)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._wake = asyncio.Event()
         self._work_announced = False
@@ -377,6 +386,9 @@ class Engine:
         )
         if archived:
             log.info("archived %d batches past retention", archived)
+        await anyio.to_thread.run_sync(
+            self._store.forget_idempotency_keys, now - self._settings.idempotency_seconds
+        )
 
     def _poll_store(self) -> tuple[set[str], int]:
         """The canceling batches, and how many chunks of engines that are gone were recovered."""
@@ -477,7 +489,7 @@ class Engine:
                     index, call = on_route
                     buffer.add(index, await self._outcome_on_route(chunk, call))
                 if time.monotonic() - buffer.last_flush >= self._settings.flush_seconds:
-                    await self._save(*buffer.take(chunk_done=False))
+                    await self._save(*buffer.take(chunk_done=False), chunk.abort_policy)
                 elif settled is True:
                     await asyncio.sleep(0)
 
@@ -490,9 +502,14 @@ class Engine:
         # Its place goes to the next chunk while this one's last part commits.
         self._leave_place(this_chunk)
         # A shutdown stops the lanes early; what they had not started stays queued.
-        await self._save(*buffer.take(chunk_done=next(todo, None) is None))
+        await self._save(*buffer.take(chunk_done=next(todo, None) is None), chunk.abort_policy)
 
-    async def _save(self, part: ResultPart, finished: dict[tuple[str, str], int]) -> None:
+    async def _save(
+        self,
+        part: ResultPart,
+        finished: dict[tuple[str, str], int],
+        abort_policy: Mapping[str, Any] | None,
+    ) -> None:
         # Safe to retry: saving a part again that did commit changes nothing.
         saved = await self._outages.retry(
             lambda: self._store.save_part(self.worker_id, part, time.time())
@@ -501,6 +518,9 @@ class Engine:
             raise LeaseLost(f"{part.batch_id} chunk {part.chunk_no}")
         for (outcome, route), count in finished.items():
             metrics.REQUESTS_FINISHED.labels(outcome, route).inc(count)
+        if abort_policy is not None and part.indices and part.batch_id not in self._canceling:
+            # A cancel it makes is announced: the engines' next turn takes it up, as a user's.
+            await self._abort_watch.after_part(part.batch_id, abort_policy)
 
     def _unstarted_outcome(self, chunk: LeasedChunk) -> Callable[[str], Finished] | None:
         """How the chunk's unstarted requests end now, if it is canceled or expired."""
@@ -516,6 +536,7 @@ class Engine:
             results.errored(custom_id, "api_error", "Internal error while running request."),
             "errored",
             route,
+            None,
         )
 
     def _answer_at_once(self, custom_id: str, params: msgspec.Raw) -> Finished | BackendCall:
@@ -568,9 +589,9 @@ class Engine:
                 canceled=lambda: chunk.batch_id in self._canceling,
             )
         except Withdrawn:
-            return results.canceled(call.custom_id), "canceled", route_name
+            return results.canceled(call.custom_id), "canceled", route_name, None
         except Overdue:
-            return results.expired(call.custom_id), "expired", route_name
+            return results.expired(call.custom_id), "expired", route_name, None
         except RequestError as error:
             return _errored(call.custom_id, error, route_name)
         except Exception:
@@ -583,16 +604,16 @@ def _key(chunk: LeasedChunk) -> tuple[str, int]:
 
 
 def _succeeded(custom_id: str, message: dict[str, Any], route: str) -> Finished:
-    return results.succeeded(custom_id, message), "succeeded", route
+    return results.succeeded(custom_id, message), "succeeded", route, message
 
 
 def _canceled(custom_id: str) -> Finished:
-    return results.canceled(custom_id), "canceled", ""
+    return results.canceled(custom_id), "canceled", "", None
 
 
 def _expired(custom_id: str) -> Finished:
-    return results.expired(custom_id), "expired", ""
+    return results.expired(custom_id), "expired", "", None
 
 
 def _errored(custom_id: str, error: RequestError, route: str) -> Finished:
-    return results.errored(custom_id, error.error_type, error.message), "errored", route
+    return results.errored(custom_id, error.error_type, error.message), "errored", route, None

@@ -16,6 +16,7 @@ from the database a few parts at a time on such threads, never all at once.
 """
 
 import builtins
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 
@@ -25,10 +26,20 @@ import orjson
 from batchgate.config.settings import Settings
 from batchgate.lifecycle.ids import new_batch_id
 from batchgate.service import result_views, retries
+from batchgate.service.idempotency import (
+    ABANDONED_CLAIM_SECONDS,
+    IdempotencyKeyReused,
+    IdempotentCreate,
+    IdempotentCreateInProgress,
+)
 from batchgate.service.part_watch import PartWatch
 from batchgate.service.result_views import ResultFilter, ResultView
 from batchgate.service.retries import Lineage, RetrySelection
 from batchgate.storage.base import (
+    EVERY_BATCH,
+    NO_OPTIONS,
+    BatchFilter,
+    BatchOptions,
     BatchRow,
     NewChunk,
     RetryRow,
@@ -40,7 +51,14 @@ from batchgate.storage.base import (
 
 log = logging.getLogger("batchgate.service")
 
-__all__ = ["BatchNotFound", "BatchService", "WrongState"]
+__all__ = [
+    "BatchNotFound",
+    "BatchService",
+    "IdempotencyKeyReused",
+    "IdempotentCreateInProgress",
+    "WrongState",
+]
+USER_CANCEL = {"type": "user"}
 
 
 class BatchNotFound(Exception):
@@ -100,21 +118,83 @@ class BatchService:
         self._clock = clock
         self._part_watch = PartWatch(store)
 
-    async def create(self, owner: str, total: int, chunks: Iterable[NewChunk]) -> BatchRow:
+    async def create(
+        self,
+        owner: str,
+        total: int,
+        chunks: Iterable[NewChunk],
+        options: BatchOptions = NO_OPTIONS,
+        completion_window: float | None = None,
+        idempotent: IdempotentCreate | None = None,
+    ) -> tuple[BatchRow, bool]:
         """Stores a batch of `total` requests, in chunks read lazily, and wakes the engines.
-        Returns once the batch is durably stored."""
+        Returns once the batch is durably stored, with False; or, for a create `idempotent`
+        whose key made a batch already, that batch and True (without storing anything).
+
+        The batch expires after `completion_window` seconds, at most the server's
+        `expiry_seconds`. Raises IdempotencyKeyReused and IdempotentCreateInProgress."""
         now = self._clock()
-        batch = await anyio.to_thread.run_sync(
-            self._store.create_batch,
-            new_batch_id(),
-            owner,
-            now,
-            now + self._settings.expiry_seconds,
-            total,
-            chunks,
-        )
+        if idempotent is not None:
+            replayed = await self._claim(owner, idempotent, now)
+            if replayed is not None:
+                return replayed, True
+            options = dataclasses.replace(options, idempotency_key=idempotent.key)
+        lifetime = self._settings.expiry_seconds
+        if completion_window is not None:
+            lifetime = min(lifetime, completion_window)
+        try:
+            batch = await anyio.to_thread.run_sync(
+                self._store.create_batch,
+                new_batch_id(),
+                owner,
+                now,
+                now + lifetime,
+                total,
+                chunks,
+                None,
+                options,
+            )
+        except BaseException:
+            if idempotent is not None:
+                await self._release(owner, idempotent)
+            raise
         await self._announce_work()
-        return batch
+        return batch, False
+
+    async def _claim(self, owner: str, idempotent: IdempotentCreate, now: float) -> BatchRow | None:
+        """Claims the create's key: None once claimed, else the batch its first create made."""
+        held = await anyio.to_thread.run_sync(
+            self._store.claim_idempotency_key,
+            owner,
+            idempotent.key,
+            idempotent.digest,
+            now,
+            now - self._settings.idempotency_seconds,
+            now - ABANDONED_CLAIM_SECONDS,
+        )
+        if held is None:
+            return None
+        if held.digest != idempotent.digest:
+            raise IdempotencyKeyReused(
+                f"Idempotency-Key {idempotent.key!r} was used for a create with a different body."
+            )
+        if held.batch_id is None:
+            raise IdempotentCreateInProgress(
+                f"The create with Idempotency-Key {idempotent.key!r} is still being stored:"
+                " retry in a moment."
+            )
+        return await self.get(owner, held.batch_id)
+
+    async def _release(self, owner: str, idempotent: IdempotentCreate) -> None:
+        """Gives the key of a failed create back, so that its retry may create the batch. With
+        the database away it stays claimed until ABANDONED_CLAIM_SECONDS have passed."""
+        with anyio.CancelScope(shield=True):
+            try:
+                await anyio.to_thread.run_sync(
+                    self._store.release_idempotency_key, owner, idempotent.key, idempotent.digest
+                )
+            except StoreUnavailable as error:
+                log.warning("could not release Idempotency-Key %r: %s", idempotent.key, error)
 
     async def get(self, owner: str, batch_id: str) -> BatchRow:
         batch = await anyio.to_thread.run_sync(self._store.get_batch, owner, batch_id)
@@ -123,17 +203,22 @@ class BatchService:
         return batch
 
     async def list(
-        self, owner: str, limit: int, after_id: str | None, before_id: str | None
+        self,
+        owner: str,
+        limit: int,
+        after_id: str | None,
+        before_id: str | None,
+        only: BatchFilter = EVERY_BATCH,
     ) -> tuple[list[BatchRow], bool]:
         """A page, newest first, and whether more exist beyond it in the walking direction."""
         return await anyio.to_thread.run_sync(
-            self._store.list_batches, owner, limit, after_id, before_id
+            self._store.list_batches, owner, limit, after_id, before_id, only
         )
 
     async def cancel(self, owner: str, batch_id: str) -> BatchRow:
         """Starts canceling a batch still in progress; a canceling one is returned as it is."""
         batch = await anyio.to_thread.run_sync(
-            self._store.cancel_batch, owner, batch_id, self._clock()
+            self._store.cancel_batch, owner, batch_id, self._clock(), USER_CANCEL
         )
         if batch is None:
             raise _not_found(batch_id)
@@ -225,6 +310,8 @@ class BatchService:
                 taken.total,
                 chunks,
                 retry_of=RetryRow(child_id, parent.id, now, taken),
+                # A retry keeps its parent's labels, priority and abort policy.
+                options=BatchOptions(parent.metadata, parent.priority, parent.abort_policy),
             )
         )
         await self._announce_work()

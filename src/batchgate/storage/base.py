@@ -7,9 +7,9 @@ part committed together with the batch's counters. A chunk whose worker died is 
 only the indices not yet in a part are run, so each request ends exactly once.
 """
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from batchgate.storage.migrations import SchemaStatus
 
@@ -36,6 +36,82 @@ CHUNK_DONE = 2
 
 
 @dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Tokens of succeeded requests, and how many requests they are."""
+
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+    def __add__(self, other: "TokenUsage") -> "TokenUsage":
+        return TokenUsage(
+            self.requests + other.requests,
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_creation_input_tokens + other.cache_creation_input_tokens,
+            self.cache_read_input_tokens + other.cache_read_input_tokens,
+        )
+
+
+# Token usage per model: (model, usage) pairs.
+UsageByModel = tuple[tuple[str, TokenUsage], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOptions:
+    """What a create may add to a batch beyond its requests (docs/api.md, "Beyond the
+    original"); JSON-ready values, checked by the API."""
+
+    metadata: Mapping[str, str] | None = None
+    priority: int = 0
+    abort_policy: Mapping[str, Any] | None = None
+    # The create's Idempotency-Key, claimed before (claim_idempotency_key): the batch is recorded
+    # as that key's in the create's own transaction.
+    idempotency_key: str | None = None
+
+
+NO_OPTIONS = BatchOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFilter:
+    """Which of an owner's batches a list shows: every label must match, and the status."""
+
+    labels: tuple[tuple[str, str], ...] = ()
+    status: str | None = None
+
+
+EVERY_BATCH = BatchFilter()
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """A key already claimed: the digest of its body, and its batch (None while being stored)."""
+
+    digest: str
+    batch_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReportRow:
+    """The tokens of an owner's batches created on one UTC day (days since the epoch), by model."""
+
+    day: int
+    model: str
+    usage: TokenUsage
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeReportRow:
+    """The request counts of an owner's batches created on one UTC day."""
+
+    day: int
+    counts: "ResultCounts"
+
+
+@dataclass(frozen=True, slots=True)
 class BatchRow:
     id: str
     status: str
@@ -50,14 +126,32 @@ class BatchRow:
     ended_at: float | None
     cancel_initiated_at: float | None
     archived_at: float | None
+    metadata: Mapping[str, str] | None = None
+    priority: int = 0
+    abort_policy: Mapping[str, Any] | None = None
+    # Why it was canceled: {"type": "user"} or {"type": "abort_policy", "message": ...}.
+    cancel_reason: Mapping[str, Any] | None = None
+    usage: UsageByModel = ()
 
     @classmethod
-    def new(cls, batch_id: str, total: int, created_at: float, expires_at: float) -> "BatchRow":
+    def new(
+        cls,
+        batch_id: str,
+        total: int,
+        created_at: float,
+        expires_at: float,
+        options: BatchOptions = NO_OPTIONS,
+    ) -> "BatchRow":
         """A batch as it is the moment it is created: every request still processing."""
         return cls(
             batch_id, "in_progress", total, total, 0, 0, 0, 0,
             created_at, expires_at, None, None, None,
+            options.metadata or None, options.priority, options.abort_policy,
         )  # fmt: skip
+
+    @property
+    def total_usage(self) -> TokenUsage:
+        return sum((usage for _, usage in self.usage), TokenUsage())
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +171,7 @@ class LeasedChunk:
     expires_at: float
     done_indices: frozenset[int]
     next_part: int
+    abort_policy: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +204,8 @@ class ResultPart:
     lines: bytes  # JSONL, each line ending in \n
     counts: ResultCounts = field(default_factory=ResultCounts)
     chunk_done: bool = False
+    # Tokens of its succeeded requests, added to the batch's with the part.
+    usage: UsageByModel = ()
 
 
 def committed_before(
@@ -184,6 +281,7 @@ class Store(Protocol):
         total: int,
         chunks: Iterable[NewChunk],
         retry_of: RetryRow | None = None,
+        options: BatchOptions = NO_OPTIONS,
     ) -> BatchRow:
         """Stores the batch and its chunks in one transaction, consuming `chunks` lazily; with
         `retry_of`, the retry that makes it a child (whose child_id is `batch_id`) as well.
@@ -192,14 +290,58 @@ class Store(Protocol):
 
     def get_batch(self, owner: str, batch_id: str) -> BatchRow | None: ...
 
+    def find_batch(self, batch_id: str) -> BatchRow | None:
+        """A batch whoever owns it, for the engine."""
+        ...
+
     def list_batches(
-        self, owner: str, limit: int, after_id: str | None, before_id: str | None
+        self,
+        owner: str,
+        limit: int,
+        after_id: str | None,
+        before_id: str | None,
+        only: BatchFilter = EVERY_BATCH,
     ) -> tuple[list[BatchRow], bool]:
         """A page, newest first, and whether more exist beyond it in the walking direction."""
         ...
 
-    def cancel_batch(self, owner: str, batch_id: str, now: float) -> BatchRow | None:
-        """Starts canceling an in-progress batch. Raises WrongState once it has ended."""
+    def cancel_batch(
+        self, owner: str | None, batch_id: str, now: float, reason: Mapping[str, Any]
+    ) -> BatchRow | None:
+        """Starts canceling an in-progress batch, for `reason` (kept on the batch). Raises
+        WrongState once it has ended. `owner` None: the engine's cancel (an abort policy)."""
+        ...
+
+    # --- idempotency keys --------------------------------------------------------------------
+    def claim_idempotency_key(
+        self,
+        owner: str,
+        key: str,
+        digest: str,
+        now: float,
+        expired_before: float,
+        abandoned_before: float,
+    ) -> IdempotencyRecord | None:
+        """Claims the key for a create of the body with `digest`: None once claimed, else the
+        record of the create that holds it. A claim made before `expired_before` is taken over
+        (the key expired), as is one without a batch made before `abandoned_before` (the
+        process storing its create died)."""
+        ...
+
+    def release_idempotency_key(self, owner: str, key: str, digest: str) -> None:
+        """Gives up a claim whose create failed, so that a retry can create the batch."""
+        ...
+
+    def forget_idempotency_keys(self, created_before: float) -> int:
+        """Deletes the keys claimed before the cutoff; returns how many."""
+        ...
+
+    # --- usage -------------------------------------------------------------------------------
+    def usage_report(
+        self, owner: str, starting_at: float, ending_at: float
+    ) -> tuple[list[UsageReportRow], list[OutcomeReportRow]]:
+        """Tokens by day and model, and requests by day and outcome, of the owner's batches
+        created from `starting_at` until before `ending_at`."""
         ...
 
     def delete_batch(self, owner: str, batch_id: str) -> bool:

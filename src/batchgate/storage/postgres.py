@@ -17,9 +17,11 @@ created by `batchgate migrate` (storage/migrations). What changes is that many w
   no part writes to any more.
 """
 
+import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import orjson
 import psycopg
@@ -28,19 +30,37 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
 from batchgate.storage.base import (
+    EVERY_BATCH,
+    NO_OPTIONS,
     ApiKeyRow,
+    BatchFilter,
+    BatchOptions,
     BatchRow,
     CommittedPart,
+    IdempotencyRecord,
     LeasedChunk,
     NewChunk,
+    OutcomeReportRow,
     ResultCounts,
     ResultPart,
     RetryRow,
     StoredChunk,
     StoreFull,
     StoreUnavailable,
+    TokenUsage,
+    UsageReportRow,
     WrongState,
     committed_before,
+)
+from batchgate.storage.batch_queries import (
+    BATCH_FIELDS,
+    USAGE_FIELDS,
+    as_json,
+    batch_row,
+    list_page_query,
+    usage_by_batch,
+    usage_report_queries,
+    usage_upsert,
 )
 from batchgate.storage.migrations import SchemaStatus, known_versions
 from batchgate.storage.migrations.postgres import (
@@ -63,16 +83,25 @@ log = logging.getLogger("batchgate.storage")
 # away; the engine and the API report an outage themselves, once (engine/outages.py).
 logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
-BATCH_COLUMNS = sql.SQL(
-    "id, status, total, processing, succeeded, errored, canceled, expired,"
-    " created_at, expires_at, ended_at, cancel_initiated_at, archived_at"
-)
+BATCH_COLUMNS = sql.SQL(BATCH_FIELDS)
+USAGE_UPSERT = usage_upsert("%s")
+USAGE_REPORT = usage_report_queries("floor(b.created_at / 86400)::bigint", "%s")
 RESULT_PARTS_PER_READ = 8
 # Archiving deletes every part of a batch: a bounded number per call keeps transactions short.
 ARCHIVE_BATCHES_PER_CALL = 100
 PING_TIMEOUT_SECONDS = 2.0
 # The tables of the schema; a probe of /readyz notices one dropped.
-TABLES = ("batches", "chunk_requests", "chunks", "results", "api_keys", "retries")
+TABLES = (
+    "batches",
+    "chunk_requests",
+    "chunks",
+    "results",
+    "api_keys",
+    "batch_labels",
+    "batch_usage",
+    "idempotency_keys",
+    "retries",
+)
 RETRY_COLUMNS = sql.SQL(
     "child_id, parent_id, created_at,"
     " retried_succeeded, retried_errored, retried_canceled, retried_expired"
@@ -83,8 +112,21 @@ API_KEY_COLUMNS = sql.SQL("id, workspace, prefix, key_hash, created_at, revoked_
 CHECKOUT_TIMEOUT_SECONDS = 5.0
 
 
-def _batch(row: tuple[object, ...] | None) -> BatchRow | None:
-    return None if row is None else BatchRow(*row)  # type: ignore[arg-type]
+def _with_usage(db: psycopg.Connection[TupleRow], rows: list[Any]) -> list[BatchRow]:
+    """The batches of `rows` (BATCH_COLUMNS), each with its token usage."""
+    if not rows:
+        return []
+    usage = usage_by_batch(
+        db.execute(
+            f"SELECT batch_id, model, {USAGE_FIELDS} FROM batch_usage WHERE batch_id = ANY(%s)",
+            ([row[0] for row in rows],),
+        ).fetchall()
+    )
+    return [batch_row(row, usage.get(row[0], ())) for row in rows]
+
+
+def _one_with_usage(db: psycopg.Connection[TupleRow], row: Any) -> BatchRow | None:
+    return None if row is None else _with_usage(db, [row])[0]
 
 
 def unavailable_error(error: Exception) -> type[StoreUnavailable] | None:
@@ -135,15 +177,31 @@ class PostgresStore:
         total: int,
         chunks: Iterable[NewChunk],
         retry_of: RetryRow | None = None,
+        options: BatchOptions = NO_OPTIONS,
     ) -> BatchRow:
         with self._pool.connection() as db, db.transaction():
             if retry_of is not None:
                 _insert_retry(db, retry_of)
             db.execute(
                 "INSERT INTO batches (id, owner, status, total, processing, created_at,"
-                " expires_at) VALUES (%s, %s, 'in_progress', %s, %s, %s, %s)",
-                (batch_id, owner, total, total, created_at, expires_at),
-            )
+                " expires_at, metadata, priority, abort_policy)"
+                " VALUES (%s, %s, 'in_progress', %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    batch_id, owner, total, total, created_at, expires_at,
+                    as_json(options.metadata), options.priority, as_json(options.abort_policy),
+                ),
+            )  # fmt: skip
+            if options.metadata:
+                db.cursor().executemany(
+                    "INSERT INTO batch_labels (owner, key, value, batch_id)"
+                    " VALUES (%s, %s, %s, %s)",
+                    [(owner, key, value, batch_id) for key, value in options.metadata.items()],
+                )
+            if options.idempotency_key is not None:
+                db.execute(
+                    "UPDATE idempotency_keys SET batch_id = %s WHERE owner = %s AND key = %s",
+                    (batch_id, owner, options.idempotency_key),
+                )
             counts: list[int] = []
             with db.cursor().copy(
                 "COPY chunk_requests (batch_id, chunk_no, custom_ids, params)"
@@ -155,66 +213,76 @@ class PostgresStore:
                     counts.append(chunk.count)
                     copy.write_row((batch_id, number, chunk.custom_ids, chunk.params))
             db.execute(
-                "INSERT INTO chunks (batch_id, chunk_no, count)"
-                " SELECT %s, number - 1, count FROM unnest(%s::integer[])"
+                "INSERT INTO chunks (batch_id, chunk_no, count, priority)"
+                " SELECT %s, number - 1, count, %s FROM unnest(%s::integer[])"
                 " WITH ORDINALITY AS c(count, number)",
-                (batch_id, counts),
+                (batch_id, options.priority, counts),
             )
-        return BatchRow.new(batch_id, total, created_at, expires_at)
+        return BatchRow.new(batch_id, total, created_at, expires_at, options)
 
     def get_batch(self, owner: str, batch_id: str) -> BatchRow | None:
         with self._pool.connection() as db:
-            return _batch(
-                db.execute(
-                    sql.SQL("SELECT {} FROM batches WHERE id = %s AND owner = %s").format(
-                        BATCH_COLUMNS
-                    ),
-                    (batch_id, owner),
-                ).fetchone()
-            )
+            row = db.execute(
+                sql.SQL("SELECT {} FROM batches WHERE id = %s AND owner = %s").format(
+                    BATCH_COLUMNS
+                ),
+                (batch_id, owner),
+            ).fetchone()
+            return _one_with_usage(db, row)
+
+    def find_batch(self, batch_id: str) -> BatchRow | None:
+        with self._pool.connection() as db:
+            row = db.execute(
+                sql.SQL("SELECT {} FROM batches WHERE id = %s").format(BATCH_COLUMNS),
+                (batch_id,),
+            ).fetchone()
+            return _one_with_usage(db, row)
 
     def list_batches(
-        self, owner: str, limit: int, after_id: str | None, before_id: str | None
+        self,
+        owner: str,
+        limit: int,
+        after_id: str | None,
+        before_id: str | None,
+        only: BatchFilter = EVERY_BATCH,
     ) -> tuple[list[BatchRow], bool]:
         # Ids sort by creation time, so they double as cursors even once deleted.
-        if before_id is not None:
-            condition, order, cursor = sql.SQL("AND id > %s"), sql.SQL("ASC"), [before_id]
-        elif after_id is not None:
-            condition, order, cursor = sql.SQL("AND id < %s"), sql.SQL("DESC"), [after_id]
-        else:
-            condition, order, cursor = sql.SQL(""), sql.SQL("DESC"), []
+        newer = before_id is not None
+        statement, parameters = list_page_query(
+            owner, only, before_id if newer else after_id, newer, limit + 1, "%s"
+        )
         with self._pool.connection() as db:
-            rows = db.execute(
-                sql.SQL(
-                    "SELECT {} FROM batches WHERE owner = %s {} ORDER BY id {} LIMIT %s"
-                ).format(BATCH_COLUMNS, condition, order),
-                (owner, *cursor, limit + 1),
-            ).fetchall()
-        page = [BatchRow(*row) for row in rows[:limit]]
-        if before_id is not None:
+            rows = db.execute(statement, parameters).fetchall()
+            page = _with_usage(db, rows[:limit])
+        if newer:
             page.reverse()
         return page, len(rows) > limit
 
-    def cancel_batch(self, owner: str, batch_id: str, now: float) -> BatchRow | None:
+    def cancel_batch(
+        self, owner: str | None, batch_id: str, now: float, reason: Mapping[str, Any]
+    ) -> BatchRow | None:
         with self._pool.connection() as db:
-            batch = _batch(
+            batch = _one_with_usage(
+                db,
                 db.execute(
                     sql.SQL(
-                        "UPDATE batches SET status = 'canceling', cancel_initiated_at = %s"
-                        " WHERE id = %s AND owner = %s AND status = 'in_progress' RETURNING {}"
+                        "UPDATE batches SET status = 'canceling', cancel_initiated_at = %s,"
+                        " cancel_reason = %s WHERE id = %s AND owner = coalesce(%s, owner)"
+                        " AND status = 'in_progress' RETURNING {}"
                     ).format(BATCH_COLUMNS),
-                    (now, batch_id, owner),
-                ).fetchone()
+                    (now, as_json(reason), batch_id, owner),
+                ).fetchone(),
             )
             if batch is None:
                 # Statuses only move forward, so this reads why the update matched nothing.
-                batch = _batch(
+                batch = _one_with_usage(
+                    db,
                     db.execute(
-                        sql.SQL("SELECT {} FROM batches WHERE id = %s AND owner = %s").format(
-                            BATCH_COLUMNS
-                        ),
+                        sql.SQL(
+                            "SELECT {} FROM batches WHERE id = %s AND owner = coalesce(%s, owner)"
+                        ).format(BATCH_COLUMNS),
                         (batch_id, owner),
-                    ).fetchone()
+                    ).fetchone(),
                 )
                 if batch is not None and batch.status == "ended":
                     raise WrongState(f"Batch {batch_id} has already ended and cannot be canceled.")
@@ -248,6 +316,8 @@ class PostgresStore:
                 )
             db.execute("DELETE FROM retries WHERE child_id = %s", (batch_id,))
             _drop_contents(db, [batch_id])
+            db.execute("DELETE FROM batch_labels WHERE batch_id = %s", (batch_id,))
+            db.execute("DELETE FROM batch_usage WHERE batch_id = %s", (batch_id,))
             db.execute("DELETE FROM batches WHERE id = %s", (batch_id,))
             return True
 
@@ -337,20 +407,21 @@ class PostgresStore:
                 "UPDATE chunks SET state = 1, lease_owner = %s, lease_expires = %s"
                 " FROM (SELECT batch_id, chunk_no FROM chunks"
                 "       WHERE state < 2 AND (state = 0 OR lease_expires < %s)"
-                "       ORDER BY urgent DESC, chunk_no, batch_id LIMIT %s"
+                "       ORDER BY urgent DESC, priority DESC, chunk_no, batch_id LIMIT %s"
                 "       FOR UPDATE SKIP LOCKED) AS free"
                 " WHERE chunks.batch_id = free.batch_id AND chunks.chunk_no = free.chunk_no"
-                " RETURNING chunks.urgent, chunks.chunk_no, chunks.batch_id",
+                " RETURNING chunks.urgent, chunks.priority, chunks.chunk_no, chunks.batch_id",
                 (worker_id, now + lease_seconds, now, limit),
             ).fetchall()
             if not keys:
                 return []
             # RETURNING comes in no particular order; callers get the queue's.
-            keys.sort(key=lambda key: (not key[0], key[1], key[2]))
+            keys.sort(key=lambda key: (not key[0], -key[1], key[2], key[3]))
             # A statement of its own, so its snapshot starts after the locks above were taken:
             # it sees every part a previous holder committed before losing the chunk.
             rows = db.execute(
-                "SELECT r.custom_ids, r.params, b.status, b.expires_at, d.indices, d.next_part"
+                "SELECT r.custom_ids, r.params, b.status, b.expires_at, d.indices, d.next_part,"
+                " b.abort_policy"
                 " FROM unnest(%s::text[], %s::integer[])"
                 "   WITH ORDINALITY AS k(batch_id, chunk_no, n)"
                 " JOIN chunk_requests r ON r.batch_id = k.batch_id AND r.chunk_no = k.chunk_no"
@@ -359,11 +430,11 @@ class PostgresStore:
                 "   coalesce(max(part) + 1, 0) AS next_part FROM results"
                 "   WHERE results.batch_id = k.batch_id AND results.chunk_no = k.chunk_no) d"
                 " ORDER BY k.n",
-                ([key[2] for key in keys], [key[1] for key in keys]),
+                ([key[3] for key in keys], [key[2] for key in keys]),
             ).fetchall()
         leased = []
-        for (_, chunk_no, batch_id), row in zip(keys, rows, strict=True):
-            custom_ids, params, status, expires_at, indices, next_part = row
+        for (_, _, chunk_no, batch_id), row in zip(keys, rows, strict=True):
+            custom_ids, params, status, expires_at, indices, next_part, abort_policy = row
             done: set[int] = set()
             for blob in indices or ():
                 done.update(orjson.loads(blob))
@@ -377,6 +448,7 @@ class PostgresStore:
                     expires_at,
                     frozenset(done),
                     next_part,
+                    None if abort_policy is None else orjson.loads(abort_policy),
                 )
             )
         return leased
@@ -499,6 +571,14 @@ class PostgresStore:
                         (part.batch_id, part.chunk_no, part.part),
                     ).fetchone()
                     return saved is not None and bytes(saved[0]) == indices
+                if part.usage:
+                    db.cursor().executemany(
+                        USAGE_UPSERT,
+                        [
+                            (part.batch_id, model, *dataclasses.astuple(usage))
+                            for model, usage in part.usage
+                        ],
+                    )
                 # Followers hear of the part once it commits (NOTIFY is sent at commit).
                 [(status, _)] = db.execute(
                     "UPDATE batches SET processing = processing - %(total)s,"
@@ -559,6 +639,71 @@ class PostgresStore:
             ]
             _drop_contents(db, ids)
             return len(ids)
+
+    # --- idempotency keys --------------------------------------------------------------------
+
+    def claim_idempotency_key(
+        self,
+        owner: str,
+        key: str,
+        digest: str,
+        now: float,
+        expired_before: float,
+        abandoned_before: float,
+    ) -> IdempotencyRecord | None:
+        with self._pool.connection() as db, db.transaction():
+            db.execute(
+                "DELETE FROM idempotency_keys WHERE owner = %s AND key = %s"
+                " AND (created_at < %s OR (batch_id IS NULL AND created_at < %s))",
+                (owner, key, expired_before, abandoned_before),
+            )
+            held = db.execute(
+                "INSERT INTO idempotency_keys (owner, key, digest, created_at)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING key",
+                (owner, key, digest, now),
+            ).fetchone()
+            if held is not None:
+                return None
+            record = db.execute(
+                "SELECT digest, batch_id FROM idempotency_keys WHERE owner = %s AND key = %s",
+                (owner, key),
+            ).fetchone()
+        if record is None:
+            # Released between the insert and the read: the next try claims it.
+            return IdempotencyRecord(digest, None)
+        return IdempotencyRecord(*record)
+
+    def release_idempotency_key(self, owner: str, key: str, digest: str) -> None:
+        with self._pool.connection() as db:
+            db.execute(
+                "DELETE FROM idempotency_keys WHERE owner = %s AND key = %s AND digest = %s"
+                " AND batch_id IS NULL",
+                (owner, key, digest),
+            )
+
+    def forget_idempotency_keys(self, created_before: float) -> int:
+        with self._pool.connection() as db:
+            return db.execute(
+                "DELETE FROM idempotency_keys WHERE created_at < %s", (created_before,)
+            ).rowcount
+
+    # --- usage -------------------------------------------------------------------------------
+
+    def usage_report(
+        self, owner: str, starting_at: float, ending_at: float
+    ) -> tuple[list[UsageReportRow], list[OutcomeReportRow]]:
+        scope = (owner, starting_at, ending_at)
+        tokens_query, outcomes_query = USAGE_REPORT
+        with self._pool.connection() as db:
+            tokens = [
+                UsageReportRow(day, model, TokenUsage(*map(int, usage)))
+                for day, model, *usage in db.execute(tokens_query, scope).fetchall()
+            ]
+            outcomes = [
+                OutcomeReportRow(day, ResultCounts(*map(int, counts)))
+                for day, *counts in db.execute(outcomes_query, scope).fetchall()
+            ]
+        return tokens, outcomes
 
     # --- API keys ------------------------------------------------------------------------------
 
@@ -651,6 +796,7 @@ def _expedite(
 
 def _drop_contents(db: psycopg.Connection[TupleRow], batch_ids: list[str]) -> None:
     if batch_ids:
+        # Labels and usage stay with an archived batch's row.
         for table in ("results", "chunk_requests", "chunks"):
             db.execute(
                 sql.SQL("DELETE FROM {} WHERE batch_id = ANY(%s)").format(sql.Identifier(table)),

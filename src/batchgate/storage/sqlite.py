@@ -1,27 +1,47 @@
 """The embedded store: one SQLite file in WAL mode, written by one connection at a time."""
 
 import contextlib
+import dataclasses
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import orjson
 
 from batchgate.storage.base import (
+    EVERY_BATCH,
+    NO_OPTIONS,
     ApiKeyRow,
+    BatchFilter,
+    BatchOptions,
     BatchRow,
     CommittedPart,
+    IdempotencyRecord,
     LeasedChunk,
     NewChunk,
+    OutcomeReportRow,
     ResultCounts,
     ResultPart,
     RetryRow,
     StoredChunk,
     StoreFull,
     StoreUnavailable,
+    TokenUsage,
+    UsageReportRow,
     WrongState,
     committed_before,
+)
+from batchgate.storage.batch_queries import (
+    BATCH_FIELDS,
+    USAGE_FIELDS,
+    as_json,
+    batch_row,
+    list_page_query,
+    usage_by_batch,
+    usage_report_queries,
+    usage_upsert,
 )
 from batchgate.storage.migrations import newer_schema_problem
 from batchgate.storage.migrations.sqlite import schema_status, upgrade
@@ -31,10 +51,9 @@ log = logging.getLogger("batchgate.storage")
 
 API_KEY_COLUMNS = "id, workspace, prefix, key_hash, created_at, revoked_at"
 
-BATCH_COLUMNS = (
-    "id, status, total, processing, succeeded, errored, canceled, expired, "
-    "created_at, expires_at, ended_at, cancel_initiated_at, archived_at"
-)
+BATCH_COLUMNS = BATCH_FIELDS
+USAGE_UPSERT = usage_upsert("?")
+USAGE_REPORT = usage_report_queries("CAST(b.created_at / 86400 AS INTEGER)", "?")
 RESULT_PARTS_PER_READ = 8
 RETRY_COLUMNS = (
     "child_id, parent_id, created_at,"
@@ -55,10 +74,6 @@ UNAVAILABLE_CODES = frozenset(
         sqlite3.SQLITE_READONLY,
     }
 )
-
-
-def _batch(row: tuple[object, ...] | None) -> BatchRow | None:
-    return None if row is None else BatchRow(*row)  # type: ignore[arg-type]
 
 
 def unavailable_error(error: Exception) -> type[StoreUnavailable] | None:
@@ -199,15 +214,29 @@ class SQLiteStore:
         total: int,
         chunks: Iterable[NewChunk],
         retry_of: RetryRow | None = None,
+        options: BatchOptions = NO_OPTIONS,
     ) -> BatchRow:
         with self._transaction(durable=True) as db:
             if retry_of is not None:
                 _insert_retry(db, retry_of)
             db.execute(
                 "INSERT INTO batches (id, owner, status, total, processing, created_at,"
-                " expires_at) VALUES (?, ?, 'in_progress', ?, ?, ?, ?)",
-                (batch_id, owner, total, total, created_at, expires_at),
+                " expires_at, metadata, priority, abort_policy)"
+                " VALUES (?, ?, 'in_progress', ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    batch_id, owner, total, total, created_at, expires_at,
+                    as_json(options.metadata), options.priority, as_json(options.abort_policy),
+                ),
+            )  # fmt: skip
+            db.executemany(
+                "INSERT INTO batch_labels (owner, key, value, batch_id) VALUES (?, ?, ?, ?)",
+                ((owner, key, value, batch_id) for key, value in (options.metadata or {}).items()),
             )
+            if options.idempotency_key is not None:
+                db.execute(
+                    "UPDATE idempotency_keys SET batch_id = ? WHERE owner = ? AND key = ?",
+                    (batch_id, owner, options.idempotency_key),
+                )
             counts: list[int] = []
 
             def request_rows() -> Iterator[tuple[str, int, bytes, bytes]]:
@@ -222,65 +251,84 @@ class SQLiteStore:
                 request_rows(),
             )
             db.executemany(
-                "INSERT INTO chunks (batch_id, chunk_no, count) VALUES (?, ?, ?)",
-                ((batch_id, number, count) for number, count in enumerate(counts)),
+                "INSERT INTO chunks (batch_id, chunk_no, count, priority) VALUES (?, ?, ?, ?)",
+                (
+                    (batch_id, number, count, options.priority)
+                    for number, count in enumerate(counts)
+                ),
             )
-        return BatchRow.new(batch_id, total, created_at, expires_at)
+        return BatchRow.new(batch_id, total, created_at, expires_at, options)
 
     def get_batch(self, owner: str, batch_id: str) -> BatchRow | None:
         row = self._reader.execute(
             f"SELECT {BATCH_COLUMNS} FROM batches WHERE id = ? AND owner = ?", (batch_id, owner)
         ).fetchone()
-        return _batch(row)
+        return None if row is None else self._with_usage(self._reader, [row])[0]
+
+    def find_batch(self, batch_id: str) -> BatchRow | None:
+        row = self._reader.execute(
+            f"SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,)
+        ).fetchone()
+        return None if row is None else self._with_usage(self._reader, [row])[0]
+
+    def _with_usage(self, db: sqlite3.Connection, rows: list[Any]) -> list[BatchRow]:
+        """The batches of `rows` (BATCH_COLUMNS), each with its token usage."""
+        if not rows:
+            return []
+        ids = [row[0] for row in rows]
+        usage = usage_by_batch(
+            db.execute(
+                f"SELECT batch_id, model, {USAGE_FIELDS} FROM batch_usage"
+                f" WHERE batch_id IN ({', '.join('?' * len(ids))})",
+                ids,
+            ).fetchall()
+        )
+        return [batch_row(row, usage.get(row[0], ())) for row in rows]
 
     def list_batches(
-        self, owner: str, limit: int, after_id: str | None, before_id: str | None
+        self,
+        owner: str,
+        limit: int,
+        after_id: str | None,
+        before_id: str | None,
+        only: BatchFilter = EVERY_BATCH,
     ) -> tuple[list[BatchRow], bool]:
         # Ids sort by creation time, so they double as cursors even once deleted.
-        if before_id is not None:
-            rows = self._reader.execute(
-                f"SELECT {BATCH_COLUMNS} FROM batches WHERE owner = ? AND id > ?"
-                " ORDER BY id ASC LIMIT ?",
-                (owner, before_id, limit + 1),
-            ).fetchall()
-            page = [BatchRow(*row) for row in rows[:limit]]
+        newer = before_id is not None
+        statement, parameters = list_page_query(
+            owner, only, before_id if newer else after_id, newer, limit + 1, "?"
+        )
+        rows = self._reader.execute(statement, parameters).fetchall()
+        page = self._with_usage(self._reader, rows[:limit])
+        if newer:
             page.reverse()
-            return page, len(rows) > limit
-        if after_id is not None:
-            rows = self._reader.execute(
-                f"SELECT {BATCH_COLUMNS} FROM batches WHERE owner = ? AND id < ?"
-                " ORDER BY id DESC LIMIT ?",
-                (owner, after_id, limit + 1),
-            ).fetchall()
-        else:
-            rows = self._reader.execute(
-                f"SELECT {BATCH_COLUMNS} FROM batches WHERE owner = ? ORDER BY id DESC LIMIT ?",
-                (owner, limit + 1),
-            ).fetchall()
-        return [BatchRow(*row) for row in rows[:limit]], len(rows) > limit
+        return page, len(rows) > limit
 
-    def cancel_batch(self, owner: str, batch_id: str, now: float) -> BatchRow | None:
+    def cancel_batch(
+        self, owner: str | None, batch_id: str, now: float, reason: Mapping[str, Any]
+    ) -> BatchRow | None:
         with self._transaction() as db:
-            batch = _batch(
-                db.execute(
-                    f"SELECT {BATCH_COLUMNS} FROM batches WHERE id = ? AND owner = ?",
-                    (batch_id, owner),
-                ).fetchone()
-            )
-            if batch is None or batch.status == "canceling":
-                return batch
-            if batch.status == "ended":
+            status = db.execute(
+                "SELECT status FROM batches WHERE id = ? AND owner = coalesce(?, owner)",
+                (batch_id, owner),
+            ).fetchone()
+            if status is None:
+                return None
+            if status[0] == "ended":
                 raise WrongState(f"Batch {batch_id} has already ended and cannot be canceled.")
-            db.execute(
-                "UPDATE batches SET status = 'canceling', cancel_initiated_at = ? WHERE id = ?",
-                (now, batch_id),
-            )
-            db.execute("UPDATE chunks SET urgent = 1 WHERE batch_id = ? AND state < 2", (batch_id,))
-            return _batch(
+            if status[0] == "in_progress":
                 db.execute(
-                    f"SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,)
-                ).fetchone()
-            )
+                    "UPDATE batches SET status = 'canceling', cancel_initiated_at = ?,"
+                    " cancel_reason = ? WHERE id = ?",
+                    (now, as_json(reason), batch_id),
+                )
+                db.execute(
+                    "UPDATE chunks SET urgent = 1 WHERE batch_id = ? AND state < 2", (batch_id,)
+                )
+            row = db.execute(
+                f"SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,)
+            ).fetchone()
+            return self._with_usage(db, [row])[0]
 
     def delete_batch(self, owner: str, batch_id: str) -> bool:
         with self._transaction() as db:
@@ -306,6 +354,8 @@ class SQLiteStore:
             db.execute("DELETE FROM results WHERE batch_id = ?", (batch_id,))
             db.execute("DELETE FROM chunk_requests WHERE batch_id = ?", (batch_id,))
             db.execute("DELETE FROM chunks WHERE batch_id = ?", (batch_id,))
+            db.execute("DELETE FROM batch_labels WHERE batch_id = ?", (batch_id,))
+            db.execute("DELETE FROM batch_usage WHERE batch_id = ?", (batch_id,))
             db.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
             return True
 
@@ -381,7 +431,7 @@ class SQLiteStore:
             keys = db.execute(
                 "SELECT batch_id, chunk_no FROM chunks WHERE state < 2"
                 " AND (state = 0 OR lease_expires < ?)"
-                " ORDER BY urgent DESC, chunk_no, batch_id LIMIT ?",
+                " ORDER BY urgent DESC, priority DESC, chunk_no, batch_id LIMIT ?",
                 (now, limit),
             ).fetchall()
             leased = []
@@ -391,9 +441,10 @@ class SQLiteStore:
                     " WHERE batch_id = ? AND chunk_no = ?",
                     (worker_id, now + lease_seconds, batch_id, chunk_no),
                 )
-                custom_ids, params, status, expires_at = db.execute(
-                    "SELECT custom_ids, params, status, expires_at FROM chunk_requests"
-                    " JOIN batches ON batches.id = batch_id WHERE batch_id = ? AND chunk_no = ?",
+                custom_ids, params, status, expires_at, abort_policy = db.execute(
+                    "SELECT custom_ids, params, status, expires_at, abort_policy"
+                    " FROM chunk_requests JOIN batches ON batches.id = batch_id"
+                    " WHERE batch_id = ? AND chunk_no = ?",
                     (batch_id, chunk_no),
                 ).fetchone()
                 done: set[int] = set()
@@ -414,6 +465,7 @@ class SQLiteStore:
                         expires_at,
                         frozenset(done),
                         next_part,
+                        None if abort_policy is None else orjson.loads(abort_policy),
                     )
                 )
             return leased
@@ -494,6 +546,13 @@ class SQLiteStore:
                         (part.batch_id, part.chunk_no, part.part),
                     ).fetchone()
                     return saved is not None and bytes(saved[0]) == indices
+                db.executemany(
+                    USAGE_UPSERT,
+                    (
+                        (part.batch_id, model, *dataclasses.astuple(usage))
+                        for model, usage in part.usage
+                    ),
+                )
                 [(status,)] = db.execute(
                     "UPDATE batches SET processing = processing - ?, succeeded = succeeded + ?,"
                     " errored = errored + ?, canceled = canceled + ?, expired = expired + ?,"
@@ -559,6 +618,67 @@ class SQLiteStore:
                 db.execute("DELETE FROM chunks WHERE batch_id = ?", (batch_id,))
                 db.execute("UPDATE batches SET archived_at = ? WHERE id = ?", (now, batch_id))
             return len(ids)
+
+    # --- idempotency keys --------------------------------------------------------------------
+
+    def claim_idempotency_key(
+        self,
+        owner: str,
+        key: str,
+        digest: str,
+        now: float,
+        expired_before: float,
+        abandoned_before: float,
+    ) -> IdempotencyRecord | None:
+        with self._transaction() as db:
+            db.execute(
+                "DELETE FROM idempotency_keys WHERE owner = ? AND key = ?"
+                " AND (created_at < ? OR (batch_id IS NULL AND created_at < ?))",
+                (owner, key, expired_before, abandoned_before),
+            )
+            held = db.execute(
+                "INSERT INTO idempotency_keys (owner, key, digest, created_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING key",
+                (owner, key, digest, now),
+            ).fetchall()
+            if held:
+                return None
+            record = db.execute(
+                "SELECT digest, batch_id FROM idempotency_keys WHERE owner = ? AND key = ?",
+                (owner, key),
+            ).fetchone()
+            return IdempotencyRecord(*record)
+
+    def release_idempotency_key(self, owner: str, key: str, digest: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "DELETE FROM idempotency_keys WHERE owner = ? AND key = ? AND digest = ?"
+                " AND batch_id IS NULL",
+                (owner, key, digest),
+            )
+
+    def forget_idempotency_keys(self, created_before: float) -> int:
+        with self._transaction() as db:
+            return db.execute(
+                "DELETE FROM idempotency_keys WHERE created_at < ?", (created_before,)
+            ).rowcount
+
+    # --- usage -------------------------------------------------------------------------------
+
+    def usage_report(
+        self, owner: str, starting_at: float, ending_at: float
+    ) -> tuple[list[UsageReportRow], list[OutcomeReportRow]]:
+        scope = (owner, starting_at, ending_at)
+        tokens_query, outcomes_query = USAGE_REPORT
+        tokens = [
+            UsageReportRow(day, model, TokenUsage(*usage))
+            for day, model, *usage in self._reader.execute(tokens_query, scope).fetchall()
+        ]
+        outcomes = [
+            OutcomeReportRow(day, ResultCounts(*counts))
+            for day, *counts in self._reader.execute(outcomes_query, scope).fetchall()
+        ]
+        return tokens, outcomes
 
     # --- API keys ------------------------------------------------------------------------------
 

@@ -12,6 +12,18 @@ import typer
 from batchgate.cli.client.connection import ApiKeyOption, BaseUrlOption, connect
 from batchgate.cli.client.consoles import stdout_console, tell
 from batchgate.cli.client.display import batch_details, batch_json, batches_table, print_json
+from batchgate.cli.client.extensions import (
+    CompletionWindowOption,
+    ErroredShareOption,
+    LabelOption,
+    MaxCostOption,
+    MaxOutputTokensOption,
+    MinResultsOption,
+    PriorityOption,
+    StatusOption,
+    create_extensions,
+    list_filters,
+)
 from batchgate.cli.client.failures import (
     EXIT_INTERRUPTED,
     EXIT_LINES_SKIPPED,
@@ -117,6 +129,13 @@ def submit(
     wait: WaitForResultsFlag = False,
     output: OutputOption = None,
     interval: IntervalOption = 1.0,
+    label: LabelOption = None,
+    priority: PriorityOption = None,
+    abort_errored_share: ErroredShareOption = None,
+    abort_min_results: MinResultsOption = None,
+    abort_max_output_tokens: MaxOutputTokensOption = None,
+    abort_max_cost_usd: MaxCostOption = None,
+    completion_window: CompletionWindowOption = None,
     base_url: BaseUrlOption = None,
     api_key: ApiKeyOption = None,
 ) -> None:
@@ -127,12 +146,21 @@ def submit(
     then writes the results.
     """
     waiting = _waiting(wait, interval, output)
+    extensions = create_extensions(
+        label,
+        priority,
+        abort_errored_share,
+        abort_min_results,
+        abort_max_output_tokens,
+        abort_max_cost_usd,
+        completion_window,
+    )
     prompts = _prompt_settings(model, max_tokens)
     if skip_invalid:
         requests, skipped = load_valid_requests(file, prompts)
     else:
         requests, skipped = load_requests(file, prompts), 0
-    code = submit_requests(connect(base_url, api_key), requests, waiting)
+    code = submit_requests(connect(base_url, api_key), requests, waiting, extensions)
     raise typer.Exit(code or (EXIT_LINES_SKIPPED if skipped else 0))
 
 
@@ -170,15 +198,18 @@ def status(
 def list_batches(
     limit: Annotated[int, typer.Option(min=1, help="How many batches to show.")] = 20,
     show_all: Annotated[bool, typer.Option("--all", help="Show every batch.")] = False,
+    label: LabelOption = None,
+    status: StatusOption = None,
     as_json: JsonFlag = False,
     base_url: BaseUrlOption = None,
     api_key: ApiKeyOption = None,
 ) -> None:
-    """List batches, newest first."""
+    """List batches, newest first; --label and --status keep those that match (batchgate)."""
     client = connect(base_url, api_key)
-    # Iterating the SDK's page follows the next pages as needed.
+    # Iterating the SDK's page follows the next pages as needed, with the same filters.
     listing = client.messages.batches.list(
-        limit=PAGE_SIZE_MAX if show_all else min(limit, PAGE_SIZE_MAX)
+        limit=PAGE_SIZE_MAX if show_all else min(limit, PAGE_SIZE_MAX),
+        extra_query=list_filters(label, status) or None,
     )
     batches = list(listing) if show_all else list(islice(listing, limit))
     if as_json:

@@ -11,6 +11,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from batchgate.cli.client.extensions import add_extension_rows
+
 if TYPE_CHECKING:
     from anthropic.types.messages import MessageBatch, MessageBatchRequestCounts
 
@@ -90,4 +92,5 @@ def batch_details(batch: MessageBatch) -> Table:
     if batch.archived_at is not None:
         details.add_row("archived", _when(batch.archived_at))
     details.add_row("results", batch.results_url or "-")
+    add_extension_rows(details, batch)
     return details

@@ -6,10 +6,10 @@ server, and the message says how to pick them up again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
@@ -58,9 +58,13 @@ def _explain_interruption(created: Sequence[MessageBatch], planned: int) -> None
 
 
 def submit_requests(
-    client: anthropic.Anthropic, requests: Sequence[BatchRequest], waiting: Waiting | None
+    client: anthropic.Anthropic,
+    requests: Sequence[BatchRequest],
+    waiting: Waiting | None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> int:
-    """Submits `requests` in as many batches as the limits need; returns the exit code.
+    """Submits `requests` in as many batches as the limits need, each with the batchgate
+    `extensions` of a create body (cli/client/extensions.py); returns the exit code.
 
     Without waiting, prints the new batch ids on stdout. Waiting, writes every batch's results
     to the output once all have ended.
@@ -75,7 +79,8 @@ def submit_requests(
     try:
         for group in groups:
             batch = client.messages.batches.create(
-                requests=cast("list[batch_create_params.Request]", group)
+                requests=cast("list[batch_create_params.Request]", group),
+                extra_body=dict(extensions) if extensions else None,
             )
             created.append(batch)
             tell(f"Submitted {batch.id}: {len(group):,} requests.")

@@ -21,10 +21,16 @@ CREATE TABLE batches (
     archived_at double precision,
     -- The number of the batch's last committed part (results.commit_seq; version 3).
     parts_committed bigint NOT NULL DEFAULT 0,
+    -- Labels ({"key": "value"} JSON), abort policy and cancel reason (JSON); NULL when none.
+    metadata text,
+    priority integer NOT NULL DEFAULT 0,
+    abort_policy text,
+    cancel_reason text,
     -- A request counted twice would break this, so the database itself refuses a duplicate.
     CHECK (processing + succeeded + errored + canceled + expired = total)
 );
 CREATE INDEX batches_by_owner ON batches (owner, id);
+CREATE INDEX batches_by_owner_status ON batches (owner, status, id);
 CREATE INDEX batches_canceling ON batches (id) WHERE status = 'canceling';
 CREATE INDEX batches_unfinished ON batches (expires_at) WHERE status <> 'ended';
 CREATE INDEX batches_to_archive ON batches (created_at)
@@ -50,9 +56,11 @@ CREATE TABLE chunks (
     urgent boolean NOT NULL DEFAULT false,
     lease_owner text,
     lease_expires double precision,
+    priority integer NOT NULL DEFAULT 0,
     PRIMARY KEY (batch_id, chunk_no)
 ) WITH (fillfactor = 70);
-CREATE INDEX chunks_queue ON chunks (urgent DESC, chunk_no, batch_id) WHERE state < 2;
+CREATE INDEX chunks_queue ON chunks (urgent DESC, priority DESC, chunk_no, batch_id)
+    WHERE state < 2;
 CREATE INDEX chunks_leased ON chunks (lease_owner) WHERE state = 1;
 
 CREATE TABLE results (
@@ -103,3 +111,37 @@ CREATE TABLE retries (
     retried_canceled integer NOT NULL,
     retried_expired integer NOT NULL
 );
+
+-- One row per label of a batch: `metadata[key]=value` filters walk this index newest first.
+CREATE TABLE batch_labels (
+    owner text NOT NULL,
+    key text NOT NULL,
+    value text NOT NULL,
+    batch_id text COLLATE "C" NOT NULL,
+    PRIMARY KEY (owner, key, value, batch_id)
+);
+CREATE INDEX batch_labels_of_batch ON batch_labels (batch_id);
+
+-- Tokens of the succeeded requests of a batch, per model, added with each part.
+CREATE TABLE batch_usage (
+    batch_id text COLLATE "C" NOT NULL,
+    model text NOT NULL,
+    requests bigint NOT NULL,
+    input_tokens bigint NOT NULL,
+    output_tokens bigint NOT NULL,
+    cache_creation_input_tokens bigint NOT NULL,
+    cache_read_input_tokens bigint NOT NULL,
+    PRIMARY KEY (batch_id, model)
+);
+
+-- Idempotency-Key of creates, per workspace: the digest of the body it came with, and the batch
+-- it created (NULL while that create is being stored).
+CREATE TABLE idempotency_keys (
+    owner text NOT NULL,
+    key text NOT NULL,
+    digest text NOT NULL,
+    batch_id text COLLATE "C",
+    created_at double precision NOT NULL,
+    PRIMARY KEY (owner, key)
+);
+CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);

@@ -17,9 +17,15 @@ CREATE TABLE batches (
     expires_at REAL NOT NULL,
     ended_at REAL,
     cancel_initiated_at REAL,
-    archived_at REAL
+    archived_at REAL,
+    -- Labels ({"key": "value"} JSON), abort policy and cancel reason (JSON); NULL when none.
+    metadata TEXT,
+    priority INTEGER NOT NULL DEFAULT 0,
+    abort_policy TEXT,
+    cancel_reason TEXT
 ) WITHOUT ROWID;
 CREATE INDEX batches_by_owner ON batches (owner, id);
+CREATE INDEX batches_by_owner_status ON batches (owner, status, id);
 CREATE INDEX batches_unfinished ON batches (status) WHERE status != 'ended';
 CREATE INDEX batches_by_status ON batches (status);
 
@@ -33,8 +39,8 @@ CREATE TABLE chunk_requests (
     PRIMARY KEY (batch_id, chunk_no)
 );
 
--- state: 0 queued, 1 leased, 2 done. Queued chunks are taken lowest chunk_no first across all
--- batches, so a small batch never waits behind the whole of a large one.
+-- state: 0 queued, 1 leased, 2 done. Queued chunks are taken highest priority first, then lowest
+-- chunk_no first across all batches, so a small batch never waits behind the whole of a large one.
 CREATE TABLE chunks (
     batch_id TEXT NOT NULL,
     chunk_no INTEGER NOT NULL,
@@ -43,9 +49,10 @@ CREATE TABLE chunks (
     urgent INTEGER NOT NULL DEFAULT 0,
     lease_owner TEXT,
     lease_expires REAL,
+    priority INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (batch_id, chunk_no)
 ) WITHOUT ROWID;
-CREATE INDEX chunks_queue ON chunks (urgent DESC, chunk_no, batch_id)
+CREATE INDEX chunks_queue ON chunks (urgent DESC, priority DESC, chunk_no, batch_id)
     WHERE state < 2;
 
 -- The order parts committed in is their rowid: one writer, and a new row's rowid is above every
@@ -80,3 +87,37 @@ CREATE TABLE retries (
     retried_canceled INTEGER NOT NULL,
     retried_expired INTEGER NOT NULL
 );
+
+-- One row per label of a batch: `metadata[key]=value` filters walk this index newest first.
+CREATE TABLE batch_labels (
+    owner TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    batch_id TEXT NOT NULL,
+    PRIMARY KEY (owner, key, value, batch_id)
+) WITHOUT ROWID;
+CREATE INDEX batch_labels_of_batch ON batch_labels (batch_id);
+
+-- Tokens of the succeeded requests of a batch, per model, added with each part.
+CREATE TABLE batch_usage (
+    batch_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cache_creation_input_tokens INTEGER NOT NULL,
+    cache_read_input_tokens INTEGER NOT NULL,
+    PRIMARY KEY (batch_id, model)
+) WITHOUT ROWID;
+
+-- Idempotency-Key of creates, per workspace: the digest of the body it came with, and the batch
+-- it created (NULL while that create is being stored).
+CREATE TABLE idempotency_keys (
+    owner TEXT NOT NULL,
+    key TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    batch_id TEXT,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (owner, key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);

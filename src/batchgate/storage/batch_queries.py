@@ -1,0 +1,118 @@
+"""The SQL both stores share for what the control extensions add to a batch: the page of a
+filtered list, and the columns and JSON values of labels, abort policies and cancel reasons.
+
+Statements are written once with `{mark}` for the driver's placeholder (`?` or `%s`).
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from batchgate.storage.base import BatchFilter, BatchRow, TokenUsage, UsageByModel
+
+# In the order of BatchRow's fields, the batch's own columns (usage comes from batch_usage).
+BATCH_FIELDS = (
+    "id, status, total, processing, succeeded, errored, canceled, expired,"
+    " created_at, expires_at, ended_at, cancel_initiated_at, archived_at,"
+    " metadata, priority, abort_policy, cancel_reason"
+)
+USAGE_FIELDS = (
+    "requests, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens"
+)
+
+
+def prefixed(columns: str, table: str) -> str:
+    return ", ".join(f"{table}.{column.strip()}" for column in columns.split(","))
+
+
+def as_json(value: Mapping[str, Any] | None) -> str | None:
+    return None if not value else orjson.dumps(value).decode()
+
+
+def batch_row(row: tuple[Any, ...], usage: UsageByModel = ()) -> BatchRow:
+    """A row of BATCH_FIELDS, its JSON columns decoded."""
+    metadata, priority, abort_policy, cancel_reason = row[13:17]
+    # The first 13 columns are BatchRow's first 13 fields, which mypy cannot tell from a tuple.
+    return BatchRow(  # type: ignore[call-arg]
+        *row[:13],
+        None if metadata is None else orjson.loads(metadata),
+        priority,
+        None if abort_policy is None else orjson.loads(abort_policy),
+        None if cancel_reason is None else orjson.loads(cancel_reason),
+        usage,
+    )
+
+
+def usage_by_batch(rows: list[tuple[Any, ...]]) -> dict[str, UsageByModel]:
+    """Rows of (batch_id, model, *USAGE_FIELDS) gathered per batch."""
+    gathered: dict[str, list[tuple[str, TokenUsage]]] = {}
+    for batch_id, model, *tokens in rows:
+        gathered.setdefault(batch_id, []).append((model, TokenUsage(*tokens)))
+    return {batch_id: tuple(sorted(usage)) for batch_id, usage in gathered.items()}
+
+
+def list_page_query(
+    owner: str, only: BatchFilter, cursor: str | None, newer: bool, limit: int, mark: str
+) -> tuple[str, list[object]]:
+    """The statement and parameters of a page of an owner's batches: the `limit` nearest to
+    `cursor` (older, or `newer`), in walking order. With labels it walks the first label's
+    index entries in id order, each further label checked by its own index, so a page reads
+    about as many entries as it holds rows matching the first label."""
+    columns = prefixed(BATCH_FIELDS, "b")
+    if only.labels:
+        (key, value), others = only.labels[0], only.labels[1:]
+        source = "batch_labels l JOIN batches b ON b.id = l.batch_id"
+        id_column = "l.batch_id"
+        conditions = [f"l.owner = {mark}", f"l.key = {mark}", f"l.value = {mark}"]
+        parameters: list[object] = [owner, key, value]
+        for key, value in others:
+            conditions.append(
+                "EXISTS (SELECT 1 FROM batch_labels o WHERE o.owner = l.owner"
+                f" AND o.key = {mark} AND o.value = {mark} AND o.batch_id = l.batch_id)"
+            )
+            parameters += [key, value]
+    else:
+        source, id_column = "batches b", "b.id"
+        conditions, parameters = [f"b.owner = {mark}"], [owner]
+    if only.status is not None:
+        conditions.append(f"b.status = {mark}")
+        parameters.append(only.status)
+    if cursor is not None:
+        conditions.append(f"{id_column} {'>' if newer else '<'} {mark}")
+        parameters.append(cursor)
+    parameters.append(limit)
+    statement = (
+        f"SELECT {columns} FROM {source} WHERE {' AND '.join(conditions)}"
+        f" ORDER BY {id_column} {'ASC' if newer else 'DESC'} LIMIT {mark}"
+    )
+    return statement, parameters
+
+
+def usage_report_queries(day: str, mark: str) -> tuple[str, str]:
+    """The statements of Store.usage_report: tokens by day and model, then requests by day and
+    outcome; `day` is the store's expression of a batch's day (b.created_at in whole days since
+    the epoch). Parameters of each: owner, starting_at, ending_at."""
+    scope = f"b.owner = {mark} AND b.created_at >= {mark} AND b.created_at < {mark}"
+    sums = ", ".join(f"sum(u.{column.strip()})" for column in USAGE_FIELDS.split(","))
+    tokens = (
+        f"SELECT {day} AS day, u.model, {sums} FROM batch_usage u JOIN batches b"
+        f" ON b.id = u.batch_id WHERE {scope} GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+    outcomes = (
+        f"SELECT {day} AS day, sum(b.succeeded), sum(b.errored), sum(b.canceled),"
+        f" sum(b.expired) FROM batches b WHERE {scope} GROUP BY 1 ORDER BY 1"
+    )
+    return tokens, outcomes
+
+
+def usage_upsert(mark: str) -> str:
+    """Adds a part's tokens for one model to its batch's (parameters: batch_id, model, then
+    USAGE_FIELDS)."""
+    columns = [column.strip() for column in USAGE_FIELDS.split(",")]
+    added = ", ".join(f"{column} = batch_usage.{column} + excluded.{column}" for column in columns)
+    return (
+        f"INSERT INTO batch_usage (batch_id, model, {USAGE_FIELDS})"
+        f" VALUES ({', '.join([mark] * (len(columns) + 2))})"
+        f" ON CONFLICT (batch_id, model) DO UPDATE SET {added}"
+    )
