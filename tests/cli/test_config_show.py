@@ -97,6 +97,16 @@ def test_names_the_bad_setting() -> None:
     assert "BATCHGATE_CHUNK_SIZE='lots'" in shown.stderr
 
 
+def test_workspace_weights_must_be_name_and_a_positive_whole_number() -> None:
+    shown = config_show(BATCHGATE_WORKSPACE_WEIGHTS="research=3,ops=1")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["settings"]["workspace_weights"] == ["research=3", "ops=1"]
+    for bad in ("research", "research=0", "=2", "research=two"):
+        shown = config_show(BATCHGATE_WORKSPACE_WEIGHTS=bad)
+        assert shown.returncode == 2
+        assert "BATCHGATE_WORKSPACE_WEIGHTS" in shown.stderr and repr(bad) in shown.stderr
+
+
 def test_flags_win_over_the_environment_which_wins_over_the_file(tmp_path: Path) -> None:
     config = tmp_path / "batchgate.toml"
     config.write_text(

@@ -42,7 +42,8 @@ def test_retry_makes_a_child_batch_and_merged_results_cover_the_original(
     assert retried.exit_code == 0, retried.output
     [child_id] = batch_ids(retried.stdout)
     child = wait_until_ended(client, child_id)
-    assert child.model_extra == {"parent_batch_id": original.id, "retry_batch_ids": []}
+    assert child.model_extra["parent_batch_id"] == original.id
+    assert child.model_extra["retry_batch_ids"] == []
     merged = read_jsonl(cli("results", original.id, "--merged").stdout)
     assert sorted(line["custom_id"] for line in merged) == sorted(f"m{i}" for i in range(20))
 

@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import anthropic
 import pytest
@@ -26,6 +27,39 @@ def test_higher_priority_batches_run_first(start_on_store: Callable[..., Server]
     # Without priority the two would interleave chunk by chunk, the older one ending first.
     assert client.messages.batches.retrieve(low.id).request_counts.processing > 500
     wait_until_ended(client, low.id)
+
+
+SLOW_ROUTE = """
+[[routes]]
+model = "*"
+backend = "simulator"
+latency_ms = 100
+max_concurrency = 8
+"""
+
+
+def test_one_workspaces_backlog_does_not_starve_another(
+    start_on_store: Callable[..., Server], tmp_path: Path
+) -> None:
+    config = tmp_path / "slow.toml"
+    config.write_text(SLOW_ROUTE)
+    server = start_on_store(api_keys="key-a,key-b", chunk_size="100", config=str(config))
+    backlog, small = server.client("key-a"), server.client("key-b")
+    # Workspace A: 2,400 requests in six batches, 30 s of the route's time.
+    queued = [
+        backlog.messages.batches.create(requests=requests(400))  # type: ignore[arg-type]
+        for _ in range(6)
+    ]
+    time.sleep(1)
+    started = time.monotonic()
+    batch = small.messages.batches.create(requests=requests(40))  # type: ignore[arg-type]
+    wait_until_ended(small, batch.id, timeout=30)
+    # Alone, B's 40 requests take 0.5 s; with every other place of the route, 1 s. In turns by
+    # batch (one of B's to four of A's chunks in flight) it would be 2.5 s or more.
+    assert time.monotonic() - started < 2.5
+    assert all(
+        backlog.messages.batches.retrieve(b.id).processing_status == "in_progress" for b in queued
+    )
 
 
 def test_completion_window_expires_the_batch_early(start_on_store: Callable[..., Server]) -> None:

@@ -16,7 +16,8 @@ import pytest
 from psycopg import sql
 
 from batchgate.api.auth import REFRESH_SECONDS, UNKNOWN_KEY_REFRESH_SECONDS
-from batchgate.api.keys import key_hash, workspace_owner
+from batchgate.api.keys import key_hash
+from batchgate.lifecycle.workspaces import workspace_owner
 from conftest import Cluster, Server, simple_request, wait_until_ended
 from key_commands import CreatedKey, create_key, keys_command
 

@@ -13,6 +13,7 @@ import pytest
 from batchgate.service.batches import USER_CANCEL
 from batchgate.storage.base import (
     ApiKeyRow,
+    BatchOptions,
     BatchRow,
     LeasedChunk,
     Store,
@@ -114,6 +115,7 @@ def test_leases_take_low_chunk_numbers_across_batches_first(store: Store) -> Non
     assert keys(first) == [("msgbatch_a", 0), ("msgbatch_b", 0), ("msgbatch_a", 1)]
     assert first[0] == LeasedChunk(
         "msgbatch_a",
+        OWNER,
         0,
         orjson.dumps(["msgbatch_a/0/0", "msgbatch_a/0/1"]),
         orjson.dumps([{"chunk": 0, "i": 0}, {"chunk": 0, "i": 1}]),
@@ -124,6 +126,25 @@ def test_leases_take_low_chunk_numbers_across_batches_first(store: Store) -> Non
     )
     assert keys(store.lease_chunks("w2", 10, NOW, LEASE)) == [("msgbatch_b", 1), ("msgbatch_a", 2)]
     assert store.lease_chunks("w3", 10, NOW, LEASE) == []
+
+
+def test_workspaces_with_work_take_turns_before_priority(store: Store) -> None:
+    urgent = BatchOptions(priority=5)
+    create(store, "msgbatch_a1", sizes=(1, 1, 1), owner="workspace:a", options=urgent)
+    create(store, "msgbatch_a2", sizes=(1,), owner="workspace:a", options=urgent)
+    create(store, "msgbatch_b", sizes=(1, 1), owner="workspace:b")
+
+    leased = store.lease_chunks("w", 2, NOW, LEASE)
+    assert keys(leased) == [("msgbatch_a1", 0), ("msgbatch_b", 0)]
+    assert [chunk.workspace for chunk in leased] == ["workspace:a", "workspace:b"]
+    # One chunk of each workspace in turn, counting those leased already; within a workspace,
+    # priority then chunk number.
+    assert keys(store.lease_chunks("w", 1, NOW, LEASE)) == [("msgbatch_a2", 0)]
+    assert keys(store.lease_chunks("w", 10, NOW, LEASE)) == [
+        ("msgbatch_b", 1),
+        ("msgbatch_a1", 1),
+        ("msgbatch_a1", 2),
+    ]
 
 
 def test_canceled_and_expired_batches_jump_the_queue(store: Store) -> None:

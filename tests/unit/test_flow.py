@@ -31,9 +31,9 @@ async def settle() -> None:
 def test_requests_start_at_once_up_to_the_concurrency_then_as_others_finish() -> None:
     async def scenario() -> None:
         control = flow(max_concurrency=2)
-        first = await control.admit("a", 0, 0, FAR)
-        await control.admit("a", 0, 0, FAR)
-        third = asyncio.create_task(control.admit("a", 0, 0, FAR))
+        first = await control.admit("w", "a", 0, 0, FAR)
+        await control.admit("w", "a", 0, 0, FAR)
+        third = asyncio.create_task(control.admit("w", "a", 0, 0, FAR))
         await settle()
         assert not third.done()
         control.finish(first)
@@ -47,11 +47,11 @@ def test_requests_start_at_once_up_to_the_concurrency_then_as_others_finish() ->
 def test_waiting_requests_take_turns_across_batches() -> None:
     async def scenario() -> list[str]:
         control = flow(max_concurrency=1)
-        holder = await control.admit("big", 0, 0, FAR)
+        holder = await control.admit("w", "big", 0, 0, FAR)
         order: list[str] = []
 
         async def request(batch_id: str, chunk_no: int) -> None:
-            ticket = await control.admit(batch_id, chunk_no, 0, FAR)
+            ticket = await control.admit("w", batch_id, chunk_no, 0, FAR)
             order.append(f"{batch_id}{chunk_no}")
             await asyncio.sleep(0)
             control.finish(ticket)
@@ -68,10 +68,44 @@ def test_waiting_requests_take_turns_across_batches() -> None:
     assert run(scenario) == ["big0", "small0", "big1", "big2", "big3"]
 
 
+def test_workspaces_take_turns_by_weight_before_their_batches_do() -> None:
+    async def scenario() -> list[str]:
+        control = FlowControl(FlowLimits(max_concurrency=1), weights={"heavy": 2})
+        holder = await control.admit("w", "first", 0, 0, FAR)
+        order: list[str] = []
+
+        async def request(workspace: str, batch_id: str) -> None:
+            ticket = await control.admit(workspace, batch_id, 0, 0, FAR)
+            order.append(batch_id)
+            await asyncio.sleep(0)
+            control.finish(ticket)
+
+        # A backlog of three batches in one workspace, two in the weighted one, then one more.
+        waiting = [
+            asyncio.create_task(request(workspace, batch_id))
+            for workspace, batch_id in [
+                *[("backlog", f"b{i}") for i in (1, 2, 3) for _ in range(3)],
+                *[("heavy", f"h{i}") for i in (1, 2) for _ in range(2)],
+                ("small", "s1"),
+            ]
+        ]
+        await settle()
+        control.finish(holder)
+        await asyncio.gather(*waiting)
+        return order
+
+    # Not one turn per batch (b1 b2 b3 h1 h2 s1 ...): one per workspace, two for "heavy".
+    assert run(scenario) == [
+        *("b1", "h1", "h2", "s1"),
+        *("b2", "h1", "h2"),
+        *("b3", "b1", "b2", "b3", "b1", "b2", "b3"),
+    ]
+
+
 def test_overload_halves_the_concurrency_once_per_round_then_successes_raise_it() -> None:
     async def scenario() -> None:
         control = flow(max_concurrency=8)
-        tickets = [await control.admit("a", 0, 0, FAR) for _ in range(8)]
+        tickets = [await control.admit("w", "a", 0, 0, FAR) for _ in range(8)]
         for ticket in tickets[:3]:
             control.overloaded(ticket, pause=0)
             control.finish(ticket)
@@ -82,14 +116,14 @@ def test_overload_halves_the_concurrency_once_per_round_then_successes_raise_it(
             control.finish(ticket, succeeded=True)
         assert control.concurrency == 4
         for _ in range(4):
-            control.finish(await control.admit("a", 0, 0, FAR), succeeded=True)
+            control.finish(await control.admit("w", "a", 0, 0, FAR), succeeded=True)
         assert control.concurrency == 5
-        later = await control.admit("a", 0, 0, FAR)
+        later = await control.admit("w", "a", 0, 0, FAR)
         control.overloaded(later, pause=0)
         control.finish(later)
         assert control.concurrency == 2
         for _ in range(40):
-            control.finish(await control.admit("a", 0, 0, FAR), succeeded=True)
+            control.finish(await control.admit("w", "a", 0, 0, FAR), succeeded=True)
         assert control.concurrency == 8
 
     run(scenario)
@@ -98,11 +132,11 @@ def test_overload_halves_the_concurrency_once_per_round_then_successes_raise_it(
 def test_an_overload_pauses_the_route() -> None:
     async def scenario() -> float:
         control = flow(max_concurrency=4)
-        ticket = await control.admit("a", 0, 0, FAR)
+        ticket = await control.admit("w", "a", 0, 0, FAR)
         control.overloaded(ticket, pause=0.2)
         control.finish(ticket)
         started = time.monotonic()
-        await control.admit("a", 0, 0, FAR)
+        await control.admit("w", "a", 0, 0, FAR)
         return time.monotonic() - started
 
     assert 0.18 <= run(scenario) < 1
@@ -114,7 +148,7 @@ def test_requests_per_minute_are_paced() -> None:
         started = time.monotonic()
         moments = []
         for _ in range(13):
-            control.finish(await control.admit("a", 0, 0, FAR))
+            control.finish(await control.admit("w", "a", 0, 0, FAR))
             moments.append(time.monotonic() - started)
         return moments
 
@@ -127,9 +161,9 @@ def test_requests_per_minute_are_paced() -> None:
 def test_output_tokens_in_debt_hold_the_next_request_back() -> None:
     async def scenario() -> float:
         control = flow(max_concurrency=4, output_tokens_per_minute=6000)
-        control.finish(await control.admit("a", 0, 0, FAR), output_tokens=150)
+        control.finish(await control.admit("w", "a", 0, 0, FAR), output_tokens=150)
         started = time.monotonic()
-        await control.admit("a", 0, 0, FAR)
+        await control.admit("w", "a", 0, 0, FAR)
         return time.monotonic() - started
 
     # 100 tokens a second; 150 spent from a full bucket of 100 leaves a debt of 50.
@@ -139,9 +173,9 @@ def test_output_tokens_in_debt_hold_the_next_request_back() -> None:
 def test_a_request_larger_than_the_input_bucket_goes_once_it_is_full() -> None:
     async def scenario() -> float:
         control = flow(max_concurrency=4, input_tokens_per_minute=60_000)
-        await control.admit("a", 0, 1200, FAR)
+        await control.admit("w", "a", 0, 1200, FAR)
         started = time.monotonic()
-        await control.admit("a", 0, 1, FAR)
+        await control.admit("w", "a", 0, 1, FAR)
         return time.monotonic() - started
 
     assert 0.18 <= run(scenario) < 0.8
@@ -150,9 +184,9 @@ def test_a_request_larger_than_the_input_bucket_goes_once_it_is_full() -> None:
 def test_a_canceled_batch_stops_waiting() -> None:
     async def scenario() -> None:
         control = flow(max_concurrency=1)
-        await control.admit("a", 0, 0, FAR)
-        canceled = asyncio.create_task(control.admit("b", 0, 0, FAR))
-        other = asyncio.create_task(control.admit("c", 0, 0, FAR))
+        await control.admit("w", "a", 0, 0, FAR)
+        canceled = asyncio.create_task(control.admit("w", "b", 0, 0, FAR))
+        other = asyncio.create_task(control.admit("w", "c", 0, 0, FAR))
         await settle()
         control.withdraw("b")
         with pytest.raises(Withdrawn):
@@ -166,9 +200,9 @@ def test_a_canceled_batch_stops_waiting() -> None:
 def test_a_request_still_waiting_when_its_batch_expires_is_overdue() -> None:
     async def scenario() -> None:
         control = flow(max_concurrency=1)
-        await control.admit("a", 0, 0, FAR)
+        await control.admit("w", "a", 0, 0, FAR)
         with pytest.raises(Overdue):
-            await control.admit("b", 0, 0, time.time() + 0.05)
+            await control.admit("w", "b", 0, 0, time.time() + 0.05)
         assert control.in_flight == 1
 
     run(scenario)
@@ -177,9 +211,9 @@ def test_a_request_still_waiting_when_its_batch_expires_is_overdue() -> None:
 def test_a_request_canceled_as_it_is_admitted_gives_its_place_to_the_next() -> None:
     async def scenario() -> None:
         control = flow(max_concurrency=1)
-        holder = await control.admit("a", 0, 0, FAR)
-        doomed = asyncio.create_task(control.admit("a", 0, 0, FAR))
-        patient = asyncio.create_task(control.admit("a", 0, 0, FAR))
+        holder = await control.admit("w", "a", 0, 0, FAR)
+        doomed = asyncio.create_task(control.admit("w", "a", 0, 0, FAR))
+        patient = asyncio.create_task(control.admit("w", "a", 0, 0, FAR))
         await settle()
         control.finish(holder)  # admits `doomed`, which has not resumed yet
         doomed.cancel()

@@ -9,7 +9,8 @@ from starlette.requests import Request
 
 from batchgate.api.auth import REFRESH_SECONDS, UNKNOWN_KEY_REFRESH_SECONDS, Keyring
 from batchgate.api.errors import ApiError
-from batchgate.api.keys import key_hash, new_key, workspace_owner
+from batchgate.api.keys import key_hash, new_key
+from batchgate.lifecycle.workspaces import workspace_owner
 from batchgate.storage.base import ApiKeyRow
 from batchgate.storage.sqlite import SQLiteStore
 

@@ -51,6 +51,7 @@ def call(target: Route, expires_at: float = FAR, canceled: bool = False) -> dict
             target,
             target.flow,
             {"model": "m"},
+            workspace="w",
             batch_id="b",
             chunk_no=0,
             expires_at=expires_at,

@@ -15,7 +15,8 @@ import anyio.to_thread
 from starlette.requests import Request
 
 from batchgate.api.errors import ApiError
-from batchgate.api.keys import key_hash, key_prefix, workspace_owner
+from batchgate.api.keys import key_hash, key_prefix
+from batchgate.lifecycle.workspaces import workspace_owner
 from batchgate.storage.base import ApiKeyRow, Store
 
 # How old the keys in memory may be when a request is checked: the bound on revocation.

@@ -37,11 +37,6 @@ def key_prefix(key: str) -> str | None:
     return None
 
 
-def workspace_owner(workspace: str) -> str:
-    """The owner tag of a workspace's batches. Hashes of env keys never contain a colon."""
-    return f"workspace:{workspace}"
-
-
 def check_workspace(name: str) -> str:
     if not WORKSPACE_NAME.fullmatch(name):
         raise ValueError(

@@ -53,6 +53,9 @@ class Settings:
     body_timeout_seconds: float = 300.0
     # How long an Idempotency-Key of a create is remembered (service/idempotency.py).
     idempotency_seconds: float = DAY
+    # A route's waiting requests are started in turns across workspaces: "name=weight" entries
+    # give a workspace that many requests a turn (default 1), e.g. ("research=3",).
+    workspace_weights: tuple[str, ...] = ()
 
 
 # A layer of settings: the value of each setting it sets, and where it was set.
@@ -67,7 +70,23 @@ def load_settings(*layers: Layer) -> tuple[Settings, dict[str, str]]:
     for layer in layers:
         for name, (value, source) in layer.items():
             values[name], sources[name] = value, source
-    return Settings(**values), sources
+    settings = Settings(**values)
+    workspace_weights(settings.workspace_weights, sources["workspace_weights"])
+    return settings, sources
+
+
+def workspace_weights(entries: tuple[str, ...], source: str = DEFAULT) -> dict[str, int]:
+    """Workspace name → weight, from "name=weight" entries; `source` names where they were set."""
+    weights = {}
+    for entry in entries:
+        name, _, weight = entry.partition("=")
+        if not name.strip() or not weight.strip().isdigit() or int(weight) < 1:
+            raise ConfigError(
+                f"{source}: workspace_weights entry {entry!r} must be name=weight,"
+                " the weight a whole number of at least 1"
+            )
+        weights[name.strip()] = int(weight)
+    return weights
 
 
 def file_layer(table: object, path: Path) -> Layer:

@@ -3,15 +3,17 @@
 A request goes once every limit allows it: the route's concurrency, which backs off on
 overload (AIMD: halved on a 429/529/503, +1 after each run of that many successes, up to the
 configured maximum), a pause the upstream asked for, and token buckets for requests, input
-tokens and output tokens per minute. Waiting requests are served round-robin across batches,
-lowest chunk first within a batch, so a small batch is not stuck behind a large one.
+tokens and output tokens per minute. Waiting requests are served in turns across workspaces
+(a workspace's weight is the number of requests it starts in its turn), then round-robin across
+the workspace's batches, lowest chunk first within a batch: one workspace's backlog does not
+starve another's few requests, and a small batch is not stuck behind a large one.
 """
 
 import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from batchgate.engine.token_bucket import TokenBucket
@@ -54,6 +56,7 @@ class FlowControl:
         limits: FlowLimits,
         clock: Callable[[], float] = time.monotonic,
         name: str = "",
+        weights: Mapping[str, int] | None = None,
     ) -> None:
         self.limits = limits
         self.name = name
@@ -72,8 +75,11 @@ class FlowControl:
         # Overloads of requests started before the last cut say nothing new: one cut per epoch.
         self._epoch = 0
         self._successes = 0
-        # Batch id → heap of (chunk_no, arrival, waiter); dict order is the round-robin turn.
-        self._waiting: dict[str, list[tuple[int, int, _Waiter]]] = {}
+        # Workspace → batch id → heap of (chunk_no, arrival, waiter). The order of both dicts
+        # is the round-robin turn; the first workspace may start `_turn_left` more requests.
+        self._waiting: dict[str, dict[str, list[tuple[int, int, _Waiter]]]] = {}
+        self._weights = weights or {}
+        self._turn_left = 0
         self._arrivals = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = 0.0
@@ -87,7 +93,7 @@ class FlowControl:
         return self._output_tokens is not None
 
     async def admit(
-        self, batch_id: str, chunk_no: int, input_tokens: int, expires_at: float
+        self, workspace: str, batch_id: str, chunk_no: int, input_tokens: int, expires_at: float
     ) -> int:
         """Waits for the request's turn; raises Withdrawn or Overdue if it never comes."""
         now = self._clock()
@@ -95,7 +101,8 @@ class FlowControl:
             return self._start(input_tokens, now)
         waiter = _Waiter(asyncio.get_running_loop().create_future(), input_tokens)
         entry = (chunk_no, next(self._arrivals), waiter)
-        heapq.heappush(self._waiting.setdefault(batch_id, []), entry)
+        batches = self._waiting.setdefault(workspace, {})
+        heapq.heappush(batches.setdefault(batch_id, []), entry)
         self._queued_gauge.inc()
         self._pump()
         try:
@@ -138,9 +145,12 @@ class FlowControl:
 
     def withdraw(self, batch_id: str) -> None:
         """Ends the wait of every request of a canceled batch."""
-        for _, _, waiter in self._waiting.pop(batch_id, ()):
-            if not waiter.admitted.done():
-                waiter.admitted.set_exception(Withdrawn())
+        for workspace, batches in list(self._waiting.items()):
+            for _, _, waiter in batches.pop(batch_id, ()):
+                if not waiter.admitted.done():
+                    waiter.admitted.set_exception(Withdrawn())
+            if not batches:
+                self._end_turn(workspace)
         self._pump()
 
     def _wait(self, input_tokens: int, now: float) -> float:
@@ -165,15 +175,19 @@ class FlowControl:
         return self._epoch
 
     def _pump(self) -> None:
-        """Admits waiting requests, round-robin across batches, while the limits allow."""
+        """Admits waiting requests, in turns across workspaces and their batches, while the
+        limits allow."""
         now = self._clock()
         while self._waiting:
-            batch_id, queue = next(iter(self._waiting.items()))
+            workspace, batches = next(iter(self._waiting.items()))
+            batch_id, queue = next(iter(batches.items()))
             waiter = queue[0][2]
             if waiter.admitted.done():
                 heapq.heappop(queue)
                 if not queue:
-                    del self._waiting[batch_id]
+                    del batches[batch_id]
+                    if not batches:
+                        self._end_turn(workspace)
                 continue
             wait = self._wait(waiter.input_tokens, now)
             if wait == float("inf"):
@@ -182,10 +196,25 @@ class FlowControl:
                 self._wake_in(wait, now)
                 return
             heapq.heappop(queue)
-            del self._waiting[batch_id]
+            # The batch goes to the back of its workspace's turn, the workspace to the back of
+            # all once it has started as many as its weight.
+            del batches[batch_id]
             if queue:
-                self._waiting[batch_id] = queue
+                batches[batch_id] = queue
+            if self._turn_left == 0:
+                self._turn_left = self._weights.get(workspace, 1)
+            self._turn_left -= 1
+            if self._turn_left == 0 or not batches:
+                self._end_turn(workspace)
             waiter.admitted.set_result(self._start(waiter.input_tokens, now))
+
+    def _end_turn(self, workspace: str) -> None:
+        """The workspace goes to the back of the turn, or leaves it with nothing waiting."""
+        if workspace == next(iter(self._waiting)):
+            self._turn_left = 0
+        batches = self._waiting.pop(workspace)
+        if batches:
+            self._waiting[workspace] = batches
 
     def _wake_in(self, delay: float, now: float) -> None:
         due = now + delay

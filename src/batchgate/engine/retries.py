@@ -30,6 +30,7 @@ async def call_with_retries(
     flow: FlowControl,
     params: dict[str, Any],
     *,
+    workspace: str,
     batch_id: str,
     chunk_no: int,
     expires_at: float,
@@ -43,7 +44,7 @@ async def call_with_retries(
     latency = metrics.BACKEND_LATENCY.labels(name)
     retries = 0
     while True:
-        ticket = await flow.admit(batch_id, chunk_no, input_tokens, expires_at)
+        ticket = await flow.admit(workspace, batch_id, chunk_no, input_tokens, expires_at)
         try:
             async with slots:
                 started = time.perf_counter()

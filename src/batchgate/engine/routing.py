@@ -1,16 +1,17 @@
 """Which route serves a model: the first `[[routes]]` glob that matches `params.model`."""
 
 import fnmatch
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from batchgate.backends.base import Backend
 from batchgate.backends.factory import open_backend
 from batchgate.backends.simulator import Simulator
 from batchgate.config.routes import RouteConfig
-from batchgate.config.settings import Settings
+from batchgate.config.settings import Settings, workspace_weights
 from batchgate.engine.flow import FlowControl, FlowLimits
 from batchgate.errors import RequestError
+from batchgate.lifecycle.workspaces import workspace_owner
 
 # Models seen are remembered, to match each glob once per model rather than once per request;
 # past this many distinct names the memory starts over.
@@ -29,7 +30,10 @@ class Route:
     answer_at_once: Simulator | None = None
 
 
-def open_route(config: RouteConfig, settings: Settings) -> Route:
+def open_route(
+    config: RouteConfig, settings: Settings, weights: Mapping[str, int] | None = None
+) -> Route:
+    """The route of `config`; `weights` are the workspaces' turns (owner tag → weight)."""
     backend = open_backend(config, settings)
     flow = None
     if config.backend != "simulator" or config.has_limits:
@@ -41,6 +45,7 @@ def open_route(config: RouteConfig, settings: Settings) -> Route:
                 output_tokens_per_minute=config.output_tokens_per_minute,
             ),
             name=config.model,
+            weights=weights,
         )
     answer_at_once = None
     if flow is None and isinstance(backend, Simulator) and backend.answers_at_once:
@@ -56,7 +61,11 @@ class Router:
 
     @classmethod
     def from_config(cls, configs: Sequence[RouteConfig], settings: Settings) -> "Router":
-        return cls([open_route(config, settings) for config in configs])
+        weights = {
+            workspace_owner(name): weight
+            for name, weight in workspace_weights(settings.workspace_weights).items()
+        }
+        return cls([open_route(config, settings, weights) for config in configs])
 
     def route_for(self, model: str) -> Route:
         """The route serving `model`; a `not_found_error` when no route matches it."""

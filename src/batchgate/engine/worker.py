@@ -76,7 +76,8 @@ CHUNKS_LEASED_AHEAD = 2
 # this often, so that the other chunks, lease renewals and cancels get their turns.
 MAX_TURN_SECONDS = 0.001
 # Chunks running at once, those that left their places included; beyond CHUNKS_IN_FLIGHT, a chunk
-# is also started as soon as new work is announced.
+# is also started as soon as new work is announced (and beyond this, one of a workspace with no
+# chunk running).
 MOST_CHUNKS_IN_FLIGHT = 2 * CHUNKS_IN_FLIGHT
 IDLE_POLL_SECONDS = 0.25
 # How long a thread that wants the GIL waits for the busy one to let go (Python's default: 5 ms).
@@ -169,7 +170,7 @@ class Engine:
         # Canceling batches whose requests waiting on routes were told to stop waiting.
         self._withdrawn: frozenset[str] = frozenset()
         # The chunks in flight, by the task that runs each.
-        self._chunks: dict[asyncio.Task[None], tuple[str, int]] = {}
+        self._chunks: dict[asyncio.Task[None], LeasedChunk] = {}
         # Those of them that have left their place (FAST_CHUNK_SECONDS).
         self._left_place: set[asyncio.Task[None]] = set()
         self._leased_ahead: deque[LeasedChunk] = deque()
@@ -280,10 +281,11 @@ class Engine:
             return False
         self._start_leased_ahead()
         start_now = self._free_places()
-        if announced and start_now == 0 and len(self._chunks) < MOST_CHUNKS_IN_FLIGHT:
-            # Chunks are leased lowest chunk_no first, so this is a new batch's first chunk
-            # (or a canceled one's): it starts now instead of after a running chunk ends,
-            # which on a slow route could take minutes.
+        if announced and start_now == 0:
+            # The queue's head is a new batch's first chunk (or a canceled one's): it starts
+            # now instead of after a running chunk ends, which on a slow route could take
+            # minutes; beyond MOST_CHUNKS_IN_FLIGHT only if its workspace has nothing running
+            # here, so that another workspace's creates cannot have taken every extra place.
             start_now = 1
         ahead = CHUNKS_LEASED_AHEAD if self._chunks_end_fast() else 0
         wanted = start_now + max(0, ahead - len(self._leased_ahead))
@@ -302,12 +304,17 @@ class Engine:
                 # Already held here: its lease lapsed while the database was away, or it was
                 # recovered while this engine's lock was (storage/postgres_presence.py).
                 continue
-            if start_now > 0 and not self.stopping:
+            if start_now > 0 and not self.stopping and self._may_start_beside_places(chunk):
                 self._start(chunk)
                 start_now -= 1
             else:
                 self._leased_ahead.append(chunk)
         return bool(leased)
+
+    def _may_start_beside_places(self, chunk: LeasedChunk) -> bool:
+        if len(self._chunks) < MOST_CHUNKS_IN_FLIGHT:
+            return True
+        return all(running.workspace != chunk.workspace for running in self._chunks.values())
 
     def _free_places(self) -> int:
         in_places = len(self._chunks) - len(self._left_place)
@@ -319,7 +326,7 @@ class Engine:
 
     def _start(self, chunk: LeasedChunk) -> None:
         task = asyncio.create_task(self._run_chunk_or_release(chunk))
-        self._chunks[task] = _key(chunk)
+        self._chunks[task] = chunk
         task.add_done_callback(self._chunk_finished)
 
     def _leave_place(self, task: asyncio.Task[None]) -> None:
@@ -346,7 +353,7 @@ class Engine:
 
     def _held(self) -> set[tuple[str, int]]:
         """The chunks leased to this worker: running, or leased ahead."""
-        return {*self._chunks.values(), *map(_key, self._leased_ahead)}
+        return {*map(_key, self._chunks.values()), *map(_key, self._leased_ahead)}
 
     async def _run_chunk_or_release(self, chunk: LeasedChunk) -> None:
         started = time.monotonic()
@@ -582,6 +589,7 @@ class Engine:
                 call.route,
                 call.route.flow,
                 call.params,
+                workspace=chunk.workspace,
                 batch_id=chunk.batch_id,
                 chunk_no=chunk.chunk_no,
                 expires_at=chunk.expires_at,

@@ -164,6 +164,8 @@ class NewChunk:
 @dataclass(frozen=True, slots=True)
 class LeasedChunk:
     batch_id: str
+    # The owner of the batch: the engine serves waiting requests in turns across workspaces.
+    workspace: str
     chunk_no: int
     custom_ids: bytes
     params: bytes

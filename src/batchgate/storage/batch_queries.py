@@ -1,5 +1,6 @@
 """The SQL both stores share for what the control extensions add to a batch: the page of a
-filtered list, and the columns and JSON values of labels, abort policies and cancel reasons.
+filtered list, the columns and JSON values of labels, abort policies and cancel reasons, and the
+order of the queue (priority, and turns across workspaces).
 
 Statements are written once with `{mark}` for the driver's placeholder (`?` or `%s`).
 """
@@ -115,4 +116,25 @@ def usage_upsert(mark: str) -> str:
         f"INSERT INTO batch_usage (batch_id, model, {USAGE_FIELDS})"
         f" VALUES ({', '.join([mark] * (len(columns) + 2))})"
         f" ON CONFLICT (batch_id, model) DO UPDATE SET {added}"
+    )
+
+
+def queue_in_turns(mark: str) -> str:
+    """The chunks that may be leased, each with its `position` in the queue; `mark` twice: now.
+
+    Canceled and expired batches' chunks come first (they end at once, without a call); then
+    the workspaces take turns, one chunk each, counting the chunks each holds leased already, so
+    that one workspace's backlog does not hold back another's; a workspace's own chunks go by
+    priority, then lowest chunk number first across its batches (a new batch starts before an
+    old one's rest).
+    """
+    return (
+        "SELECT batch_id, chunk_no, row_number() OVER"
+        " (ORDER BY urgent DESC, turn, priority DESC, chunk_no, batch_id) AS position"
+        " FROM (SELECT c.batch_id, c.chunk_no, c.urgent, c.priority, c.state, c.lease_expires,"
+        "   row_number() OVER (PARTITION BY b.owner ORDER BY"
+        f"    c.state = 1 AND c.lease_expires >= {mark} DESC,"
+        "     c.urgent DESC, c.priority DESC, c.chunk_no, c.batch_id) AS turn"
+        "   FROM chunks c JOIN batches b ON b.id = c.batch_id WHERE c.state < 2) AS ranked"
+        f" WHERE state = 0 OR lease_expires < {mark}"
     )

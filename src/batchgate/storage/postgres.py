@@ -58,6 +58,7 @@ from batchgate.storage.batch_queries import (
     as_json,
     batch_row,
     list_page_query,
+    queue_in_turns,
     usage_by_batch,
     usage_report_queries,
     usage_upsert,
@@ -85,6 +86,7 @@ logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 BATCH_COLUMNS = sql.SQL(BATCH_FIELDS)
 USAGE_UPSERT = usage_upsert("%s")
+QUEUE_IN_TURNS = queue_in_turns("%s")
 USAGE_REPORT = usage_report_queries("floor(b.created_at / 86400)::bigint", "%s")
 RESULT_PARTS_PER_READ = 8
 # Archiving deletes every part of a batch: a bounded number per call keeps transactions short.
@@ -405,23 +407,24 @@ class PostgresStore:
         with self._pool.connection() as db, db.transaction():
             keys = db.execute(
                 "UPDATE chunks SET state = 1, lease_owner = %s, lease_expires = %s"
-                " FROM (SELECT batch_id, chunk_no FROM chunks"
-                "       WHERE state < 2 AND (state = 0 OR lease_expires < %s)"
-                "       ORDER BY urgent DESC, priority DESC, chunk_no, batch_id LIMIT %s"
-                "       FOR UPDATE SKIP LOCKED) AS free"
+                " FROM (SELECT c.batch_id, c.chunk_no, q.position FROM chunks c"
+                f"       JOIN ({QUEUE_IN_TURNS}) q"
+                "          ON q.batch_id = c.batch_id AND q.chunk_no = c.chunk_no"
+                "       ORDER BY q.position LIMIT %s"
+                "       FOR UPDATE OF c SKIP LOCKED) AS free"
                 " WHERE chunks.batch_id = free.batch_id AND chunks.chunk_no = free.chunk_no"
-                " RETURNING chunks.urgent, chunks.priority, chunks.chunk_no, chunks.batch_id",
-                (worker_id, now + lease_seconds, now, limit),
+                " RETURNING free.position, chunks.chunk_no, chunks.batch_id",
+                (worker_id, now + lease_seconds, now, now, limit),
             ).fetchall()
             if not keys:
                 return []
             # RETURNING comes in no particular order; callers get the queue's.
-            keys.sort(key=lambda key: (not key[0], -key[1], key[2], key[3]))
+            keys.sort()
             # A statement of its own, so its snapshot starts after the locks above were taken:
             # it sees every part a previous holder committed before losing the chunk.
             rows = db.execute(
                 "SELECT r.custom_ids, r.params, b.status, b.expires_at, d.indices, d.next_part,"
-                " b.abort_policy"
+                " b.abort_policy, b.owner"
                 " FROM unnest(%s::text[], %s::integer[])"
                 "   WITH ORDINALITY AS k(batch_id, chunk_no, n)"
                 " JOIN chunk_requests r ON r.batch_id = k.batch_id AND r.chunk_no = k.chunk_no"
@@ -430,17 +433,18 @@ class PostgresStore:
                 "   coalesce(max(part) + 1, 0) AS next_part FROM results"
                 "   WHERE results.batch_id = k.batch_id AND results.chunk_no = k.chunk_no) d"
                 " ORDER BY k.n",
-                ([key[3] for key in keys], [key[2] for key in keys]),
+                ([key[2] for key in keys], [key[1] for key in keys]),
             ).fetchall()
         leased = []
-        for (_, _, chunk_no, batch_id), row in zip(keys, rows, strict=True):
-            custom_ids, params, status, expires_at, indices, next_part, abort_policy = row
+        for (_, chunk_no, batch_id), row in zip(keys, rows, strict=True):
+            custom_ids, params, status, expires_at, indices, next_part, abort_policy, owner = row
             done: set[int] = set()
             for blob in indices or ():
                 done.update(orjson.loads(blob))
             leased.append(
                 LeasedChunk(
                     batch_id,
+                    owner,
                     chunk_no,
                     custom_ids,
                     params,

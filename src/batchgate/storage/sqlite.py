@@ -39,6 +39,7 @@ from batchgate.storage.batch_queries import (
     as_json,
     batch_row,
     list_page_query,
+    queue_in_turns,
     usage_by_batch,
     usage_report_queries,
     usage_upsert,
@@ -53,6 +54,7 @@ API_KEY_COLUMNS = "id, workspace, prefix, key_hash, created_at, revoked_at"
 
 BATCH_COLUMNS = BATCH_FIELDS
 USAGE_UPSERT = usage_upsert("?")
+QUEUE_IN_TURNS = queue_in_turns("?")
 USAGE_REPORT = usage_report_queries("CAST(b.created_at / 86400 AS INTEGER)", "?")
 RESULT_PARTS_PER_READ = 8
 RETRY_COLUMNS = (
@@ -429,10 +431,8 @@ class SQLiteStore:
     ) -> list[LeasedChunk]:
         with self._transaction() as db:
             keys = db.execute(
-                "SELECT batch_id, chunk_no FROM chunks WHERE state < 2"
-                " AND (state = 0 OR lease_expires < ?)"
-                " ORDER BY urgent DESC, priority DESC, chunk_no, batch_id LIMIT ?",
-                (now, limit),
+                f"SELECT batch_id, chunk_no FROM ({QUEUE_IN_TURNS}) ORDER BY position LIMIT ?",
+                (now, now, limit),
             ).fetchall()
             leased = []
             for batch_id, chunk_no in keys:
@@ -441,8 +441,8 @@ class SQLiteStore:
                     " WHERE batch_id = ? AND chunk_no = ?",
                     (worker_id, now + lease_seconds, batch_id, chunk_no),
                 )
-                custom_ids, params, status, expires_at, abort_policy = db.execute(
-                    "SELECT custom_ids, params, status, expires_at, abort_policy"
+                custom_ids, params, status, expires_at, abort_policy, owner = db.execute(
+                    "SELECT custom_ids, params, status, expires_at, abort_policy, owner"
                     " FROM chunk_requests JOIN batches ON batches.id = batch_id"
                     " WHERE batch_id = ? AND chunk_no = ?",
                     (batch_id, chunk_no),
@@ -458,6 +458,7 @@ class SQLiteStore:
                 leased.append(
                     LeasedChunk(
                         batch_id,
+                        owner,
                         chunk_no,
                         custom_ids,
                         params,
