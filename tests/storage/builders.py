@@ -36,7 +36,9 @@ def create(
         )
         for number, size in enumerate(sizes)
     )
-    return store.create_batch(batch_id, owner, created_at, expires_at, sum(sizes), chunks, options=options)
+    return store.create_batch(
+        batch_id, owner, created_at, expires_at, sum(sizes), chunks, options=options
+    )
 
 
 def result_lines(chunk: LeasedChunk, indices: list[int]) -> bytes:
