@@ -20,7 +20,9 @@ from key_commands import create_key
 CHROMIUM = os.environ.get("BATCHGATE_CHROMIUM", "/usr/bin/chromium")
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an event loop running in this thread
+# until it stops, and tests of other folders call asyncio.run().
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         message = f"no Chromium at {CHROMIUM}: `apt-get install chromium` (scripts/test does)"

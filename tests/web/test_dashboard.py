@@ -218,3 +218,50 @@ def test_without_keys_the_dashboard_opens_without_signing_in(
     page.goto(f"{server.base_url}/ui/batches")
     expect(page).to_have_url(f"{server.base_url}/ui/batches")
     expect(page.get_by_role("heading", name="Batches")).to_be_visible()
+
+
+def test_the_backends_page_shows_each_routes_numbers(
+    page: Page, dashboard: Dashboard, shoot: Screenshots
+) -> None:
+    wait_until_ended(dashboard.client(), dashboard.create(10, "routed"))
+    sign_in(page, dashboard, dashboard.blue)
+    page.get_by_role("link", name="Backends").click()
+    route = page.locator("tr[data-route]").first
+    expect(route).to_contain_text("succeeded")
+    expect(route).to_contain_text("errored")
+    shoot(page, "backends")
+
+
+def test_submit_checks_each_line_then_creates_the_batch(
+    page: Page, dashboard: Dashboard, shoot: Screenshots
+) -> None:
+    sign_in(page, dashboard, dashboard.blue)
+    page.get_by_role("link", name="Submit").click()
+    bad = (
+        b'{"custom_id": "a", "params": {"model": "m", "max_tokens": 5, "messages": []}}\nnot json\n'
+    )
+    page.get_by_label("File").set_input_files(
+        files=[{"name": "requests.jsonl", "mimeType": "application/jsonl", "buffer": bad}]
+    )
+    page.get_by_role("button", name="Check and create").click()
+    rejected = page.get_by_test_id("rejected")
+    expect(rejected).to_contain_text("line 1: params.messages must be a non-empty array")
+    expect(rejected).to_contain_text("line 2: not valid JSON")
+    shoot(page, "submit")
+
+    page.get_by_label("a prompt, for the model below").check()
+    page.get_by_label("or the lines themselves").fill("What is AI?\nWhat is ML?\n")
+    page.get_by_role("button", name="Check and create").click()
+    expect(page).to_have_url(re.compile(r"/ui/batches/msgbatch_"))
+    batch_id = page.url.rsplit("/", 1)[-1]
+    expect(page.get_by_test_id("status")).to_have_text("ended", timeout=LIVE_TIMEOUT_MS)
+    results = dashboard.client().messages.batches.results(batch_id)
+    assert sorted(result.custom_id for result in results) == ["line-1", "line-2"]
+
+
+def test_a_read_only_key_cannot_submit(
+    page: Page, context: BrowserContext, dashboard: Dashboard
+) -> None:
+    sign_in(page, dashboard, dashboard.viewer)
+    expect(page.get_by_role("link", name="Submit")).to_have_count(0)
+    assert _post_form(context, f"{dashboard.url}/submit") == 403

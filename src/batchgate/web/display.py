@@ -32,6 +32,25 @@ def done_percent(batch: BatchRow) -> int:
     return int(100 * (batch.total - batch.processing) / batch.total)
 
 
+def rate(batch: BatchRow, now: float) -> float | None:
+    """Requests finished per second since the batch was created (until it ended); None before
+    the first."""
+    finished = batch.total - batch.processing
+    elapsed = (batch.ended_at or now) - batch.created_at
+    if not finished or elapsed <= 0:
+        return None
+    return finished / elapsed
+
+
+def eta(batch: BatchRow, now: float) -> str:
+    """How long the requests still processing take at the rate so far; empty once ended or
+    before a rate is known."""
+    speed = rate(batch, now)
+    if batch.status == "ended" or not batch.processing or speed is None:
+        return ""
+    return age(batch.processing / speed)
+
+
 def age(seconds: float) -> str:
     """A duration as people read it at a glance: 42 s, 5 min, 3 h, 2 d."""
     if seconds < 60:

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 import anyio.to_thread
 from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -22,10 +23,11 @@ from batchgate.api.access import require_write
 from batchgate.api.auth import Caller
 from batchgate.api.batches import STATUSES
 from batchgate.api.errors import ApiError
+from batchgate.lifecycle.request_lines import PROBLEMS_SHOWN, PromptSettings, RejectedLine
 from batchgate.service.batches import BatchNotFound
 from batchgate.service.retries import RetrySelection
 from batchgate.storage.base import BatchFilter, BatchRow, WrongState
-from batchgate.web import display, results
+from batchgate.web import backends, display, results, submit
 from batchgate.web.session import (
     CSRF_FIELD,
     KEY_COOKIE,
@@ -38,6 +40,7 @@ from batchgate.web.session import (
     forget_key,
     remember_csrf,
     set_cookie,
+    text,
 )
 
 PAGE_SIZE = 50
@@ -114,9 +117,9 @@ def _next(target: str | None) -> str:
 
 @page
 async def signin(request: Request) -> Response:
-    fields = await check_csrf(request)
-    key = fields.get("key", "").strip()
-    target = _next(fields.get("next"))
+    form = await check_csrf(request)
+    key = text(form, "key").strip()
+    target = _next(text(form, "next"))
     try:
         await app_state(request).keyring.identify(key or None)
     except ApiError:
@@ -298,6 +301,74 @@ async def delete(request: Request) -> Response:
     return RedirectResponse("/ui/batches", status_code=303)
 
 
+# --- submit ------------------------------------------------------------------------------------
+
+
+@page
+async def submit_form(request: Request) -> Response:
+    who = await caller(request)
+    return render(request, "submit.html", form={}, **_common(request, who))
+
+
+@page
+async def submit_batch(request: Request) -> Response:
+    form = await check_csrf(request)
+    who = await caller(request)
+    require_write(who)
+    upload = form.get("file")
+    content = b""
+    if upload is not None and not isinstance(upload, str):
+        content = await upload.read(app_state(request).settings.max_body_bytes + 1)
+    if not content.strip():
+        content = text(form, "prompts").encode()
+    prompts = None
+    if text(form, "format") == "prompts":
+        try:
+            max_tokens = int(text(form, "max_tokens"))
+        except ValueError:
+            max_tokens = 0
+        prompts = PromptSettings(text(form, "model").strip(), max_tokens)
+        if not prompts.model or max_tokens < 1:
+            return _refused(
+                request, who, form, "Prompts need a model and max_tokens of at least 1."
+            )
+    try:
+        created = await submit.submit(app_state(request), who, content, prompts)
+    except ApiError as error:
+        return _refused(request, who, form, error.message)
+    if isinstance(created, submit.Refused):
+        return _refused(request, who, form, created.message, created.rejected)
+    return RedirectResponse(f"/ui/batches/{created.id}", status_code=303)
+
+
+def _refused(
+    request: Request,
+    who: Caller,
+    form: FormData,
+    message: str,
+    rejected: list[RejectedLine] | None = None,
+) -> Response:
+    fields = {name: text(form, name) for name in ("format", "model", "max_tokens", "prompts")}
+    return render(
+        request,
+        "submit.html",
+        400,
+        form=fields,
+        error=message,
+        rejected=(rejected or [])[:PROBLEMS_SHOWN],
+        more=max(0, len(rejected or []) - PROBLEMS_SHOWN),
+        **_common(request, who),
+    )
+
+
+@page
+async def backends_page(request: Request) -> Response:
+    who = await caller(request)
+    numbers = await anyio.to_thread.run_sync(backends.backend_numbers)
+    template = "backends_live.html" if _live(request) else "backends.html"
+    return render(request, template, numbers=numbers, **_common(request, who))
+
+
 async def home(request: Request) -> Response:
     return RedirectResponse("/ui/batches", status_code=307)
 
@@ -318,6 +389,9 @@ routes = [
             Route("/signin", signin, methods=["POST"]),
             Route("/signout", signout, methods=["POST"]),
             Route("/batches", batches_page),
+            Route("/backends", backends_page),
+            Route("/submit", submit_form, methods=["GET"]),
+            Route("/submit", submit_batch, methods=["POST"]),
             Route("/batches/{batch_id}", batch_page),
             Route("/batches/{batch_id}/errors", batch_errors),
             Route("/batches/{batch_id}/results", batch_results),

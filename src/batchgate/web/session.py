@@ -10,6 +10,7 @@ anything else) the dashboard opens without signing in.
 import hmac
 import secrets
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -60,14 +61,19 @@ def remember_csrf(request: Request, response: Response) -> None:
         set_cookie(request, response, CSRF_COOKIE, new)
 
 
-async def check_csrf(request: Request) -> dict[str, str]:
-    """The posted form's fields, once its token matches the cookie's; CsrfRefused otherwise."""
-    form = await request.form()
-    fields = {name: value for name, value in form.items() if isinstance(value, str)}
+async def check_csrf(request: Request) -> FormData:
+    """The posted form, once its token matches the cookie's; CsrfRefused otherwise."""
+    form = await request.form(max_files=1)
     cookie = request.cookies.get(CSRF_COOKIE, "")
-    if not cookie or not hmac.compare_digest(fields.get(CSRF_FIELD, ""), cookie):
+    if not cookie or not hmac.compare_digest(text(form, CSRF_FIELD), cookie):
         raise CsrfRefused
-    return fields
+    return form
+
+
+def text(form: FormData, name: str) -> str:
+    """A text field of the form; empty when missing or a file."""
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
 
 
 def set_cookie(request: Request, response: Response, name: str, value: str) -> None:
