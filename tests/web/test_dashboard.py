@@ -1,6 +1,7 @@
 """The dashboard at /ui in Chromium: sign-in, live progress, errors to results, actions, a
 read-only key, another workspace's batch."""
 
+import json
 import re
 from collections.abc import Callable
 
@@ -102,6 +103,12 @@ def test_errors_are_grouped_and_an_example_leads_to_its_result(
     page.goto(f"{dashboard.url}/batches/{batch_id}/results?type=succeeded")
     expect(page.get_by_test_id("result-type")).to_have_count(ended.request_counts.succeeded)
     expect(page.get_by_test_id("result-type").first).to_have_text("succeeded")
+    download = page.context.request.get(
+        f"{dashboard.url}/batches/{batch_id}/results.jsonl?type=errored"
+    )
+    lines = [json.loads(line) for line in download.text().splitlines()]
+    assert len(lines) == ended.request_counts.errored
+    assert {line["result"]["type"] for line in lines} == {"errored"}
 
 
 def test_cancel_a_running_batch_from_its_page(page: Page, dashboard: Dashboard) -> None:

@@ -25,6 +25,7 @@ from batchgate.api.batches import STATUSES
 from batchgate.api.errors import ApiError
 from batchgate.lifecycle.request_lines import PROBLEMS_SHOWN, PromptSettings, RejectedLine
 from batchgate.service.batches import BatchNotFound
+from batchgate.service.result_views import ResultFilter, ResultView
 from batchgate.service.retries import RetrySelection
 from batchgate.storage.base import BatchFilter, BatchRow, WrongState
 from batchgate.web import backends, display, results, submit
@@ -230,14 +231,19 @@ async def batch_errors(request: Request) -> Response:
     return render(request, "batch_errors.html", batch=batch, groups=groups, caller=who)
 
 
+def _result_filter(request: Request) -> tuple[str | None, str | None]:
+    """The results viewer's filter: a result type and a custom_id, each None for any."""
+    result_type = request.query_params.get("type") or None
+    if result_type not in (None, *RESULT_TYPES):
+        result_type = None
+    return result_type, request.query_params.get("custom_id", "").strip() or None
+
+
 @page
 async def batch_results(request: Request) -> Response:
     who = await caller(request)
     batch = await _batch(request, who)
-    result_type = request.query_params.get("type") or None
-    if result_type not in (None, *RESULT_TYPES):
-        result_type = None
-    custom_id = request.query_params.get("custom_id", "").strip() or None
+    result_type, custom_id = _result_filter(request)
     try:
         number = max(0, int(request.query_params.get("page", "0")))
     except ValueError:
@@ -259,10 +265,16 @@ async def batch_results(request: Request) -> Response:
 
 @page
 async def download(request: Request) -> Response:
-    """The whole results, as the API's results endpoint serves them, for the signed-in key."""
+    """The results as the API's results endpoint serves them, for the signed-in key: all, or
+    those of the results viewer's filter."""
     who = await caller(request)
     batch_id = request.path_params["batch_id"]
-    _, lines = await app_state(request).batches.results(who.owner, batch_id)
+    result_type, custom_id = _result_filter(request)
+    wanted = ResultFilter(
+        frozenset([result_type] if result_type else []),
+        frozenset([custom_id] if custom_id else []),
+    )
+    _, lines = await app_state(request).batches.results(who.owner, batch_id, ResultView(), wanted)
     return StreamingResponse(
         lines,
         media_type="application/x-jsonl",
