@@ -144,6 +144,7 @@ def test_retry_the_failed_requests_of_a_batch_from_its_page(
     )
     page.goto(f"{dashboard.url}/batches/{batch_id}")
     expect(page.get_by_test_id("retry-link")).to_have_text(child_id)
+    expect(page.get_by_test_id("merged")).to_contain_text("Over the retry chain")
     expect(page.get_by_role("button", name=re.compile("^Retry failed"))).to_have_count(0)
 
 

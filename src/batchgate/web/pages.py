@@ -111,7 +111,7 @@ async def signin_form(request: Request) -> Response:
 
 def _next(target: str | None) -> str:
     """Where to go after signing in: only a dashboard page, never another site."""
-    if target and target.startswith("/ui/") and not target.startswith("//"):
+    if target and target.startswith("/ui/"):
         return target
     return "/ui/batches"
 
