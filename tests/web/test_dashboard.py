@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 from playwright.sync_api import BrowserContext, Page, expect
 
-from conftest import Server, wait_until_ended
+from conftest import Server, simple_request, wait_until_ended
 from web.conftest import Dashboard, Screenshots, sign_in
 
 # Polling refreshes every 2 s; a batch of the dashboard's server ends within seconds.
@@ -66,6 +66,14 @@ def test_a_new_batch_appears_and_its_bar_reaches_100_percent_without_reloading(
 def test_filters_and_search_find_batches(page: Page, dashboard: Dashboard) -> None:
     batch_id = dashboard.create(3, "found")
     wait_until_ended(dashboard.client(), batch_id)
+    labelled = (
+        dashboard.client()
+        .messages.batches.create(
+            requests=[simple_request("labelled")],  # type: ignore[list-item]
+            extra_body={"metadata": {"team": "ui-test"}},
+        )
+        .id
+    )
     sign_in(page, dashboard, dashboard.blue)
     page.get_by_label("Batch id").fill(batch_id)
     page.get_by_role("button", name="Show").click()
@@ -75,6 +83,12 @@ def test_filters_and_search_find_batches(page: Page, dashboard: Dashboard) -> No
     expect(page.locator(f"tr[data-batch-id='{batch_id}']")).to_have_count(0)
     page.goto(f"{dashboard.url}/batches?status=ended")
     expect(page.locator(f"tr[data-batch-id='{batch_id}']")).to_be_visible()
+
+    page.goto(f"{dashboard.url}/batches")
+    page.get_by_role("link", name="team=ui-test").click()
+    expect(page).to_have_url(re.compile(r"label=team%3Dui-test"))
+    expect(page.locator("tr[data-batch-id]")).to_have_count(1)
+    expect(page.locator(f"tr[data-batch-id='{labelled}']")).to_be_visible()
 
 
 def test_errors_are_grouped_and_an_example_leads_to_its_result(
