@@ -18,8 +18,9 @@ class CreatedKey:
     id: str
 
 
-def create_key(database_url: str, workspace: str) -> CreatedKey:
-    created = keys_command(database_url, "create", "--workspace", workspace)
+def create_key(database_url: str, workspace: str, read_only: bool = False) -> CreatedKey:
+    flags = ("--read-only",) if read_only else ()
+    created = keys_command(database_url, "create", "--workspace", workspace, *flags)
     assert created.exit_code == 0, created.output
     key_id = re.search(r"key_[0-9a-f]+", created.stderr)
     assert key_id is not None, created.stderr

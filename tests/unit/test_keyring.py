@@ -49,7 +49,7 @@ def owners(keyring: Keyring, *keys: str | None) -> list[str | int]:
 
     async def check(key: str | None) -> str | int:
         try:
-            return await keyring.owner_of(request(key))
+            return (await keyring.caller(request(key))).owner
         except ApiError as error:
             return error.status
 

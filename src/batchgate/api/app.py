@@ -30,6 +30,7 @@ from batchgate.service.batches import (
     IdempotentCreateInProgress,
 )
 from batchgate.storage.base import StoreUnavailable, WrongState
+from batchgate.web import routes as web_routes
 
 
 def create_app(state: AppState) -> Starlette:
@@ -62,6 +63,7 @@ def create_app(state: AppState) -> Starlette:
             + batch_requests.routes
             + batch_retry.routes
             + usage.routes
+            + web_routes
         ),
         middleware=[Middleware(RequestIdMiddleware), Middleware(AccessLogMiddleware)],
         exception_handlers={

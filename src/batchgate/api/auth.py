@@ -38,6 +38,16 @@ def presented_key(request: Request) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Caller:
+    """Whoever presented a key: the owner tag of the batches they see, their workspace (None
+    for keys of BATCHGATE_API_KEYS and when no key is required) and whether they may act."""
+
+    owner: str
+    workspace: str | None = None
+    read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class LoadedKeys:
     active: dict[str, ApiKeyRow]  # by prefix
     any_created: bool  # revoked keys count: revoking every key never opens the server
@@ -63,9 +73,14 @@ class Keyring:
         """Whether a key is required: one is set in the environment or exists in the database."""
         return bool(self._env_hashes) or bool(self._store.api_keys())
 
-    async def owner_of(self, request: Request) -> str:
-        """The owner tag of the caller's batches; raises a 401 for a missing or unknown key."""
-        key = presented_key(request)
+    async def caller(self, request: Request) -> Caller:
+        """Who sent the request, by its API key header; raises a 401 for a missing or unknown
+        key."""
+        return await self.identify(presented_key(request))
+
+    async def identify(self, key: str | None) -> Caller:
+        """Who holds `key` (None: no key given); raises a 401 when it is required and missing,
+        or unknown."""
         loaded = await self._keys(REFRESH_SECONDS)
         required = bool(self._env_hashes) or loaded.any_created
         if key is None:
@@ -73,11 +88,11 @@ class Keyring:
                 raise ApiError(
                     401, "Missing API key: send it as x-api-key or Authorization: Bearer."
                 )
-            return key_hash("")
+            return Caller(key_hash(""))
         digest = key_hash(key)
         # Every env key is compared, so the time taken does not reveal which one nearly matched.
         if any([hmac.compare_digest(digest, known) for known in self._env_hashes]):
-            return digest
+            return Caller(digest)
         prefix = key_prefix(key)
         if prefix is not None:
             if prefix not in loaded.active:
@@ -85,10 +100,10 @@ class Keyring:
             row = loaded.active.get(prefix)
             # Found by its public prefix; the secret part is only ever compared in constant time.
             if row is not None and hmac.compare_digest(digest, row.key_hash):
-                return workspace_owner(row.workspace)
+                return Caller(workspace_owner(row.workspace), row.workspace, row.read_only)
         if required:
             raise ApiError(401, "Invalid API key.")
-        return digest
+        return Caller(digest)
 
     async def _keys(self, max_age: float) -> LoadedKeys:
         loaded = self._loaded

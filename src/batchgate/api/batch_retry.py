@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from batchgate.api.batches import batch_response, context
+from batchgate.api.batches import acting_context, batch_response
 from batchgate.api.errors import ApiError
 from batchgate.api.result_query import RESULT_TYPES
 from batchgate.service.retries import DEFAULT_RESULT_TYPES, RetrySelection
@@ -56,7 +56,7 @@ def _selection(raw: bytes) -> RetrySelection:
 
 
 async def retry_batch(request: Request) -> Response:
-    state, owner = await context(request)
+    state, owner = await acting_context(request)
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
         raise ApiError(413, f"Request body is larger than {MAX_BODY_BYTES} bytes")

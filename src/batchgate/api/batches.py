@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from batchgate.api.access import require_write
 from batchgate.api.batch_options import batch_options
 from batchgate.api.errors import ApiError
 from batchgate.api.ingest import check_requests, decode_create_body, into_chunks, read_capped_body
@@ -99,7 +100,15 @@ def json_response(body: Any, status: int = 200) -> Response:
 async def context(request: Request) -> tuple[AppState, str]:
     """The app's state and the caller's owner tag (their workspace); a 401 without a valid key."""
     state: AppState = request.app.state.batchgate
-    return state, await state.keyring.owner_of(request)
+    return state, (await state.keyring.caller(request)).owner
+
+
+async def acting_context(request: Request) -> tuple[AppState, str]:
+    """The same for a call that changes something: a 403 for a read-only key."""
+    state: AppState = request.app.state.batchgate
+    caller = await state.keyring.caller(request)
+    require_write(caller)
+    return state, caller.owner
 
 
 def _request_id(request: Request) -> dict[str, str]:
@@ -107,7 +116,7 @@ def _request_id(request: Request) -> dict[str, str]:
 
 
 async def create_batch(request: Request) -> Response:
-    state, owner = await context(request)
+    state, owner = await acting_context(request)
     settings = state.settings
     if state.shutting_down:
         # By then this process is gone: its restart, or another instance behind the balancer,
@@ -222,7 +231,7 @@ def _list_filter(request: Request) -> BatchFilter:
 
 
 async def cancel_batch(request: Request) -> Response:
-    state, owner = await context(request)
+    state, owner = await acting_context(request)
     batch_id = request.path_params["batch_id"]
     batch = await state.batches.cancel(owner, batch_id)
     log.info("batch canceling", extra={"batch_id": batch_id, **_request_id(request)})
@@ -230,7 +239,7 @@ async def cancel_batch(request: Request) -> Response:
 
 
 async def delete_batch(request: Request) -> Response:
-    state, owner = await context(request)
+    state, owner = await acting_context(request)
     batch_id = request.path_params["batch_id"]
     cascade = flag(request, "cascade")
     await state.batches.delete(owner, batch_id, cascade)

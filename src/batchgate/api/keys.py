@@ -52,7 +52,7 @@ class NewKey:
     row: ApiKeyRow
 
 
-def new_key(workspace: str, now: float) -> NewKey:
+def new_key(workspace: str, now: float, read_only: bool = False) -> NewKey:
     key = KEY_START + "".join(secrets.choice(ALPHABET) for _ in range(RANDOM_CHARACTERS))
     row = ApiKeyRow(
         id=f"key_{secrets.token_hex(8)}",
@@ -61,5 +61,6 @@ def new_key(workspace: str, now: float) -> NewKey:
         key_hash=key_hash(key),
         created_at=now,
         revoked_at=None,
+        read_only=read_only,
     )
     return NewKey(key, row)

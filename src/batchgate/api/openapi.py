@@ -342,6 +342,7 @@ _REQUEST_ID_HEADER = {
 _ERRORS = {
     400: "Invalid request: a malformed create, a bad query parameter or a wrong state.",
     401: "Missing or unknown API key (when the server has keys configured).",
+    403: "(batchgate extension) The API key is read-only: it can see but not change batches.",
     404: "No such batch for this key (unknown, deleted, another key's), or archived results.",
     408: "The create body did not arrive in full within the server's body timeout.",
     409: "The create with this Idempotency-Key is still being stored: retry (the SDK does).",
@@ -576,7 +577,7 @@ def document(settings: Settings) -> dict[str, Any]:
                     "createMessageBatch",
                     "Create a batch; processing starts at once.",
                     {200: _json(batch, "MessageBatch")},
-                    (400, 408, 409, 413, 422, 503),
+                    (400, 403, 408, 409, 413, 422, 503),
                     parameters=[_IDEMPOTENCY_KEY],
                     requestBody={
                         "required": True,
@@ -604,7 +605,7 @@ def document(settings: Settings) -> dict[str, Any]:
                     "deleteMessageBatch",
                     "Delete an ended batch and its results.",
                     {200: _json("The batch is gone.", "DeletedMessageBatch")},
-                    (400, 404),
+                    (400, 403, 404),
                     parameters=[
                         _flag(
                             "cascade",
@@ -620,7 +621,7 @@ def document(settings: Settings) -> dict[str, Any]:
                     "cancelMessageBatch",
                     "Start canceling a batch (the SDK sends an empty body).",
                     {200: _json(batch, "MessageBatch")},
-                    (400, 404),
+                    (400, 403, 404),
                 ),
             },
             "/v1/messages/batches/{batch_id}/results": {
@@ -640,7 +641,7 @@ def document(settings: Settings) -> dict[str, Any]:
                     "(batchgate extension) A new batch of the ended batch's failed requests,"
                     " recorded as its retry.",
                     {200: _json("The retry batch.", "MessageBatch")},
-                    (400, 404, 413),
+                    (400, 403, 404, 413),
                     requestBody={
                         "required": False,
                         "content": {"application/json": {"schema": _ref("RetryMessageBatch")}},

@@ -55,7 +55,7 @@ def _shown(moment: float | None) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def key_json(row: ApiKeyRow) -> dict[str, str | None]:
+def key_json(row: ApiKeyRow) -> dict[str, str | bool | None]:
     """A key as `list --json` prints it: everything but its hash."""
     return {
         "id": row.id,
@@ -63,15 +63,22 @@ def key_json(row: ApiKeyRow) -> dict[str, str | None]:
         "prefix": row.prefix,
         "created_at": _iso(row.created_at),
         "revoked_at": _iso(row.revoked_at),
+        "read_only": row.read_only,
     }
 
 
 def create(
-    workspace: Workspace, database_url: DatabaseUrl = None, config: ConfigFile = None
+    workspace: Workspace,
+    read_only: Annotated[
+        bool,
+        typer.Option("--read-only", help="The key sees the workspace's batches, changes none."),
+    ] = False,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
 ) -> None:
     """Create a key for a workspace. The key is printed once, on stdout; only its hash is kept."""
     try:
-        created = new_key(workspace, time.time())
+        created = new_key(workspace, time.time(), read_only)
     except ValueError as error:
         raise fail(f"Cannot create a key: {error}.") from None
     url = configured_database(database_url, config)
@@ -79,7 +86,8 @@ def create(
         store.create_api_key(created.row)
     typer.echo(created.key)
     typer.echo(
-        f"Created {created.row.id} in workspace {workspace!r} on {mask_url(url)}. This is the"
+        f"Created {created.row.id}{' (read-only)' if read_only else ''} in workspace"
+        f" {workspace!r} on {mask_url(url)}. This is the"
         " only time the key is shown: keep it somewhere safe.",
         err=True,
     )

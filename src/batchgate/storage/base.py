@@ -264,6 +264,8 @@ class ApiKeyRow:
     key_hash: str
     created_at: float
     revoked_at: float | None
+    # Sees its workspace's batches but may change nothing (api/access.py).
+    read_only: bool = False
 
 
 class Store(Protocol):

@@ -108,7 +108,7 @@ RETRY_COLUMNS = sql.SQL(
     "child_id, parent_id, created_at,"
     " retried_succeeded, retried_errored, retried_canceled, retried_expired"
 )
-API_KEY_COLUMNS = sql.SQL("id, workspace, prefix, key_hash, created_at, revoked_at")
+API_KEY_COLUMNS = sql.SQL("id, workspace, prefix, key_hash, created_at, revoked_at, read_only")
 # How long a call waits for a pooled connection before it fails: while the database is away
 # the API answers 503 after this long, instead of holding the client for the pool's 30 s.
 CHECKOUT_TIMEOUT_SECONDS = 5.0
@@ -714,10 +714,10 @@ class PostgresStore:
     def create_api_key(self, key: ApiKeyRow) -> None:
         with self._pool.connection() as db:
             db.execute(
-                sql.SQL("INSERT INTO api_keys ({}) VALUES (%s, %s, %s, %s, %s, %s)").format(
+                sql.SQL("INSERT INTO api_keys ({}) VALUES (%s, %s, %s, %s, %s, %s, %s)").format(
                     API_KEY_COLUMNS
                 ),
-                (key.id, key.workspace, key.prefix, key.key_hash, key.created_at, key.revoked_at),
+                dataclasses.astuple(key),
             )
 
     def api_keys(self) -> list[ApiKeyRow]:

@@ -50,7 +50,7 @@ from batchgate.storage.unavailable import raises_store_unavailable
 
 log = logging.getLogger("batchgate.storage")
 
-API_KEY_COLUMNS = "id, workspace, prefix, key_hash, created_at, revoked_at"
+API_KEY_COLUMNS = "id, workspace, prefix, key_hash, created_at, revoked_at, read_only"
 
 BATCH_COLUMNS = BATCH_FIELDS
 USAGE_UPSERT = usage_upsert("?")
@@ -686,15 +686,15 @@ class SQLiteStore:
     def create_api_key(self, key: ApiKeyRow) -> None:
         with self._transaction() as db:
             db.execute(
-                f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                (key.id, key.workspace, key.prefix, key.key_hash, key.created_at, key.revoked_at),
+                f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                dataclasses.astuple(key),
             )
 
     def api_keys(self) -> list[ApiKeyRow]:
         rows = self._reader.execute(
             f"SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"
         ).fetchall()
-        return [ApiKeyRow(*row) for row in rows]
+        return [_api_key(row) for row in rows]
 
     def revoke_api_key(self, key_id: str, now: float) -> ApiKeyRow | None:
         with self._transaction() as db:
@@ -704,7 +704,7 @@ class SQLiteStore:
                 f" RETURNING {API_KEY_COLUMNS}",
                 (now, key_id),
             ).fetchall()
-        return ApiKeyRow(*rows[0]) if rows else None
+        return _api_key(rows[0]) if rows else None
 
     def close(self) -> None:
         self._closed.set()
@@ -720,3 +720,8 @@ class SQLiteStore:
             f"The schema of {self.location} is no longer the one this process upgraded it to:"
             f" {status.describe()}."
         )
+
+
+def _api_key(row: tuple[Any, ...]) -> ApiKeyRow:
+    """SQLite keeps read_only as 0 or 1."""
+    return dataclasses.replace(ApiKeyRow(*row), read_only=bool(row[-1]))

@@ -73,7 +73,8 @@ CREATE TABLE api_keys (
     prefix TEXT NOT NULL UNIQUE,
     key_hash TEXT NOT NULL,
     created_at REAL NOT NULL,
-    revoked_at REAL
+    revoked_at REAL,
+    read_only INTEGER NOT NULL DEFAULT 0  -- sees but cannot change (0007)
 );
 
 -- A retry: a child batch made of a parent's failed requests (a batch has at most one). retried_*

@@ -1,0 +1,289 @@
+"""The dashboard at /ui in Chromium: sign-in, live progress, errors to results, actions, a
+read-only key, another workspace's batch."""
+
+import json
+import re
+from collections.abc import Callable
+
+import httpx
+from playwright.sync_api import BrowserContext, Page, expect
+
+from conftest import Server, simple_request, wait_until_ended
+from web.conftest import Dashboard, Screenshots, sign_in
+
+# Polling refreshes every 2 s; a batch of the dashboard's server ends within seconds.
+LIVE_TIMEOUT_MS = 30_000
+
+
+def test_sign_in_with_a_key_shows_its_workspace(
+    page: Page, dashboard: Dashboard, shoot: Screenshots
+) -> None:
+    page.goto(f"{dashboard.url}/batches")
+    expect(page).to_have_url(re.compile(r"/ui/signin"))
+    shoot(page, "signin")
+    page.get_by_label("API key").fill("bgk_" + "x" * 44)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("That key is not valid.")
+
+    page.get_by_label("API key").fill(dashboard.blue)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{dashboard.url}/batches")
+    expect(page.get_by_test_id("workspace")).to_contain_text("workspace blue")
+    key_cookie = next(c for c in page.context.cookies() if c["name"] == "batchgate_key")
+    assert key_cookie["httpOnly"] and key_cookie["sameSite"] == "Strict"
+    assert key_cookie["path"] == "/ui"
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/ui/signin"))
+    page.goto(f"{dashboard.url}/batches")
+    expect(page).to_have_url(re.compile(r"/ui/signin"))
+
+
+def test_a_new_batch_appears_and_its_bar_reaches_100_percent_without_reloading(
+    page: Page, dashboard: Dashboard, shoot: Screenshots
+) -> None:
+    sign_in(page, dashboard, dashboard.blue)
+    page.evaluate("window.notReloaded = true")
+    batch_id = dashboard.create(80, "live")
+    row = page.locator(f"tr[data-batch-id='{batch_id}']")
+    expect(row).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    expect(row.locator(".pct")).to_have_text("100 %", timeout=LIVE_TIMEOUT_MS)
+    expect(row.locator(".status")).to_have_text("ended", timeout=LIVE_TIMEOUT_MS)
+    assert page.evaluate("window.notReloaded") is True
+    shoot(page, "batches")
+
+    running = dashboard.create(80, "watched")
+    page.goto(f"{dashboard.url}/batches/{running}")
+    page.evaluate("window.notReloaded = true")
+    expect(page.get_by_test_id("status")).to_have_text("ended", timeout=LIVE_TIMEOUT_MS)
+    expect(page.get_by_test_id("percent")).to_have_text("100 %")
+    assert page.evaluate("window.notReloaded") is True
+    counts = dashboard.client().messages.batches.retrieve(running).request_counts
+    expect(page.get_by_test_id("count-succeeded")).to_have_text(str(counts.succeeded))
+    expect(page.get_by_test_id("count-errored")).to_have_text(str(counts.errored))
+
+
+def test_filters_and_search_find_batches(page: Page, dashboard: Dashboard) -> None:
+    batch_id = dashboard.create(3, "found")
+    wait_until_ended(dashboard.client(), batch_id)
+    labelled = (
+        dashboard.client()
+        .messages.batches.create(
+            requests=[simple_request("labelled")],  # type: ignore[list-item]
+            extra_body={"metadata": {"team": "ui-test"}},
+        )
+        .id
+    )
+    sign_in(page, dashboard, dashboard.blue)
+    page.get_by_label("Batch id").fill(batch_id)
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("tr[data-batch-id]")).to_have_count(1)
+    expect(page.locator(f"tr[data-batch-id='{batch_id}']")).to_be_visible()
+    page.goto(f"{dashboard.url}/batches?status=canceling")
+    expect(page.locator(f"tr[data-batch-id='{batch_id}']")).to_have_count(0)
+    page.goto(f"{dashboard.url}/batches?status=ended")
+    expect(page.locator(f"tr[data-batch-id='{batch_id}']")).to_be_visible()
+
+    page.goto(f"{dashboard.url}/batches")
+    page.get_by_role("link", name="team=ui-test").click()
+    expect(page).to_have_url(re.compile(r"label=team%3Dui-test"))
+    expect(page.locator("tr[data-batch-id]")).to_have_count(1)
+    expect(page.locator(f"tr[data-batch-id='{labelled}']")).to_be_visible()
+
+
+def test_errors_are_grouped_and_an_example_leads_to_its_result(
+    page: Page, dashboard: Dashboard, shoot: Screenshots
+) -> None:
+    batch_id = dashboard.create(30, "faulty")
+    ended = wait_until_ended(dashboard.client(), batch_id)
+    assert ended.request_counts.errored > 0
+    sign_in(page, dashboard, dashboard.blue)
+    page.goto(f"{dashboard.url}/batches/{batch_id}")
+    errors = page.locator("table.errors")
+    expect(errors).to_contain_text("invalid_request_error")
+    expect(errors.locator("td.num").first).to_have_text(str(ended.request_counts.errored))
+    shoot(page, "batch")
+    example = errors.get_by_test_id("error-example").first
+    custom_id = example.inner_text()
+    example.click()
+    expect(page).to_have_url(re.compile(r"/results\?custom_id="))
+    result = page.locator("article.result")
+    expect(result).to_have_count(1)
+    expect(result).to_have_attribute("data-custom-id", custom_id)
+    expect(result.get_by_test_id("result-type")).to_have_text("errored")
+    expect(result).to_contain_text("Simulated invalid_request_error")
+    shoot(page, "results")
+
+    page.goto(f"{dashboard.url}/batches/{batch_id}/results?type=succeeded")
+    expect(page.get_by_test_id("result-type")).to_have_count(ended.request_counts.succeeded)
+    expect(page.get_by_test_id("result-type").first).to_have_text("succeeded")
+    download = page.context.request.get(
+        f"{dashboard.url}/batches/{batch_id}/results.jsonl?type=errored"
+    )
+    lines = [json.loads(line) for line in download.text().splitlines()]
+    assert len(lines) == ended.request_counts.errored
+    assert {line["result"]["type"] for line in lines} == {"errored"}
+
+
+def test_cancel_a_running_batch_from_its_page(page: Page, dashboard: Dashboard) -> None:
+    batch_id = dashboard.create(2000, "long")
+    sign_in(page, dashboard, dashboard.blue)
+    page.goto(f"{dashboard.url}/batches/{batch_id}")
+    page.get_by_role("button", name=re.compile(r"^Cancel \(\d+ requests\)")).click()
+    expect(page.get_by_test_id("status")).to_have_text(re.compile("canceling|ended"))
+    ended = wait_until_ended(dashboard.client(), batch_id)
+    assert ended.request_counts.canceled > 0
+    expect(page.get_by_test_id("status")).to_have_text("ended", timeout=LIVE_TIMEOUT_MS)
+    expect(page.get_by_test_id("count-canceled")).to_have_text(str(ended.request_counts.canceled))
+
+
+def test_retry_the_failed_requests_of_a_batch_from_its_page(
+    page: Page, dashboard: Dashboard
+) -> None:
+    batch_id = dashboard.create(30, "retried")
+    ended = wait_until_ended(dashboard.client(), batch_id)
+    failed = ended.request_counts.errored + ended.request_counts.expired
+    sign_in(page, dashboard, dashboard.blue)
+    page.goto(f"{dashboard.url}/batches/{batch_id}")
+    page.get_by_role("button", name=f"Retry failed ({failed} requests)").click()
+    expect(page).not_to_have_url(f"{dashboard.url}/batches/{batch_id}")
+    child_id = page.url.rsplit("/", 1)[-1]
+    expect(page.locator(".lineage")).to_contain_text(f"Retry of {batch_id}")
+    child = dashboard.client().messages.batches.retrieve(child_id)
+    assert (
+        child.request_counts.processing
+        + child.request_counts.errored
+        + (child.request_counts.succeeded)
+        == failed
+    )
+    page.goto(f"{dashboard.url}/batches/{batch_id}")
+    expect(page.get_by_test_id("retry-link")).to_have_text(child_id)
+    expect(page.get_by_test_id("merged")).to_contain_text("Over the retry chain")
+    expect(page.get_by_role("button", name=re.compile("^Retry failed"))).to_have_count(0)
+
+
+def test_delete_an_ended_batch(page: Page, dashboard: Dashboard) -> None:
+    batch_id = dashboard.create(2, "deleted")
+    wait_until_ended(dashboard.client(), batch_id)
+    sign_in(page, dashboard, dashboard.blue)
+    page.goto(f"{dashboard.url}/batches/{batch_id}")
+    page.get_by_role("button", name="Delete (2 results)").click()
+    expect(page).to_have_url(f"{dashboard.url}/batches")
+    expect(page.locator(f"tr[data-batch-id='{batch_id}']")).to_have_count(0)
+    page.goto(f"{dashboard.url}/batches/{batch_id}")
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+
+
+def _post_form(context: BrowserContext, url: str, csrf: bool = True) -> int:
+    """Posts a form as the page's own would, with the browser's cookies (and its token)."""
+    token = next(c["value"] for c in context.cookies() if c["name"] == "batchgate_csrf")
+    form = {"csrf": token} if csrf else {}
+    return context.request.post(url, form=form, max_redirects=0).status
+
+
+def test_a_read_only_key_sees_no_actions_and_is_refused_if_it_posts_one(
+    page: Page, context: BrowserContext, dashboard: Dashboard, shoot: Screenshots
+) -> None:
+    batch_id = dashboard.create(2000, "watched-only")
+    sign_in(page, dashboard, dashboard.viewer)
+    expect(page.get_by_test_id("workspace")).to_contain_text("read-only")
+    page.goto(f"{dashboard.url}/batches/{batch_id}")
+    expect(page.get_by_test_id("status")).to_be_visible()
+    expect(page.locator(".actions")).to_have_count(0)
+    expect(page.get_by_role("button", name=re.compile("^(Cancel|Retry|Delete)"))).to_have_count(0)
+    shoot(page, "read-only")
+    for action in ("cancel", "retry", "delete"):
+        assert _post_form(context, f"{dashboard.url}/batches/{batch_id}/{action}") == 403
+    assert dashboard.client().messages.batches.retrieve(batch_id).cancel_initiated_at is None
+    dashboard.client().messages.batches.cancel(batch_id)
+
+
+def test_an_action_without_the_csrf_token_is_refused(
+    page: Page, context: BrowserContext, dashboard: Dashboard
+) -> None:
+    batch_id = dashboard.create(2000, "forged")
+    sign_in(page, dashboard, dashboard.blue)
+    assert _post_form(context, f"{dashboard.url}/batches/{batch_id}/cancel", csrf=False) == 403
+    forged = httpx.post(
+        f"{dashboard.url}/batches/{batch_id}/cancel",
+        data={"csrf": "guessed"},
+        cookies={
+            "batchgate_key": dashboard.blue,
+            "batchgate_csrf": next(
+                c["value"] for c in context.cookies() if c["name"] == "batchgate_csrf"
+            ),
+        },
+    )
+    assert forged.status_code == 403
+    assert dashboard.client().messages.batches.retrieve(batch_id).cancel_initiated_at is None
+    dashboard.client().messages.batches.cancel(batch_id)
+
+
+def test_another_workspaces_batch_is_a_404_page(
+    page: Page, dashboard: Dashboard, shoot: Screenshots
+) -> None:
+    batch_id = dashboard.create(1, "private")
+    sign_in(page, dashboard, dashboard.red)
+    response = page.goto(f"{dashboard.url}/batches/{batch_id}")
+    assert response is not None and response.status == 404
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    expect(page.locator(f"tr[data-batch-id='{batch_id}']")).to_have_count(0)
+    shoot(page, "not-found")
+    page.goto(f"{dashboard.url}/batches")
+    expect(page.locator(f"tr[data-batch-id='{batch_id}']")).to_have_count(0)
+
+
+def test_without_keys_the_dashboard_opens_without_signing_in(
+    page: Page, start_server: Callable[..., Server]
+) -> None:
+    server = start_server()
+    page.goto(f"{server.base_url}/ui/batches")
+    expect(page).to_have_url(f"{server.base_url}/ui/batches")
+    expect(page.get_by_role("heading", name="Batches")).to_be_visible()
+
+
+def test_the_backends_page_shows_each_routes_numbers(
+    page: Page, dashboard: Dashboard, shoot: Screenshots
+) -> None:
+    wait_until_ended(dashboard.client(), dashboard.create(10, "routed"))
+    sign_in(page, dashboard, dashboard.blue)
+    page.get_by_role("link", name="Backends").click()
+    route = page.locator("tr[data-route]").first
+    expect(route).to_contain_text("succeeded")
+    expect(route).to_contain_text("errored")
+    shoot(page, "backends")
+
+
+def test_submit_checks_each_line_then_creates_the_batch(
+    page: Page, dashboard: Dashboard, shoot: Screenshots
+) -> None:
+    sign_in(page, dashboard, dashboard.blue)
+    page.get_by_role("link", name="Submit").click()
+    bad = (
+        b'{"custom_id": "a", "params": {"model": "m", "max_tokens": 5, "messages": []}}\nnot json\n'
+    )
+    page.get_by_label("File").set_input_files(
+        files=[{"name": "requests.jsonl", "mimeType": "application/jsonl", "buffer": bad}]
+    )
+    page.get_by_role("button", name="Check and create").click()
+    rejected = page.get_by_test_id("rejected")
+    expect(rejected).to_contain_text("line 1: params.messages must be a non-empty array")
+    expect(rejected).to_contain_text("line 2: not valid JSON")
+    shoot(page, "submit")
+
+    page.get_by_label("a prompt, for the model below").check()
+    page.get_by_label("or the lines themselves").fill("What is AI?\nWhat is ML?\n")
+    page.get_by_role("button", name="Check and create").click()
+    expect(page).to_have_url(re.compile(r"/ui/batches/msgbatch_"))
+    batch_id = page.url.rsplit("/", 1)[-1]
+    expect(page.get_by_test_id("status")).to_have_text("ended", timeout=LIVE_TIMEOUT_MS)
+    results = dashboard.client().messages.batches.results(batch_id)
+    assert sorted(result.custom_id for result in results) == ["line-1", "line-2"]
+
+
+def test_a_read_only_key_cannot_submit(
+    page: Page, context: BrowserContext, dashboard: Dashboard
+) -> None:
+    sign_in(page, dashboard, dashboard.viewer)
+    expect(page.get_by_role("link", name="Submit")).to_have_count(0)
+    assert _post_form(context, f"{dashboard.url}/submit") == 403
