@@ -195,6 +195,7 @@ def test_retries_upstream_errors_and_the_concurrency_limit_are_counted() -> None
             target,
             flow,
             {"model": "m"},
+            workspace="default",
             batch_id="b",
             chunk_no=0,
             expires_at=1e12,

@@ -21,12 +21,11 @@ def test_migrate_upgrades_a_sqlite_file_ahead_of_serve_and_status_tells(tmp_path
 
     sqlite_file_at_version(path, 1)
     older = run_cli("migrate", "--status", database_url=url)
-    pending = list(known_versions("sqlite")[1:])
-    assert "version 1 " in older.stdout and f"pending: {pending}" in older.stdout
+    assert "version 1 " in older.stdout and f"pending: {list(range(2, LATEST + 1))}" in older.stdout
 
     migrated = run_cli("migrate", database_url=url)
     assert migrated.returncode == 0
-    assert f"Applied migrations {pending}" in migrated.stdout
+    assert f"Applied migrations {list(range(2, LATEST + 1))}" in migrated.stdout
     assert Path(f"{path}.before-v2").exists()
     current = run_cli("migrate", "--status", database_url=url)
     assert f"version {LATEST} " in current.stdout and "pending" not in current.stdout

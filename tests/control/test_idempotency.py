@@ -135,7 +135,7 @@ def test_a_client_timing_out_on_a_large_create_and_retrying_ends_with_one_batch(
     big = "x" * 20_000
     requests = [simple_request(f"r{i}", big) for i in range(1500)]  # ~30 MB
     impatient = anthropic.Anthropic(
-        base_url=server.base_url, api_key="sk-test-key", max_retries=3, timeout=0.3
+        base_url=server.base_url, api_key="sk-test-key", max_retries=3, timeout=0.05
     )
     try:
         first: anthropic.types.messages.MessageBatch | None = impatient.messages.batches.create(
@@ -159,7 +159,7 @@ def test_a_client_timing_out_on_a_large_create_and_retrying_ends_with_one_batch(
         if "POST /v1/messages/batches " in line
     ]
     # The first try outlasted its client, which retried: still one batch.
-    assert creates[0]["duration_ms"] > 300 and len(creates) >= 2
+    assert creates[0]["duration_ms"] > 50 and len(creates) >= 2
     assert server.log.read_text().count('"batch created"') == 1
 
 

@@ -410,11 +410,14 @@ class PostgresStore:
                 " FROM (SELECT c.batch_id, c.chunk_no, q.position FROM chunks c"
                 f"       JOIN ({QUEUE_IN_TURNS}) q"
                 "          ON q.batch_id = c.batch_id AND q.chunk_no = c.chunk_no"
+                # Checked again on the row once locked: another worker may have leased or
+                # finished it since this statement's snapshot, and the queue cannot see that.
+                "       WHERE c.state = 0 OR (c.state = 1 AND c.lease_expires < %s)"
                 "       ORDER BY q.position LIMIT %s"
                 "       FOR UPDATE OF c SKIP LOCKED) AS free"
                 " WHERE chunks.batch_id = free.batch_id AND chunks.chunk_no = free.chunk_no"
                 " RETURNING free.position, chunks.chunk_no, chunks.batch_id",
-                (worker_id, now + lease_seconds, now, now, limit),
+                (worker_id, now + lease_seconds, now, now, now, limit),
             ).fetchall()
             if not keys:
                 return []

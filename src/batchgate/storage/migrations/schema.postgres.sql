@@ -98,7 +98,7 @@ CREATE TABLE api_keys (
     key_hash text NOT NULL,
     created_at double precision NOT NULL,
     revoked_at double precision,
-    read_only boolean NOT NULL DEFAULT false  -- sees but cannot change (0007)
+    read_only boolean NOT NULL DEFAULT false  -- sees but cannot change (version 5)
 );
 
 -- A retry: a child batch made of a parent's failed requests (a batch has at most one). retried_*

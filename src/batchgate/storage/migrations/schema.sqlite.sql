@@ -74,7 +74,7 @@ CREATE TABLE api_keys (
     key_hash TEXT NOT NULL,
     created_at REAL NOT NULL,
     revoked_at REAL,
-    read_only INTEGER NOT NULL DEFAULT 0  -- sees but cannot change (0007)
+    read_only INTEGER NOT NULL DEFAULT 0  -- sees but cannot change (version 5)
 );
 
 -- A retry: a child batch made of a parent's failed requests (a batch has at most one). retried_*
