@@ -287,3 +287,76 @@ def test_a_read_only_key_cannot_submit(
     sign_in(page, dashboard, dashboard.viewer)
     expect(page.get_by_role("link", name="Submit")).to_have_count(0)
     assert _post_form(context, f"{dashboard.url}/submit") == 403
+
+
+def _labelled(dashboard: Dashboard, count: int, label: dict[str, str], key: str = "") -> str:
+    requests = [simple_request(f"bulk-{i}") for i in range(count)]
+    created = dashboard.client(key or None).messages.batches.create(
+        requests=requests,  # type: ignore[arg-type]
+        extra_body={"metadata": label},
+    )
+    return created.id
+
+
+def test_bulk_cancel_on_a_filter_previews_then_touches_only_what_it_showed(
+    page: Page, dashboard: Dashboard, shoot: Screenshots
+) -> None:
+    label = {"sweep": "bulk-cancel"}
+    running = [_labelled(dashboard, 2000, label) for _ in range(3)]
+    finished = _labelled(dashboard, 1, label)
+    wait_until_ended(dashboard.client(), finished)
+    other_workspace = _labelled(dashboard, 2000, label, dashboard.red)
+    sign_in(page, dashboard, dashboard.blue)
+    page.goto(f"{dashboard.url}/batches?label=sweep%3Dbulk-cancel")
+    page.get_by_role("link", name="cancel those in progress…").click()
+    expect(page.get_by_test_id("bulk-count")).to_contain_text("3 batches would be canceled")
+    for batch_id in running:
+        expect(page.get_by_role("link", name=batch_id)).to_be_visible()
+    shoot(page, "bulk-preview")
+    late = _labelled(dashboard, 2000, label)  # created after the preview: left alone
+
+    page.get_by_role("button", name="Cancel 3 batches").click()
+    expect(page.get_by_test_id("bulk-outcome")).to_contain_text("Canceling 3 batches.")
+    client = dashboard.client()
+    for batch_id in running:
+        assert client.messages.batches.retrieve(batch_id).cancel_initiated_at is not None
+    assert client.messages.batches.retrieve(late).cancel_initiated_at is None
+    red = dashboard.client(dashboard.red).messages.batches.retrieve(other_workspace)
+    assert red.cancel_initiated_at is None
+    client.messages.batches.cancel(late)
+    dashboard.client(dashboard.red).messages.batches.cancel(other_workspace)
+
+
+def test_bulk_delete_removes_the_ended_batches_of_a_filter_and_a_viewer_cannot(
+    page: Page, context: BrowserContext, dashboard: Dashboard
+) -> None:
+    label = {"sweep": "bulk-delete"}
+    ended = [_labelled(dashboard, 2, label) for _ in range(2)]
+    for batch_id in ended:
+        wait_until_ended(dashboard.client(), batch_id)
+    running = _labelled(dashboard, 2000, label)
+
+    sign_in(page, dashboard, dashboard.viewer)
+    page.goto(f"{dashboard.url}/batches/bulk?action=delete&label=sweep%3Dbulk-delete")
+    expect(page.get_by_test_id("bulk-count")).to_contain_text("2 batches would be deleted")
+    expect(page.get_by_role("button", name=re.compile("^Delete"))).to_have_count(0)
+    token = next(c["value"] for c in context.cookies() if c["name"] == "batchgate_csrf")
+    refused = context.request.post(
+        f"{dashboard.url}/batches/bulk?label=sweep%3Dbulk-delete",
+        form={"csrf": token, "action": "delete", "through_id": ended[-1]},
+        max_redirects=0,
+    )
+    assert refused.status == 403
+    assert dashboard.client().messages.batches.retrieve(ended[0]).processing_status == "ended"
+
+    context.clear_cookies()
+    sign_in(page, dashboard, dashboard.blue)
+    page.goto(f"{dashboard.url}/batches?label=sweep%3Dbulk-delete&status=ended")
+    page.get_by_role("link", name="delete those ended…").click()
+    page.get_by_role("button", name="Delete 2 batches").click()
+    expect(page.get_by_test_id("bulk-outcome")).to_contain_text("Deleted 2 batches.")
+    for batch_id in ended:
+        page.goto(f"{dashboard.url}/batches/{batch_id}")
+        expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    assert dashboard.client().messages.batches.retrieve(running).processing_status != "ended"
+    dashboard.client().messages.batches.cancel(running)

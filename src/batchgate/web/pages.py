@@ -28,7 +28,7 @@ from batchgate.service.batches import BatchNotFound
 from batchgate.service.result_views import ResultFilter, ResultView
 from batchgate.service.retries import RetrySelection
 from batchgate.storage.base import BatchFilter, BatchRow, WrongState
-from batchgate.web import backends, display, results, submit
+from batchgate.web import backends, bulk, display, results, submit
 from batchgate.web.session import (
     CSRF_FIELD,
     KEY_COOKIE,
@@ -313,6 +313,41 @@ async def delete(request: Request) -> Response:
     return RedirectResponse("/ui/batches", status_code=303)
 
 
+# --- bulk actions: on every batch the list's filter shows, previewed first -------------------
+
+
+def _bulk_action(value: str) -> bulk.Action:
+    for action in bulk.ACTIONS:
+        if value == action:
+            return action
+    raise ApiError(400, f"No bulk action {value!r}: cancel or delete.")
+
+
+@page
+async def bulk_preview(request: Request) -> Response:
+    who = await caller(request)
+    only, query = _filter(request)
+    action = _bulk_action(request.query_params.get("action", ""))
+    preview = await bulk.preview(app_state(request).batches, who.owner, only, action)
+    return render(request, "bulk.html", preview=preview, query=query, **_common(request, who))
+
+
+@page
+async def bulk_apply(request: Request) -> Response:
+    form = await check_csrf(request)
+    who = await caller(request)
+    require_write(who)
+    only, query = _filter(request)
+    outcome = await bulk.apply(
+        app_state(request).batches,
+        who.owner,
+        only,
+        _bulk_action(text(form, "action")),
+        text(form, "through_id"),
+    )
+    return render(request, "bulk.html", outcome=outcome, query=query, **_common(request, who))
+
+
 # --- submit ------------------------------------------------------------------------------------
 
 
@@ -404,6 +439,8 @@ routes = [
             Route("/backends", backends_page),
             Route("/submit", submit_form, methods=["GET"]),
             Route("/submit", submit_batch, methods=["POST"]),
+            Route("/batches/bulk", bulk_preview, methods=["GET"]),
+            Route("/batches/bulk", bulk_apply, methods=["POST"]),
             Route("/batches/{batch_id}", batch_page),
             Route("/batches/{batch_id}/errors", batch_errors),
             Route("/batches/{batch_id}/results", batch_results),
