@@ -7,6 +7,7 @@ from pathlib import Path
 
 import psycopg
 
+from batchgate.storage import postgres, sqlite
 from batchgate.storage.base import (
     BatchFilter,
     BatchOptions,
@@ -45,6 +46,26 @@ def test_labels_filter_pages_with_the_status(store: Store) -> None:
     store.cancel_batch(OWNER, "msgbatch_3", NOW, {"type": "user"})
     assert page(BatchFilter(status="canceling")) == ["msgbatch_3"]
     assert page(BatchFilter(team_a.labels, "in_progress")) == ["msgbatch_5", "msgbatch_1"]
+
+
+def test_a_custom_id_finds_the_batches_holding_it(store: Store) -> None:
+    # builders.create names each request batch/chunk/index.
+    create(store, "msgbatch_1", sizes=(2, 3))
+    create(store, "msgbatch_2", options=BatchOptions(metadata={"team": "a"}))
+    create(store, "msgbatch_3")
+    create(store, "msgbatch_4", owner="bob")
+
+    def page(only: BatchFilter, after: str | None = None) -> list[str]:
+        return [row.id for row in store.list_batches(OWNER, 10, after, None, only)[0]]
+
+    assert page(BatchFilter(custom_id="msgbatch_1/1/2")) == ["msgbatch_1"]
+    # The whole custom_id, not a part of one.
+    assert page(BatchFilter(custom_id="msgbatch_1/1/")) == []
+    assert page(BatchFilter(custom_id="msgbatch_1/1")) == []
+    assert page(BatchFilter((("team", "a"),), custom_id="msgbatch_2/0/1")) == ["msgbatch_2"]
+    assert page(BatchFilter((("team", "a"),), custom_id="msgbatch_3/0/1")) == []
+    assert page(BatchFilter(status="ended", custom_id="msgbatch_3/0/1")) == []
+    assert page(BatchFilter(custom_id="msgbatch_4/0/0")) == []  # bob's
 
 
 def test_usage_adds_up_per_part_and_model_once(store: Store) -> None:
@@ -135,7 +156,9 @@ def test_sqlite_label_and_status_filters_read_an_index(tmp_path: Path) -> None:
             BatchFilter((("team", "a"), ("env", "prod"))),
             BatchFilter(status="ended"),
         ):
-            statement, parameters = list_page_query(OWNER, only, "msgbatch_z", False, 21, "?")
+            statement, parameters = list_page_query(
+                OWNER, only, "msgbatch_z", False, 21, "?", sqlite.BLOB_CONTAINS
+            )
             plan = " ".join(
                 row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
             )
@@ -165,7 +188,9 @@ def test_postgres_filters_stay_on_indexes_with_100_000_batches(
             BatchFilter((("team", "t3"),), "ended"),
             BatchFilter(status="ended"),
         ):
-            statement, parameters = list_page_query("owner3", only, None, False, 21, "%s")
+            statement, parameters = list_page_query(
+                "owner3", only, None, False, 21, "%s", postgres.BLOB_CONTAINS
+            )
             plan = "\n".join(
                 row[0] for row in db.execute(f"EXPLAIN {statement}".encode(), parameters).fetchall()
             )

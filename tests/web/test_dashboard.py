@@ -360,3 +360,27 @@ def test_bulk_delete_removes_the_ended_batches_of_a_filter_and_a_viewer_cannot(
         expect(page.get_by_role("heading", name="Not found")).to_be_visible()
     assert dashboard.client().messages.batches.retrieve(running).processing_status != "ended"
     dashboard.client().messages.batches.cancel(running)
+
+
+def test_a_custom_id_search_finds_every_batch_holding_it_and_leads_to_its_result(
+    page: Page, dashboard: Dashboard
+) -> None:
+    client = dashboard.client()
+    holding = []
+    for _ in range(2):
+        requests = [simple_request("needle-7f3"), simple_request("hay")]
+        holding.append(client.messages.batches.create(requests=requests).id)  # type: ignore[arg-type]
+    elsewhere = dashboard.create(2, "hay")
+    for batch_id in (*holding, elsewhere):
+        wait_until_ended(client, batch_id)
+    sign_in(page, dashboard, dashboard.blue)
+    page.get_by_label("Batch id or custom_id").fill("needle-7f3")
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("tr[data-batch-id]")).to_have_count(2)
+    for batch_id in holding:
+        expect(page.locator(f"tr[data-batch-id='{batch_id}']")).to_be_visible()
+    page.locator(f"tr[data-batch-id='{holding[0]}']").get_by_role(
+        "link", name="its result for needle-7f3"
+    ).click()
+    expect(page.locator("article.result")).to_have_count(1)
+    expect(page.locator("article.result[data-custom-id='needle-7f3']")).to_be_visible()

@@ -11,6 +11,7 @@ import time
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # ASCII order
 TIME_DIGITS = 9  # microseconds since 1970 fit in 62**9 until the year 2398
 RANDOM_DIGITS = 15
+BATCH_ID_PREFIX = "msgbatch_"
 
 _last_micros = 0
 _lock = threading.Lock()
@@ -33,7 +34,7 @@ def new_batch_id() -> str:
     with _lock:
         _last_micros = max(_last_micros + 1, time.time_ns() // 1000)
         micros = _last_micros
-    return f"msgbatch_{_base62(micros, TIME_DIGITS)}{_random_base62(RANDOM_DIGITS)}"
+    return f"{BATCH_ID_PREFIX}{_base62(micros, TIME_DIGITS)}{_random_base62(RANDOM_DIGITS)}"
 
 
 def new_request_id() -> str:

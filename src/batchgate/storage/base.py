@@ -77,10 +77,12 @@ NO_OPTIONS = BatchOptions()
 
 @dataclass(frozen=True, slots=True)
 class BatchFilter:
-    """Which of an owner's batches a list shows: every label must match, and the status."""
+    """Which of an owner's batches a list shows: every label must match, the status, and one
+    of its requests has the custom_id."""
 
     labels: tuple[tuple[str, str], ...] = ()
     status: str | None = None
+    custom_id: str | None = None
 
 
 EVERY_BATCH = BatchFilter()

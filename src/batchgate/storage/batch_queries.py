@@ -54,12 +54,20 @@ def usage_by_batch(rows: list[tuple[Any, ...]]) -> dict[str, UsageByModel]:
 
 
 def list_page_query(
-    owner: str, only: BatchFilter, cursor: str | None, newer: bool, limit: int, mark: str
+    owner: str,
+    only: BatchFilter,
+    cursor: str | None,
+    newer: bool,
+    limit: int,
+    mark: str,
+    blob_contains: str,
 ) -> tuple[str, list[object]]:
     """The statement and parameters of a page of an owner's batches: the `limit` nearest to
     `cursor` (older, or `newer`), in walking order. With labels it walks the first label's
     index entries in id order, each further label checked by its own index, so a page reads
-    about as many entries as it holds rows matching the first label."""
+    about as many entries as it holds rows matching the first label. A custom_id is looked for
+    in the stored custom_ids arrays of each batch it walks (`blob_contains`: the store's test
+    of a blob {blob} holding the bytes {needle}), without an index: a search, not a lookup."""
     columns = prefixed(BATCH_FIELDS, "b")
     if only.labels:
         (key, value), others = only.labels[0], only.labels[1:]
@@ -79,6 +87,13 @@ def list_page_query(
     if only.status is not None:
         conditions.append(f"b.status = {mark}")
         parameters.append(only.status)
+    if only.custom_id is not None:
+        found = blob_contains.format(blob="r.custom_ids", needle=mark)
+        conditions.append(
+            f"EXISTS (SELECT 1 FROM chunk_requests r WHERE r.batch_id = b.id AND {found})"
+        )
+        # As the custom_ids array holds it: the JSON string, quotes included.
+        parameters.append(orjson.dumps(only.custom_id))
     if cursor is not None:
         conditions.append(f"{id_column} {'>' if newer else '<'} {mark}")
         parameters.append(cursor)

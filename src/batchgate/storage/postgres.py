@@ -88,6 +88,7 @@ BATCH_COLUMNS = sql.SQL(BATCH_FIELDS)
 USAGE_UPSERT = usage_upsert("%s")
 QUEUE_IN_TURNS = queue_in_turns("%s")
 USAGE_REPORT = usage_report_queries("floor(b.created_at / 86400)::bigint", "%s")
+BLOB_CONTAINS = "position({needle} in {blob}) > 0"  # list_page_query's custom_id search
 RESULT_PARTS_PER_READ = 8
 # Archiving deletes every part of a batch: a bounded number per call keeps transactions short.
 ARCHIVE_BATCHES_PER_CALL = 100
@@ -251,7 +252,13 @@ class PostgresStore:
         # Ids sort by creation time, so they double as cursors even once deleted.
         newer = before_id is not None
         statement, parameters = list_page_query(
-            owner, only, before_id if newer else after_id, newer, limit + 1, "%s"
+            owner,
+            only,
+            before_id if newer else after_id,
+            newer,
+            limit + 1,
+            "%s",
+            BLOB_CONTAINS,
         )
         with self._pool.connection() as db:
             rows = db.execute(statement, parameters).fetchall()

@@ -56,6 +56,7 @@ BATCH_COLUMNS = BATCH_FIELDS
 USAGE_UPSERT = usage_upsert("?")
 QUEUE_IN_TURNS = queue_in_turns("?")
 USAGE_REPORT = usage_report_queries("CAST(b.created_at / 86400 AS INTEGER)", "?")
+BLOB_CONTAINS = "instr({blob}, {needle}) > 0"  # list_page_query's custom_id search
 RESULT_PARTS_PER_READ = 8
 RETRY_COLUMNS = (
     "child_id, parent_id, created_at,"
@@ -298,7 +299,13 @@ class SQLiteStore:
         # Ids sort by creation time, so they double as cursors even once deleted.
         newer = before_id is not None
         statement, parameters = list_page_query(
-            owner, only, before_id if newer else after_id, newer, limit + 1, "?"
+            owner,
+            only,
+            before_id if newer else after_id,
+            newer,
+            limit + 1,
+            "?",
+            BLOB_CONTAINS,
         )
         rows = self._reader.execute(statement, parameters).fetchall()
         page = self._with_usage(self._reader, rows[:limit])

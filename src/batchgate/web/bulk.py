@@ -7,7 +7,7 @@ skipped and counted, never an error.
 """
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from batchgate.service.batches import BatchNotFound, BatchService
@@ -42,7 +42,7 @@ def selection(only: BatchFilter, action: Action) -> BatchFilter | None:
     target = TARGET_STATUS[action]
     if only.status not in (None, target):
         return None
-    return BatchFilter(only.labels, target)
+    return replace(only, status=target)
 
 
 async def _walk(

@@ -23,6 +23,7 @@ from batchgate.api.access import require_write
 from batchgate.api.auth import Caller
 from batchgate.api.batches import STATUSES
 from batchgate.api.errors import ApiError
+from batchgate.lifecycle.ids import BATCH_ID_PREFIX
 from batchgate.lifecycle.request_lines import PROBLEMS_SHOWN, PromptSettings, RejectedLine
 from batchgate.service.batches import BatchNotFound
 from batchgate.service.result_views import ResultFilter, ResultView
@@ -153,14 +154,20 @@ def _filter(request: Request) -> tuple[BatchFilter, dict[str, str]]:
     if "=" in label:
         key, _, value = label.partition("=")
         labels = ((key.strip(), value.strip()),)
-    kept = {"status": status or "", "label": label, "q": request.query_params.get("q", "").strip()}
-    return BatchFilter(labels, status), {name: value for name, value in kept.items() if value}
+    search = request.query_params.get("q", "").strip()
+    # A batch id is looked up; anything else is a custom_id searched for across the batches.
+    custom_id = search if search and not search.startswith(BATCH_ID_PREFIX) else None
+    kept = {"status": status or "", "label": label, "q": search}
+    return BatchFilter(labels, status, custom_id), {
+        name: value for name, value in kept.items() if value
+    }
 
 
 @dataclass(frozen=True, slots=True)
 class BatchesPage:
     batches: list[BatchRow]
     query: dict[str, str]
+    custom_id: str | None = None  # what the list searched its batches' requests for
     paged: bool = False  # not the first page: it stays still instead of refreshing
     newer: bool = False
     older: bool = False
@@ -169,8 +176,8 @@ class BatchesPage:
 async def _batches(request: Request, owner: str) -> BatchesPage:
     only, query = _filter(request)
     state = app_state(request)
-    if query.get("q"):
-        # A search is for one batch by its id: found or not, no paging.
+    if query.get("q") and only.custom_id is None:
+        # A batch id: found or not, no paging.
         try:
             return BatchesPage([await state.batches.get(owner, query["q"])], query)
         except BatchNotFound:
@@ -179,9 +186,14 @@ async def _batches(request: Request, owner: str) -> BatchesPage:
     before_id = None if after_id else request.query_params.get("before_id") or None
     rows, has_more = await state.batches.list(owner, PAGE_SIZE, after_id, before_id, only)
     if before_id is not None:
-        return BatchesPage(rows, query, paged=has_more, newer=has_more, older=True)
+        return BatchesPage(rows, query, only.custom_id, paged=has_more, newer=has_more, older=True)
     return BatchesPage(
-        rows, query, paged=after_id is not None, newer=after_id is not None, older=has_more
+        rows,
+        query,
+        only.custom_id,
+        paged=after_id is not None,
+        newer=after_id is not None,
+        older=has_more,
     )
 
 
