@@ -3,11 +3,12 @@
 
 The batches are written straight into a fresh SQLite file (a create per batch would take the
 benchmark minutes and measure the API instead): one in a hundred still in progress, one in ten
-labelled `team=a`, each with usage for one model. Then a real `batchgate serve` renders the
+labelled `team=a`, each with usage for one model and ten requests' custom_ids. Then a real `batchgate serve` renders the
 page for a signed-in browser's cookie, each view `--samples` times after one warm-up.
 """
 
 import argparse
+import json
 import os
 import random
 import sqlite3
@@ -23,11 +24,14 @@ from batchgate.api.keys import key_hash
 from batchgate.lifecycle.ids import new_batch_id
 from batchgate.storage.sqlite import SQLiteStore
 
+REQUESTS_PER_BATCH = 10
 KEY = "bench"  # core.start_server's BATCHGATE_API_KEYS
 VIEWS = {
     "page_ms": "",
     "status_in_progress_ms": "?status=in_progress",
     "label_ms": "?label=team%3Da",
+    # One of the oldest batches holds it: the search reads every batch's custom_ids.
+    "custom_id_search_ms": "?q=r5-3",
     "older_page_ms": None,  # the second page, by its cursor
 }
 
@@ -35,7 +39,7 @@ VIEWS = {
 def fill(path: Path, count: int) -> None:
     SQLiteStore(str(path)).close()
     owner, now = key_hash(KEY), time.time()
-    rows, labels, usage = [], [], []
+    rows, labels, usage, requests = [], [], [], []
     for number in range(count):
         batch_id = new_batch_id()
         created = now - (count - number)
@@ -53,6 +57,8 @@ def fill(path: Path, count: int) -> None:
         )  # fmt: skip
         if labelled:
             labels.append((owner, "team", "a", batch_id))
+        custom_ids = [f"r{number}-{i}" for i in range(REQUESTS_PER_BATCH)]
+        requests.append((batch_id, 0, json.dumps(custom_ids).encode(), b"[]"))
         if not running:
             usage.append((batch_id, "claude-sonnet-4-5", total - errored, 100 * total, 20 * total))
     with sqlite3.connect(path) as db:
@@ -62,6 +68,7 @@ def fill(path: Path, count: int) -> None:
             rows,
         )
         db.executemany("INSERT INTO batch_labels VALUES (?,?,?,?)", labels)
+        db.executemany("INSERT INTO chunk_requests VALUES (?,?,?,?)", requests)
         db.executemany(
             "INSERT INTO batch_usage (batch_id, model, requests, input_tokens, output_tokens,"
             " cache_creation_input_tokens, cache_read_input_tokens) VALUES (?,?,?,?,?,0,0)",
