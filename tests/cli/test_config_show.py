@@ -147,7 +147,15 @@ def test_flags_win_over_the_environment_which_wins_over_the_file(tmp_path: Path)
         ("chunk_sise = 5", "[settings] chunk_sise is not a setting; did you mean chunk_size?"),
         ('chunk_size = "lots"', "[settings] chunk_size must be a whole number, not 'lots'"),
         ("expiry_seconds = true", "[settings] expiry_seconds must be a number, not True"),
-        ('api_keys = "k1,k2"', "[settings] api_keys must be a list of strings, not 'k1,k2'"),
+        # Settings that can hold secrets never quote the value, only its type.
+        (
+            'api_keys = "sk-secret-key-1,k2"',
+            "[settings] api_keys must be a list of strings, not a str (value not shown",
+        ),
+        (
+            'database_url = ["postgresql://u:hunter2-password@db/batchgate"]',
+            "[settings] database_url must be a string, not a list (value not shown",
+        ),
     ],
 )
 def test_a_bad_setting_in_the_file_stops_the_start_naming_it_and_the_file(
@@ -164,6 +172,8 @@ def test_a_bad_setting_in_the_file_stops_the_start_naming_it_and_the_file(
         )
         assert started.returncode == 2
         assert f"Cannot start: {config}: {expected}" in started.stderr
+        assert "sk-secret-key-1" not in started.stderr
+        assert "hunter2-password" not in started.stderr
 
 
 def test_serve_runs_with_the_settings_of_the_file(tmp_path: Path) -> None:

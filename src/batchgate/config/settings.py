@@ -15,6 +15,8 @@ from typing import Any
 
 DAY = 86_400.0
 DEFAULT = "default"
+# Settings whose values can hold secrets (keys, a database password): never quoted in an error.
+SECRET_SETTINGS = frozenset({"api_keys", "database_url"})
 
 
 class ConfigError(Exception):
@@ -100,7 +102,9 @@ def file_layer(table: object, path: Path) -> Layer:
             close = difflib.get_close_matches(name, defaults, n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
             raise ConfigError(f"{path}: [settings] {name} is not a setting{hint}")
-        checked = _from_toml(defaults[name], value, f"{path}: [settings] {name}")
+        checked = _from_toml(
+            defaults[name], value, f"{path}: [settings] {name}", name not in SECRET_SETTINGS
+        )
         layer[name] = (checked, str(path))
     return layer
 
@@ -131,8 +135,9 @@ def _from_text(default: Any, raw: str, what: str) -> Any:
         raise ConfigError(f"{what} is not a valid {type(default).__name__}") from None
 
 
-def _from_toml(default: Any, value: object, what: str) -> Any:
-    """A TOML value, if it has the type of the setting's default (a whole number is a number)."""
+def _from_toml(default: Any, value: object, what: str, quoted: bool) -> Any:
+    """A TOML value, if it has the type of the setting's default (a whole number is a number);
+    the error quotes the value only when `quoted`."""
     if isinstance(default, tuple):
         if isinstance(value, list) and all(isinstance(item, str) for item in value):
             return tuple(value)
@@ -153,4 +158,7 @@ def _from_toml(default: Any, value: object, what: str) -> Any:
         if isinstance(value, str):
             return value
         expected = "a string"
-    raise ConfigError(f"{what} must be {expected}, not {value!r}")
+    given = (
+        repr(value) if quoted else f"a {type(value).__name__} (value not shown: it may be secret)"
+    )
+    raise ConfigError(f"{what} must be {expected}, not {given}")
