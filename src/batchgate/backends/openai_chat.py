@@ -10,6 +10,7 @@ from batchgate.backends.translate_openai import (
     chat_request_from_params,
     message_from_chat_completion,
 )
+from batchgate.backends.upstream_http import DEFAULT_POOL_SIZE, failed_to_connect, pooled_client
 from batchgate.redaction import Secrets
 
 # Servers read it from the body, but the SDK's `create` has no such argument.
@@ -20,7 +21,8 @@ _PLACEHOLDER_API_KEY = "no-key"
 
 
 class OpenAIChatBackend:
-    """Sends each request to `base_url` as a chat completion, as `upstream_model` if given.
+    """Sends each request to `base_url` as a chat completion, as `upstream_model` if given, on
+    a pool of `connections` (backends/upstream_http.py).
 
     Without `upstream_model` the request's own `model` is sent, for servers that host
     models under Anthropic's names. Retries are batchgate's, so the SDK makes none.
@@ -32,12 +34,14 @@ class OpenAIChatBackend:
         api_key: str | None = None,
         upstream_model: str | None = None,
         timeout: float = 600.0,
+        connections: int = DEFAULT_POOL_SIZE,
     ) -> None:
         self._client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key or _PLACEHOLDER_API_KEY,
             timeout=timeout,
             max_retries=0,
+            http_client=pooled_client(openai.DefaultAioHttpClient, connections),
         )
         self._secrets = Secrets([api_key])
         self._upstream_model = upstream_model
@@ -59,6 +63,8 @@ class OpenAIChatBackend:
                 self._secrets,
             ) from failure
         except openai.APITimeoutError as failure:
+            if failed_to_connect(failure):
+                raise upstream_errors.connection_error(failure, self._secrets) from failure
             raise upstream_errors.timeout_error(self._timeout) from failure
         except openai.APIConnectionError as failure:
             raise upstream_errors.connection_error(failure, self._secrets) from failure
