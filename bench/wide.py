@@ -106,9 +106,11 @@ class LeanUpstream(asyncio.Protocol):
                 if len(self._buffer) < end:
                     return
             self._buffer = self._buffer[end:]
-            path = head.split(b" ", 2)[1].split(b"?")[0]
-            answer = ANSWERS.get(path, ANSWERS[b"/v1/messages"])
-            asyncio.get_running_loop().call_later(self._latency, self._write, answer)
+            method, path = head.split(b" ", 2)[:2]
+            answer = ANSWERS.get(path.split(b"?")[0], ANSWERS[b"/v1/messages"])
+            # Anything but a POST (the readiness probe) is answered at once.
+            delay = self._latency if method == b"post" else 0.0
+            asyncio.get_running_loop().call_later(delay, self._write, answer)
 
     def _write(self, answer: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
