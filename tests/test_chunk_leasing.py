@@ -14,7 +14,7 @@ import psycopg
 from batchgate.config.routes import RouteConfig
 from batchgate.config.settings import Settings
 from batchgate.engine.routing import Router
-from batchgate.engine.worker import CHUNKS_IN_FLIGHT, Engine
+from batchgate.engine.worker import CHUNKS_IN_FLIGHT, Engine, chunk_places
 from batchgate.storage.base import NewChunk, Store
 from batchgate.storage.postgres import PostgresStore
 
@@ -64,10 +64,20 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> No
         await asyncio.sleep(0.02)
 
 
+def test_an_engine_takes_as_many_chunks_as_fill_its_width_with_one_to_spare() -> None:
+    assert chunk_places(Settings()) == CHUNKS_IN_FLIGHT
+    assert chunk_places(Settings(max_concurrency=1024)) == CHUNKS_IN_FLIGHT
+    assert chunk_places(Settings(max_concurrency=4096)) == 6
+    assert chunk_places(Settings(max_concurrency=4096, chunk_size=2048)) == CHUNKS_IN_FLIGHT
+    assert chunk_places(Settings(chunk_size=CHUNK_SIZE, max_concurrency=64)) == 8
+
+
 def test_a_worker_on_a_slow_route_leaves_the_rest_of_a_batch_to_others(database_url: str) -> None:
-    """Chunks that take seconds are not leased ahead: a second worker shares the batch at once."""
+    """Chunks that take seconds are not leased ahead: a second worker shares the batch at once.
+    Each takes as many as fill its width (64 requests in chunks of 10: 8 chunks), no more."""
     store, other_store = PostgresStore(database_url), PostgresStore(database_url)
     settings = Settings(chunk_size=CHUNK_SIZE, max_concurrency=64)
+    places = chunk_places(settings)
     slow = (RouteConfig(model="*", backend="simulator", latency_ms=1200),)
     first = Engine(store, settings, Router.from_config(slow, settings))
     second = Engine(other_store, settings, Router.from_config(slow, settings))
@@ -81,11 +91,11 @@ def test_a_worker_on_a_slow_route_leaves_the_rest_of_a_batch_to_others(database_
         create_batch(store, "msgbatch_warmup", chunks=1)
         await wait_until(lambda: ended(store, "msgbatch_warmup"))
 
-        create_batch(store, "msgbatch_shared", chunks=2 * CHUNKS_IN_FLIGHT)
-        await wait_until(lambda: leased_by(first) == CHUNKS_IN_FLIGHT)
+        create_batch(store, "msgbatch_shared", chunks=2 * places)
+        await wait_until(lambda: leased_by(first) == places)
         running_second = asyncio.create_task(second.run())
-        await wait_until(lambda: leased_by(second) == CHUNKS_IN_FLIGHT)
-        assert leased_by(first) == CHUNKS_IN_FLIGHT
+        await wait_until(lambda: leased_by(second) == places)
+        assert leased_by(first) == places
 
         await wait_until(lambda: ended(store, "msgbatch_shared"))
         first.stop()
@@ -95,7 +105,7 @@ def test_a_worker_on_a_slow_route_leaves_the_rest_of_a_batch_to_others(database_
     try:
         asyncio.run(scenario())
         batch = store.get_batch("owner", "msgbatch_shared")
-        assert batch is not None and batch.succeeded == 2 * CHUNKS_IN_FLIGHT * CHUNK_SIZE
+        assert batch is not None and batch.succeeded == 2 * places * CHUNK_SIZE
     finally:
         store.close()
         other_store.close()

@@ -253,6 +253,22 @@ def test_timeout_is_transient(stub: StartStub) -> None:
     assert "did not answer within 0.2 s" in error.message
 
 
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (["a", "list"], "unreadable answer"),
+        ("a string", "unreadable answer"),
+        ({"id": "chatcmpl-1", "object": "chat.completion"}, "contains no choices"),
+    ],
+)
+def test_a_200_that_is_no_chat_completion_is_a_permanent_api_error(
+    stub: StartStub, body: object, detail: str
+) -> None:
+    error = failure(OpenAIChatBackend(stub(200, body).base_url))
+    assert (error.error_type, error.transient) == ("api_error", False)
+    assert detail in error.message
+
+
 def test_untranslatable_request_never_reaches_the_server(stub: StartStub) -> None:
     upstream = stub(200, COMPLETION)
     error = failure(OpenAIChatBackend(upstream.base_url), params(thinking={"type": "enabled"}))

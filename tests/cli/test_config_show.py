@@ -188,3 +188,41 @@ def test_serve_runs_with_the_settings_of_the_file(tmp_path: Path) -> None:
         assert httpx.get(batches, headers={"x-api-key": "key-from-the-file"}).status_code == 200
     finally:
         server.stop()
+
+
+WIDE_ROUTE = """
+[[routes]]
+model = "*"
+backend = "openai"
+base_url = "http://127.0.0.1:8000/v1"
+max_concurrency = 1024
+"""
+CAPPED = (
+    "route *: max_concurrency 1024 is capped at 256 by BATCHGATE_MAX_CONCURRENCY;"
+    " set it to at least 1024 for the route's full width"
+)
+
+
+def test_a_route_wider_than_the_engine_is_named_with_both_widths(tmp_path: Path) -> None:
+    routes = tmp_path / "routes.toml"
+    routes.write_text(WIDE_ROUTE)
+    shown = config_show("--config", str(routes))
+    assert shown.returncode == 0, shown.stderr
+    assert f"warning: {CAPPED}" in shown.stderr
+    config = json.loads(shown.stdout)
+    assert config["settings"]["max_concurrency"] == 256
+    assert config["routes"][0]["max_concurrency"] == 1024
+
+    wide_enough = config_show("--config", str(routes), BATCHGATE_MAX_CONCURRENCY="1024")
+    assert wide_enough.returncode == 0, wide_enough.stderr
+    assert "warning" not in wide_enough.stderr
+
+
+def test_serve_says_so_at_start_when_a_route_is_wider_than_the_engine(tmp_path: Path) -> None:
+    routes = tmp_path / "routes.toml"
+    routes.write_text(WIDE_ROUTE)
+    server = Server(tmp_path)
+    server.arguments = ["--config", str(routes)]
+    server.start()
+    server.stop()
+    assert CAPPED in server.log.read_text()

@@ -11,6 +11,7 @@ import anthropic
 import orjson
 
 from batchgate.backends import upstream_errors
+from batchgate.backends.upstream_http import DEFAULT_POOL_SIZE, pooled_client
 from batchgate.redaction import Secrets
 
 # The SDK insists on a key; local servers take none, and falling back to ANTHROPIC_API_KEY
@@ -22,7 +23,8 @@ _ARGUMENT_FIELDS = frozenset({"model", "max_tokens", "messages"})
 
 
 class AnthropicUpstreamBackend:
-    """Calls `base_url` through the official SDK, as `upstream_model` if given.
+    """Calls `base_url` through the official SDK, as `upstream_model` if given, on a pool of
+    `connections` (backends/upstream_http.py).
 
     Retries are batchgate's, so the SDK makes none.
     """
@@ -33,12 +35,14 @@ class AnthropicUpstreamBackend:
         api_key: str | None = None,
         upstream_model: str | None = None,
         timeout: float = 600.0,
+        connections: int = DEFAULT_POOL_SIZE,
     ) -> None:
         self._client = anthropic.AsyncAnthropic(
             base_url=base_url,
             api_key=api_key or _PLACEHOLDER_API_KEY,
             max_retries=0,
             timeout=timeout,
+            http_client=pooled_client(anthropic.DefaultAioHttpClient, connections),
         )
         self._secrets = Secrets([api_key])
         self._upstream_model = upstream_model

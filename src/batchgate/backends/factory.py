@@ -23,19 +23,32 @@ def open_backend(route: RouteConfig, settings: Settings) -> Backend:
 
         assert route.base_url is not None
         return AnthropicUpstreamBackend(
-            route.base_url, route.api_key, route.upstream_model, route.timeout_seconds
+            route.base_url,
+            route.api_key,
+            route.upstream_model,
+            route.timeout_seconds,
+            connections=_connections(route, settings),
         )
     if route.backend == "openai":
         from batchgate.backends.openai_chat import OpenAIChatBackend
 
         assert route.base_url is not None
         return OpenAIChatBackend(
-            route.base_url, route.api_key, route.upstream_model, route.timeout_seconds
+            route.base_url,
+            route.api_key,
+            route.upstream_model,
+            route.timeout_seconds,
+            connections=_connections(route, settings),
         )
     from batchgate.backends.local_gguf import LocalGGUFBackend
 
     assert route.backend == "local" and route.model_path is not None
     return LocalGGUFBackend(route.model_path, route.n_ctx, route.n_threads)
+
+
+def _connections(route: RouteConfig, settings: Settings) -> int:
+    """The route's most requests in flight: its own limit, which the engine's caps."""
+    return min(route.max_concurrency or settings.max_concurrency, settings.max_concurrency)
 
 
 def _either(value: float | None, default: float) -> float:

@@ -17,6 +17,7 @@ from batchgate.cli.help import add_command
 from batchgate.cli.options import ConfigFile, DatabaseUrl, configure, fail
 from batchgate.config.effective import effective_config, mask_url, secrets_of
 from batchgate.config.file import Configuration
+from batchgate.config.routes import capped_width_warnings
 from batchgate.observability.logs import configure_logging
 from batchgate.server import build_app, run_worker
 from batchgate.storage.base import StoreUnavailable, migrate_database, schema_status_of
@@ -45,6 +46,8 @@ def start_up(database_url: str | None, config: Path | None, log_level: str) -> C
     configure_logging(log_level, secrets=secrets_of(configuration))
     for route in configuration.routes:
         log.info("route %s -> %s", route.model, route.backend)
+    for warning in capped_width_warnings(configuration.routes, configuration.settings):
+        log.warning("%s", warning)
     return configuration
 
 
@@ -166,7 +169,10 @@ def migrate_command(
 def config_show(database_url: DatabaseUrl = None, config: ConfigFile = None) -> None:
     """Print the effective settings, where each came from, and the routes as JSON, secrets
     masked."""
-    typer.echo(json.dumps(effective_config(configure(database_url, config)), indent=2))
+    configuration = configure(database_url, config)
+    typer.echo(json.dumps(effective_config(configuration), indent=2))
+    for warning in capped_width_warnings(configuration.routes, configuration.settings):
+        typer.echo(f"warning: {warning}", err=True)
 
 
 def register(app: typer.Typer) -> None:

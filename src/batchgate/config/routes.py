@@ -5,12 +5,12 @@ The entries are read and checked once, at start: a mistake stops the server with
 naming the route and the key, rather than failing requests later.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from batchgate.config.settings import ConfigError
+from batchgate.config.settings import ConfigError, Settings
 
 BACKENDS = ("simulator", "anthropic", "openai", "local")
 DEFAULT_MAX_RETRIES = 8
@@ -153,6 +153,19 @@ _REQUIRED_BY_BACKEND = {
     "openai": ("model", "base_url"),
     "local": ("model", "model_path"),
 }
+
+
+def capped_width_warnings(routes: Sequence[RouteConfig], settings: Settings) -> list[str]:
+    """A line for each route whose `max_concurrency` the engine's (BATCHGATE_MAX_CONCURRENCY)
+    caps: the route's width is the smaller of the two."""
+    engine_width = settings.max_concurrency
+    return [
+        f"route {route.model}: max_concurrency {route.max_concurrency} is capped at"
+        f" {engine_width} by BATCHGATE_MAX_CONCURRENCY; set it to at least"
+        f" {route.max_concurrency} for the route's full width"
+        for route in routes
+        if route.max_concurrency is not None and route.max_concurrency > engine_width
+    ]
 
 
 def read_routes(entries: object, path: Path, environ: Mapping[str, str]) -> tuple[RouteConfig, ...]:

@@ -1,7 +1,8 @@
 """The execution engine: leases chunks of requests, runs each on its backend, commits results.
 
-One worker runs a handful of chunks at once and, while chunks end fast, leases a couple more
-ahead, so that a chunk that ends is replaced at once. Inside a chunk, *lanes* (tasks) pull the
+One worker runs a handful of chunks at once (more when its width, `max_concurrency`, takes
+more chunks to fill) and, while chunks end fast, leases a couple more ahead, so that a chunk that
+ends is replaced at once. Inside a chunk, *lanes* (tasks) pull the
 next request only once they hold one of the worker's concurrency slots, so a cancel or an expiry
 takes effect on every request not yet started. A request whose route has flow control then
 waits for its turn on the route (engine/flow.py), retried there when it fails transiently
@@ -62,7 +63,8 @@ from batchgate.storage.base import LeasedChunk, ResultCounts, ResultPart, Store,
 log = logging.getLogger("batchgate.engine")
 RAW_PARAMS = msgspec.json.Decoder(list[msgspec.Raw])
 
-# Places for chunks: enough to keep the CPU busy while others commit; more only add memory.
+# Places for chunks: enough to keep the CPU busy while others commit; more only add memory,
+# unless the engine's width takes more chunks to fill (chunk_places).
 CHUNKS_IN_FLIGHT = 4
 # While chunks end fast (within FAST_CHUNK_SECONDS), as those of requests answered at once do, a
 # chunk leaves its place to the next once this share of its requests has started, and finishes
@@ -75,10 +77,10 @@ CHUNKS_LEASED_AHEAD = 2
 # A lane running requests that never wait (the zero-latency simulator) gives the event loop back
 # this often, so that the other chunks, lease renewals and cancels get their turns.
 MAX_TURN_SECONDS = 0.001
-# Chunks running at once, those that left their places included; beyond CHUNKS_IN_FLIGHT, a chunk
-# is also started as soon as new work is announced (and beyond this, one of a workspace with no
-# chunk running).
-MOST_CHUNKS_IN_FLIGHT = 2 * CHUNKS_IN_FLIGHT
+# Chunks running at once, those that left their places included, are at most this many times
+# the places; beyond the places, a chunk is also started as soon as new work is announced (and
+# beyond this, one of a workspace with no chunk running).
+MOST_CHUNKS_PER_PLACE = 2
 IDLE_POLL_SECONDS = 0.25
 # How long a thread that wants the GIL waits for the busy one to let go (Python's default: 5 ms).
 # Store calls take the GIL back after each statement, so with 5 ms a commit or a lease took tens
@@ -86,6 +88,15 @@ IDLE_POLL_SECONDS = 0.25
 # hands the GIL over a few times too, and this bounds its latency (docs/benchmarks.md).
 GIL_SWITCH_SECONDS = 0.0002
 HOUSEKEEPING_SECONDS = 1.0
+GC_YOUNGEST_THRESHOLD = 100_000
+
+
+def chunk_places(settings: Settings) -> int:
+    """Places for chunks: CHUNKS_IN_FLIGHT, or as many as fill the engine's width with one to
+    spare. A slow, wide upstream (a thousand requests in flight, each for seconds) would
+    otherwise wait on the few chunks that four places hold; and each chunk's requests end
+    together, so the spare keeps the width full while one ends and the next is leased."""
+    return max(CHUNKS_IN_FLIGHT, math.ceil(settings.max_concurrency / settings.chunk_size) + 1)
 
 
 class LeaseLost(Exception):
@@ -166,6 +177,8 @@ class Engine:
         self._wake = asyncio.Event()
         self._work_announced = False
         self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self._places = chunk_places(settings)
+        self._most_chunks = MOST_CHUNKS_PER_PLACE * self._places
         self._canceling: set[str] = set()
         # Canceling batches whose requests waiting on routes were told to stop waiting.
         self._withdrawn: frozenset[str] = frozenset()
@@ -201,6 +214,10 @@ class Engine:
         # the process. Frozen, it is no longer walked by every full garbage collection, which
         # the engine's stream of short-lived objects triggers often: 20% more requests/s.
         gc.freeze()
+        # Requests in flight for seconds, thousands at once (a wide upstream), each hold
+        # hundreds of objects that outlive the youngest generation: with its default threshold
+        # (700) the collector walked them again and again.
+        gc.set_threshold(GC_YOUNGEST_THRESHOLD, *gc.get_threshold()[1:])
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
         loop = self._loop = asyncio.get_running_loop()
         # Announcements arrive on other threads (a NOTIFY listener, an API worker thread).
@@ -284,8 +301,9 @@ class Engine:
         if announced and start_now == 0:
             # The queue's head is a new batch's first chunk (or a canceled one's): it starts
             # now instead of after a running chunk ends, which on a slow route could take
-            # minutes; beyond MOST_CHUNKS_IN_FLIGHT only if its workspace has nothing running
-            # here, so that another workspace's creates cannot have taken every extra place.
+            # minutes; beyond the most chunks in flight only if its workspace has nothing
+            # running here, so that another workspace's creates cannot have taken every extra
+            # place.
             start_now = 1
         ahead = CHUNKS_LEASED_AHEAD if self._chunks_end_fast() else 0
         wanted = start_now + max(0, ahead - len(self._leased_ahead))
@@ -312,13 +330,13 @@ class Engine:
         return bool(leased)
 
     def _may_start_beside_places(self, chunk: LeasedChunk) -> bool:
-        if len(self._chunks) < MOST_CHUNKS_IN_FLIGHT:
+        if len(self._chunks) < self._most_chunks:
             return True
         return all(running.workspace != chunk.workspace for running in self._chunks.values())
 
     def _free_places(self) -> int:
         in_places = len(self._chunks) - len(self._left_place)
-        return max(0, min(CHUNKS_IN_FLIGHT - in_places, MOST_CHUNKS_IN_FLIGHT - len(self._chunks)))
+        return max(0, min(self._places - in_places, self._most_chunks - len(self._chunks)))
 
     def _start_leased_ahead(self) -> None:
         for _ in range(min(self._free_places(), len(self._leased_ahead))):
