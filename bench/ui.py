@@ -3,8 +3,9 @@
 
 The batches are written straight into a fresh SQLite file (a create per batch would take the
 benchmark minutes and measure the API instead): one in a hundred still in progress, one in ten
-labelled `team=a`, each with usage for one model and ten requests' custom_ids. Then a real `batchgate serve` renders the
-page for a signed-in browser's cookie, each view `--samples` times after one warm-up.
+labelled `team=a`, each with usage for one model and ten requests' custom_ids. Then a real
+`batchgate serve` renders the page for a signed-in browser's cookie, each view `--samples` times
+after one warm-up.
 """
 
 import argparse
