@@ -102,22 +102,12 @@ class WebhookDelivery:
             try:
                 while not self.stopping:
                     self._wake.clear()
-                    room = MAX_IN_FLIGHT - len(self._in_flight)
-                    leased = []
-                    if room > 0:
-                        leased = await self._outages.retry(
-                            self._store.lease_deliveries,
-                            self._worker_id,
-                            room,
-                            time.time(),
-                            LEASE_SECONDS,
-                        )
-                    for delivery in leased:
-                        task = asyncio.create_task(self._attempt(client, delivery))
-                        self._in_flight.add(task)
-                        task.add_done_callback(self._done)
-                    if leased and len(leased) == room:
-                        continue
+                    try:
+                        if await self._start_due(client):
+                            continue
+                    except Exception:
+                        # A bug here must not stop the engine's requests: logged, tried again.
+                        log.exception("leasing webhook deliveries failed")
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
             finally:
@@ -125,6 +115,21 @@ class WebhookDelivery:
                 # again, since its lease lapses (or the SQLite file is opened again).
                 if self._in_flight:
                     await asyncio.wait(self._in_flight, timeout=TIMEOUT_SECONDS + 1)
+
+    async def _start_due(self, client: httpx.AsyncClient) -> bool:
+        """Starts attempts of the due deliveries it has room for; True if room ran out."""
+        room = MAX_IN_FLIGHT - len(self._in_flight)
+        if room <= 0:
+            # Each attempt that ends wakes the loop.
+            return False
+        leased = await self._outages.retry(
+            self._store.lease_deliveries, self._worker_id, room, time.time(), LEASE_SECONDS
+        )
+        for delivery in leased:
+            task = asyncio.create_task(self._attempt(client, delivery))
+            self._in_flight.add(task)
+            task.add_done_callback(self._done)
+        return len(leased) == room
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)

@@ -67,10 +67,14 @@ class EventTables:
 
     def progress_due(self, db: Any, batch_id: str, now: float) -> bool:
         """Whether a batch.progress may be written now: the batch's latest event is a second old."""
+        # The latest by the batch's own index: one lookup however many events it has.
         row = db.execute(
-            self._q("SELECT max(created_at) FROM batch_events WHERE batch_id = ?"), (batch_id,)
+            self._q(
+                "SELECT created_at FROM batch_events WHERE batch_id = ? ORDER BY seq DESC LIMIT 1"
+            ),
+            (batch_id,),
         ).fetchone()
-        return row is None or row[0] is None or row[0] <= now - PROGRESS_INTERVAL_SECONDS
+        return row is None or row[0] <= now - PROGRESS_INTERVAL_SECONDS
 
     def write(self, db: Any, owner: str, batch: BatchRow, event_type: str, now: float) -> int:
         """Writes the event of `batch` (as the change left it) and its deliveries; its number."""
@@ -112,11 +116,16 @@ class EventTables:
     def events_after(
         self, db: Any, owner: str, after: int, batch_id: str | None, limit: int
     ) -> list[BatchEvent]:
-        query = f"SELECT {EVENT_COLUMNS} FROM batch_events WHERE owner = ? AND id > ?"
-        params: tuple[Any, ...] = (owner, after)
-        if batch_id is not None:
-            query += " AND batch_id = ?"
-            params += (batch_id,)
+        if batch_id is None:
+            query = f"SELECT {EVENT_COLUMNS} FROM batch_events WHERE owner = ? AND id > ?"
+            params: tuple[Any, ...] = (owner, after)
+        else:
+            # By the batch's index: a batch's events are few beside its workspace's.
+            query = (
+                f"SELECT {EVENT_COLUMNS} FROM batch_events"
+                " WHERE batch_id = ? AND owner = ? AND id > ?"
+            )
+            params = (batch_id, owner, after)
         rows = db.execute(self._q(query + " ORDER BY id LIMIT ?"), (*params, limit)).fetchall()
         return [batch_event(row) for row in rows]
 
