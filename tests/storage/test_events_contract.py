@@ -173,3 +173,23 @@ def test_a_counted_part_writes_no_event_twice(store: Store) -> None:
     assert store.save_part("w", again, NOW + 2)
     assert store.save_part("w", again, NOW + 3)
     assert [e.type for e in events(store)] == ["batch.created", "batch.ended"]
+
+
+def test_old_events_are_forgotten_but_not_while_a_delivery_needs_them(store: Store) -> None:
+    webhook(store, "wh_e", ("batch.ended",))
+    create(store, "msgbatch_old", sizes=(2, 2))
+    first, second = store.lease_chunks("w", 2, NOW, LEASE)
+    assert store.save_part("w", part(first, 0, [0, 1], done=True), NOW + 2)
+    assert store.save_part("w", part(second, 0, [0, 1], done=True), NOW + 4)
+    [delivery] = store.lease_deliveries("e", 10, NOW + 4, 60)
+    assert [e.type for e in events(store)] == ["batch.created", "batch.progress", "batch.ended"]
+    # A day on, progress is forgotten; the rest stays until the retention.
+    assert store.forget_events(NOW + 10, NOW - 1) == 1
+    assert [e.type for e in events(store)] == ["batch.created", "batch.ended"]
+    # Past the retention: all but the ended event, whose delivery is pending.
+    assert store.forget_events(NOW + 10, NOW + 10) == 1
+    assert [e.type for e in events(store)] == ["batch.ended"]
+    done = DeliveryOutcome({"at": NOW + 5, "status_code": 200}, "delivered")
+    assert store.finish_attempt("e", delivery.delivery.id, done)
+    assert store.forget_events(NOW + 10, NOW + 10) == 1
+    assert events(store) == [] and store.deliveries(OWNER, "wh_e", 10, None) == []

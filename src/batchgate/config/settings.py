@@ -62,6 +62,9 @@ class Settings:
     # The webhook retry schedule's delays are multiplied by this (5 s, 5 min, 30 min, ... about
     # 3 days at 1.0); tests compress it.
     webhook_retry_scale: float = 1.0
+    # batch.progress events are kept this long (the other events as long as results,
+    # retention_seconds): a running batch writes one a second.
+    progress_event_seconds: float = DAY
 
 
 # A layer of settings: the value of each setting it sets, and where it was set.

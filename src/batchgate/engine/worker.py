@@ -400,6 +400,11 @@ class Engine:
         await anyio.to_thread.run_sync(
             self._store.forget_idempotency_keys, now - self._settings.idempotency_seconds
         )
+        await anyio.to_thread.run_sync(
+            self._store.forget_events,
+            now - self._settings.progress_event_seconds,
+            now - self._settings.retention_seconds,
+        )
 
     def _poll_store(self) -> tuple[set[str], int]:
         """The canceling batches, and how many chunks of engines that are gone were recovered."""

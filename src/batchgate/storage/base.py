@@ -529,6 +529,12 @@ class Store(Protocol):
         """The number of the owner's latest event; 0 before any."""
         ...
 
+    def forget_events(self, progress_before: float, before: float) -> int:
+        """Housekeeping: deletes batch.progress events older than `progress_before` and every
+        event older than `before` (a pending delivery's excepted), and the finished deliveries
+        older than `before`, a bounded number a call; returns how many events."""
+        ...
+
     def on_events_written(self, callback: Callable[[str], object]) -> None:
         """Registers a wake-up called, from any thread, with the workspace of events just
         committed, or with "" when some may have gone unheard."""

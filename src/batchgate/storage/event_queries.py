@@ -135,6 +135,29 @@ class EventTables:
         ).fetchone()
         return int(number)
 
+    def forget(self, db: Any, progress_before: float, before: float, limit: int) -> int:
+        """Deletes up to `limit` events: progress older than `progress_before`, any older than
+        `before`; never one a pending delivery still needs. Then the finished deliveries older
+        than `before`. Returns how many events."""
+        rows = db.execute(
+            self._q(
+                "DELETE FROM batch_events WHERE id IN (SELECT e.id FROM batch_events e"
+                "   WHERE e.created_at < ? AND (e.created_at < ? OR e.type = ?)"
+                "   AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d"
+                "     WHERE d.event_id = e.id AND d.state = 'pending')"
+                f"   LIMIT ? {self.skip_locked}) RETURNING id"
+            ),
+            (max(progress_before, before), before, PROGRESS, limit),
+        ).fetchall()
+        db.execute(
+            self._q(
+                "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries"
+                f"   WHERE created_at < ? AND state <> 'pending' LIMIT ? {self.skip_locked})"
+            ),
+            (before, limit),
+        )
+        return len(rows)
+
     # --- webhooks ---------------------------------------------------------------------------
 
     def create_webhook(self, db: Any, webhook: WebhookRow) -> None:
@@ -245,13 +268,23 @@ class EventTables:
                     (delivery_id,),
                 ).fetchone()
             )
-            event = batch_event(
+            event = db.execute(
+                self._q(f"SELECT {EVENT_COLUMNS} FROM batch_events WHERE id = ?"),
+                (delivery.event_number,),
+            ).fetchone()
+            if event is None:
+                # Forgotten since (a redelivery of an old delivery): nothing left to send.
                 db.execute(
-                    self._q(f"SELECT {EVENT_COLUMNS} FROM batch_events WHERE id = ?"),
-                    (delivery.event_number,),
-                ).fetchone()
+                    self._q(
+                        "UPDATE webhook_deliveries SET state = 'failed', next_attempt_at = NULL,"
+                        " lease_owner = NULL, lease_expires = NULL WHERE id = ?"
+                    ),
+                    (delivery_id,),
+                )
+                continue
+            leased.append(
+                LeasedDelivery(delivery, batch_event(event), self._secrets(db, delivery, now))
             )
-            leased.append(LeasedDelivery(delivery, event, self._secrets(db, delivery, now)))
         return leased
 
     def _secrets(self, db: Any, delivery: DeliveryRow, now: float) -> tuple[str, ...]:

@@ -99,6 +99,8 @@ QUEUE_IN_TURNS = queue_in_turns("%s")
 USAGE_REPORT = usage_report_queries("floor(b.created_at / 86400)::bigint", "%s")
 RESULT_PARTS_PER_READ = 8
 EVENTS = EventTables("%s", " FOR UPDATE SKIP LOCKED")
+# Old events deleted by one call: transactions stay short.
+FORGOTTEN_PER_CALL = 1000
 # Archiving deletes every part of a batch: a bounded number per call keeps transactions short.
 ARCHIVE_BATCHES_PER_CALL = 100
 PING_TIMEOUT_SECONDS = 2.0
@@ -759,6 +761,10 @@ class PostgresStore:
     def last_event_number(self, owner: str) -> int:
         with self._pool.connection() as db:
             return EVENTS.last_number(db, owner)
+
+    def forget_events(self, progress_before: float, before: float) -> int:
+        with self._pool.connection() as db, db.transaction():
+            return EVENTS.forget(db, progress_before, before, FORGOTTEN_PER_CALL)
 
     def on_events_written(self, callback: Callable[[str], object]) -> None:
         """Once this returns, every event committed on the database reaches `callback`."""

@@ -66,6 +66,8 @@ QUEUE_IN_TURNS = queue_in_turns("?")
 USAGE_REPORT = usage_report_queries("CAST(b.created_at / 86400 AS INTEGER)", "?")
 RESULT_PARTS_PER_READ = 8
 EVENTS = EventTables("?")
+# Old events deleted by one call: transactions stay short.
+FORGOTTEN_PER_CALL = 1000
 RETRY_COLUMNS = (
     "child_id, parent_id, created_at,"
     " retried_succeeded, retried_errored, retried_canceled, retried_expired"
@@ -737,6 +739,10 @@ class SQLiteStore:
 
     def last_event_number(self, owner: str) -> int:
         return EVENTS.last_number(self._reader, owner)
+
+    def forget_events(self, progress_before: float, before: float) -> int:
+        with self._transaction() as db:
+            return EVENTS.forget(db, progress_before, before, FORGOTTEN_PER_CALL)
 
     def on_events_written(self, callback: Callable[[str], object]) -> None:
         self._event_callbacks.append(callback)

@@ -16,6 +16,8 @@ CREATE TABLE batch_events (
 );
 CREATE INDEX batch_events_by_owner ON batch_events (owner, id);
 CREATE UNIQUE INDEX batch_events_by_batch ON batch_events (batch_id, seq);
+-- Housekeeping forgets old events (forget_events).
+CREATE INDEX batch_events_by_age ON batch_events (created_at);
 
 -- event_types: a JSON array of event types. A rotated secret signs beside the new one until
 -- previous_secret_until.
@@ -59,3 +61,4 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
     WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_of_webhook ON webhook_deliveries (webhook_id, id);
+CREATE INDEX webhook_deliveries_of_event ON webhook_deliveries (event_id);
