@@ -71,9 +71,10 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
     if value.strip().isdigit():
         return min(float(value.strip()), MAX_RETRY_AFTER_SECONDS)
-    with_date = email.utils.parsedate_to_datetime(value) if value else None
-    if with_date is None:
-        return None
+    try:
+        with_date = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None  # neither seconds nor a date: the schedule alone decides
     return min(max(0.0, with_date.timestamp() - time.time()), MAX_RETRY_AFTER_SECONDS)
 
 
