@@ -78,9 +78,14 @@ def resolve_public(host: str, port: int) -> list[str]:
 async def check_url(url: str, settings: Settings) -> None:
     host, port = check_url_form(url)
     if not settings.webhook_allow_private_addresses:
-        await asyncio.wait_for(
-            anyio.to_thread.run_sync(resolve_public, host, port), DNS_TIMEOUT_SECONDS
-        )
+        try:
+            await asyncio.wait_for(
+                anyio.to_thread.run_sync(resolve_public, host, port), DNS_TIMEOUT_SECONDS
+            )
+        except TimeoutError:
+            raise WebhookRefused(
+                f"url: the host {host!r} could not be resolved within {DNS_TIMEOUT_SECONDS:g} s"
+            ) from None
 
 
 def check_event_types(event_types: Sequence[str]) -> tuple[str, ...]:
