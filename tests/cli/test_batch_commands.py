@@ -1,6 +1,7 @@
 """status, ls, cancel and delete: tables for people, --json for scripts, exit 2 on failures."""
 
 import json
+import time
 from collections.abc import Callable
 
 from anthropic.types.messages import MessageBatch
@@ -44,6 +45,23 @@ def test_status_wait_follows_a_batch_to_its_end(slow_server: Server) -> None:
     assert followed.exit_code == 0, followed.output
     assert json.loads(followed.stdout)["processing_status"] == "ended"
     assert "6/6" in followed.stderr
+
+
+def test_status_wait_is_woken_by_the_server_s_events_not_its_interval(
+    slow_server: Server,
+) -> None:
+    client = slow_server.client()
+    batch = client.messages.batches.create(
+        requests=[simple_request(f"r{i}") for i in range(6)]  # type: ignore[misc]
+    )
+    started = time.monotonic()
+
+    # Polling every 60 s would see the end a minute later; the event stream says so at once.
+    followed = Cli(slow_server.base_url)("status", batch.id, "--wait", "--interval", "60", "--json")
+
+    assert followed.exit_code == 0, followed.output
+    assert json.loads(followed.stdout)["processing_status"] == "ended"
+    assert time.monotonic() - started < 20
 
 
 def test_ls_lists_newest_first_one_page_or_all(start_server: Callable[..., Server]) -> None:

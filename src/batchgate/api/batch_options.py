@@ -1,5 +1,6 @@
 """What a create body may carry beyond Anthropic's `requests` (batchgate extensions, which the
-SDK sends with `extra_body`): labels, priority, an abort policy and a completion window.
+SDK sends with `extra_body`): labels, priority, an abort policy, a completion window and a
+webhook URL (checked by the create, which resolves it).
 
 msgspec checks their types and ranges as the body is decoded (api/ingest.py); what it cannot
 express (the sizes of labels, a policy that needs prices) is checked here.
@@ -41,6 +42,8 @@ class CreateExtensions(msgspec.Struct):
     priority: Priority = 0
     abort: AbortPolicy | None = None
     completion_window: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    # Where this batch's events are delivered, signed with the workspace's webhook secret.
+    webhook_url: str | None = None
 
 
 def batch_options(

@@ -24,7 +24,8 @@ from batchgate.config.prices import PriceTable
 from batchgate.observability import metrics
 from batchgate.service.idempotency import MAX_KEY_LENGTH, IdempotentCreate
 from batchgate.service.retries import Lineage
-from batchgate.storage.base import BatchFilter, BatchRow, TokenUsage
+from batchgate.service.webhooks import WebhookRefused, check_url
+from batchgate.storage.base import BatchFilter, BatchOptions, BatchRow, TokenUsage
 
 STATUSES = ("in_progress", "canceling", "ended")
 # `metadata[key]=value` in a list's query string.
@@ -133,6 +134,8 @@ async def create_batch(request: Request) -> Response:
     requests = decoded.requests
     custom_ids = check_requests(requests, settings.max_requests_per_batch)
     options = batch_options(decoded, settings.expiry_seconds, bool(state.prices))
+    if decoded.webhook_url is not None:
+        options = await _with_webhook_url(state, owner, options, decoded.webhook_url)
     chunks = into_chunks(requests, custom_ids, settings.chunk_size)
     # A digest of up to 256 MB takes a while: on a thread, hashlib lets go of the GIL.
     idempotent = (
@@ -159,6 +162,18 @@ async def create_batch(request: Request) -> Response:
         extra={"batch_id": batch.id, "requests": batch.total, **_request_id(request)},
     )
     return json_response(batch_object(request, batch))
+
+
+async def _with_webhook_url(
+    state: AppState, owner: str, options: BatchOptions, url: str
+) -> BatchOptions:
+    try:
+        await check_url(url, state.settings)
+    except WebhookRefused as error:
+        raise ApiError(400, f"webhook_{error}") from None
+    # Made before the batch, so that its first delivery finds the secret that signs it.
+    await state.webhooks.workspace_secret(owner)
+    return dataclasses.replace(options, webhook_url=url)
 
 
 def _idempotency_key(request: Request) -> str | None:

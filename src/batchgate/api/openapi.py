@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from batchgate.api import openapi_events
 from batchgate.api.batch_options import (
     DEFAULT_MIN_RESULTS,
     MAX_COUNT,
@@ -28,6 +29,7 @@ from batchgate.api.state import AppState
 from batchgate.config.settings import Settings
 from batchgate.service.idempotency import MAX_KEY_LENGTH
 from batchgate.service.usage import GROUPINGS
+from batchgate.service.webhooks import MAX_URL_LENGTH
 
 JSONL = "application/x-jsonl"
 
@@ -276,6 +278,13 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                     "description": _EXTENSION + "When the batch cancels itself.",
                     **_nullable(_ref("AbortPolicy")),
                 },
+                "webhook_url": {
+                    "description": (
+                        _EXTENSION + "Where this batch's events are delivered, signed with the"
+                        " workspace's webhook secret (docs/events.md)."
+                    ),
+                    **_nullable({"type": "string", "maxLength": MAX_URL_LENGTH}),
+                },
                 "completion_window": {
                     "description": (
                         _EXTENSION + "Seconds until the batch expires, at most the server's"
@@ -343,7 +352,8 @@ _ERRORS = {
     400: "Invalid request: a malformed create, a bad query parameter or a wrong state.",
     401: "Missing or unknown API key (when the server has keys configured).",
     403: "(batchgate extension) The API key is read-only: it can see but not change batches.",
-    404: "No such batch for this key (unknown, deleted, another key's), or archived results.",
+    404: "No such batch (or webhook) for this key (unknown, deleted, another workspace's), or"
+    " archived results.",
     408: "The create body did not arrive in full within the server's body timeout.",
     409: "The create with this Idempotency-Key is still being stored: retry (the SDK does).",
     413: "The create body is larger than the server accepts.",
@@ -682,13 +692,14 @@ def document(settings: Settings) -> dict[str, Any]:
                     parameters=_USAGE_PARAMETERS,
                 ),
             },
+            **openapi_events.paths(_operation, _json, _BATCH_ID),
         },
         "components": {
             "securitySchemes": {
                 "ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
                 "Bearer": {"type": "http", "scheme": "bearer"},
             },
-            "schemas": _schemas(settings),
+            "schemas": {**_schemas(settings), **openapi_events.SCHEMAS},
         },
     }
 

@@ -10,6 +10,8 @@ from batchgate.config.prices import NO_PRICES, PriceTable
 from batchgate.config.settings import Settings
 from batchgate.engine.worker import Engine
 from batchgate.service.batches import BatchService
+from batchgate.service.event_streams import EventStreams
+from batchgate.service.webhooks import WebhookService
 from batchgate.storage.base import Store
 
 
@@ -24,10 +26,14 @@ class AppState:
     shutting_down: bool = False
     keyring: Keyring = field(init=False)
     batches: BatchService = field(init=False)
+    events: EventStreams = field(init=False)
+    webhooks: WebhookService = field(init=False)
 
     def __post_init__(self) -> None:
         self.keyring = Keyring(self.store, self.settings.api_keys)
         self.batches = BatchService(self.store, self.settings, self.clock)
+        self.events = EventStreams(self.store)
+        self.webhooks = WebhookService(self.store, self.settings, self.clock)
 
     def begin_shutdown(self) -> None:
         """SIGTERM or SIGINT: refuse new batches, end the responses that follow batches, and let
@@ -35,5 +41,6 @@ class AppState:
         (api/http_server.py)."""
         self.shutting_down = True
         self.batches.stop_following()
+        self.events.close()
         if self.engine is not None:
             self.engine.stop()

@@ -58,6 +58,15 @@ class Settings:
     # A route's waiting requests are started in turns across workspaces: "name=weight" entries
     # give a workspace that many requests a turn (default 1), e.g. ("research=3",).
     workspace_weights: tuple[str, ...] = ()
+    # Webhook URLs may resolve to loopback, link-local or private addresses (refused by default:
+    # a webhook must not reach the server's own network). Tests and local setups set it.
+    webhook_allow_private_addresses: bool = False
+    # The webhook retry schedule's delays are multiplied by this (5 s, 5 min, 30 min, ... about
+    # 3 days at 1.0); tests compress it.
+    webhook_retry_scale: float = 1.0
+    # batch.progress events are kept this long (the other events as long as results,
+    # retention_seconds): a running batch writes one a second.
+    progress_event_seconds: float = DAY
 
 
 # A layer of settings: the value of each setting it sets, and where it was set.

@@ -52,6 +52,7 @@ from batchgate.engine.internal_errors import InternalErrors
 from batchgate.engine.outages import Outages, retry_delay
 from batchgate.engine.retries import call_with_retries
 from batchgate.engine.routing import Route, Router
+from batchgate.engine.webhook_delivery import WebhookDelivery
 from batchgate.errors import RequestError
 from batchgate.lifecycle import results
 from batchgate.lifecycle.params import validate_params
@@ -174,6 +175,7 @@ class Engine:
         self._router = router
         self._abort_watch = AbortWatch(store, prices)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._webhooks = WebhookDelivery(store, settings, self.worker_id)
         self._wake = asyncio.Event()
         self._work_announced = False
         self._slots = asyncio.Semaphore(settings.max_concurrency)
@@ -208,6 +210,7 @@ class Engine:
         self.stopping = True
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._wake.set)
+            self._loop.call_soon_threadsafe(self._webhooks.stop)
 
     async def run(self) -> None:
         # What is alive by now (modules, the SDKs' hundreds of model classes) lives as long as
@@ -232,6 +235,7 @@ class Engine:
             async with asyncio.TaskGroup() as group:
                 # Leases stay renewed while the chunks in flight finish during a shutdown.
                 renewing = group.create_task(self._renew_leases())
+                group.create_task(self._webhooks.run())
                 await self._dispatch()
                 await self._drain()
                 renewing.cancel()
@@ -413,6 +417,11 @@ class Engine:
             log.info("archived %d batches past retention", archived)
         await anyio.to_thread.run_sync(
             self._store.forget_idempotency_keys, now - self._settings.idempotency_seconds
+        )
+        await anyio.to_thread.run_sync(
+            self._store.forget_events,
+            now - self._settings.progress_event_seconds,
+            now - self._settings.retention_seconds,
         )
 
     def _poll_store(self) -> tuple[set[str], int]:

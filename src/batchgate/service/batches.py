@@ -116,7 +116,7 @@ class BatchService:
         self._store = store
         self._settings = settings
         self._clock = clock
-        self._part_watch = PartWatch(store)
+        self._part_watch = PartWatch(store.on_parts_committed)
 
     async def create(
         self,

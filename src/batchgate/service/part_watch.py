@@ -4,21 +4,25 @@ The store calls `notify` with a batch id whenever parts of that batch commit (SQ
 process, after the commit; PostgreSQL: a NOTIFY that every API process LISTENs for on one
 connection), or with "" when some notifications may have been lost. Each follower waits on an
 event of its own, set from whichever thread heard the news.
+
+Event streams (service/event_streams.py) wait the same way for the events of a workspace: a
+watch subscribes to whichever notification of the store it is given.
 """
 
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import anyio.to_thread
 
-from batchgate.storage.base import Store
+# A store's registration of a wake-up: Store.on_parts_committed or Store.on_events_written.
+Subscribe = Callable[[Callable[[str], object]], None]
 
 
 class PartWatch:
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, subscribe: Subscribe) -> None:
+        self._subscribe = subscribe
         self._lock = threading.Lock()
         self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._listening = False
@@ -34,7 +38,7 @@ class PartWatch:
                 return
             self._listening = True
         try:
-            await anyio.to_thread.run_sync(self._store.on_parts_committed, self.notify)
+            await anyio.to_thread.run_sync(self._subscribe, self.notify)
         except BaseException:
             # The database is away, say: the next follower tries again.
             with self._lock:
@@ -56,7 +60,8 @@ class PartWatch:
 
     @contextlib.contextmanager
     def watching(self, batch_id: str) -> Iterator[asyncio.Event]:
-        """An event set whenever parts of `batch_id` commit, for as long as the block lasts."""
+        """An event set whenever parts of `batch_id` commit (or events of the workspace
+        `batch_id`, for an event watch), for as long as the block lasts."""
         waiter = (asyncio.get_running_loop(), asyncio.Event())
         with self._lock:
             self._waiters.setdefault(batch_id, set()).add(waiter)

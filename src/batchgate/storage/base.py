@@ -70,6 +70,9 @@ class BatchOptions:
     # The create's Idempotency-Key, claimed before (claim_idempotency_key): the batch is recorded
     # as that key's in the create's own transaction.
     idempotency_key: str | None = None
+    # Where the batch's own events are delivered (a URL checked by the API), besides the
+    # workspace's webhooks.
+    webhook_url: str | None = None
 
 
 NO_OPTIONS = BatchOptions()
@@ -270,6 +273,73 @@ class ApiKeyRow:
     read_only: bool = False
 
 
+# --- events and webhooks ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BatchEvent:
+    """An event as stored (lifecycle/events.py). `number` orders a workspace's events in commit
+    order (the SSE id); `seq` numbers the batch's own from 1."""
+
+    number: int
+    batch_id: str
+    seq: int
+    type: str
+    created_at: float
+    data: bytes  # JSON object
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRow:
+    id: str
+    owner: str
+    url: str
+    event_types: tuple[str, ...]
+    secret: str
+    previous_secret: str | None
+    previous_secret_until: float | None
+    created_at: float
+    disabled_at: float | None = None
+    disabled_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    """One event to one endpoint, and its attempts so far (JSON objects, the latest last)."""
+
+    id: int
+    owner: str
+    webhook_id: str | None
+    url: str
+    event_number: int
+    state: str  # pending, delivered or failed
+    attempts: int
+    next_attempt_at: float | None
+    attempt_log: tuple[dict[str, Any], ...]
+    created_at: float
+    delivered_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeasedDelivery:
+    """A delivery leased to an engine: its event, and the secrets that sign it."""
+
+    delivery: DeliveryRow
+    event: BatchEvent
+    secrets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """What an attempt came to: the attempt as logged, the delivery's state after it, when to try
+    again (pending), and why the endpoint is disabled now (a 410), if it is."""
+
+    attempt: Mapping[str, Any]
+    state: str
+    next_attempt_at: float | None = None
+    disable_webhook: str | None = None
+
+
 class Store(Protocol):
     """Synchronous storage calls; the async layers run them in worker threads."""
 
@@ -448,6 +518,69 @@ class Store(Protocol):
 
     def archive_older_than(self, created_before: float, now: float) -> int:
         """Drops the results of ended batches created before the cutoff; marks them archived."""
+        ...
+
+    # --- events and webhooks ------------------------------------------------------------------
+    def events_after(
+        self, owner: str, after: int, batch_id: str | None, limit: int
+    ) -> list[BatchEvent]:
+        """The owner's events numbered after `after` (of `batch_id` only, if given), in order."""
+        ...
+
+    def last_event_number(self, owner: str) -> int:
+        """The number of the owner's latest event; 0 before any."""
+        ...
+
+    def forget_events(self, progress_before: float, before: float) -> int:
+        """Housekeeping: deletes batch.progress events older than `progress_before` and every
+        event older than `before` (a pending delivery's excepted), and the finished deliveries
+        older than `before`, a bounded number a call; returns how many events."""
+        ...
+
+    def on_events_written(self, callback: Callable[[str], object]) -> None:
+        """Registers a wake-up called, from any thread, with the workspace of events just
+        committed, or with "" when some may have gone unheard."""
+        ...
+
+    def create_webhook(self, webhook: WebhookRow) -> None: ...
+
+    def webhooks(self, owner: str) -> list[WebhookRow]:
+        """The owner's endpoints, oldest first."""
+        ...
+
+    def delete_webhook(self, owner: str, webhook_id: str) -> bool:
+        """Deletes the endpoint and its deliveries still pending; False if unknown."""
+        ...
+
+    def rotate_webhook_secret(
+        self, owner: str, webhook_id: str, secret: str, previous_until: float
+    ) -> WebhookRow | None:
+        """Signs with `secret` from now on, and with the current one too until `previous_until`."""
+        ...
+
+    def workspace_webhook_secret(self, owner: str, candidate: str) -> str:
+        """The secret that signs deliveries to batches' own webhook_url: `candidate` the first
+        time it is asked for, the same one ever after."""
+        ...
+
+    def deliveries(
+        self, owner: str, webhook_id: str, limit: int, before_id: int | None
+    ) -> list[DeliveryRow]:
+        """The endpoint's deliveries, newest first."""
+        ...
+
+    def redeliver(self, owner: str, webhook_id: str, delivery_id: int, now: float) -> bool:
+        """Attempts the delivery again now, whatever became of it; False if unknown."""
+        ...
+
+    def lease_deliveries(
+        self, worker_id: str, limit: int, now: float, lease_seconds: float
+    ) -> list[LeasedDelivery]:
+        """Due deliveries no other engine holds, leased to this one for `lease_seconds`."""
+        ...
+
+    def finish_attempt(self, worker_id: str, delivery_id: int, outcome: DeliveryOutcome) -> bool:
+        """Records an attempt of a delivery still leased to the worker; False if it is not."""
         ...
 
     # --- API keys ------------------------------------------------------------------------------

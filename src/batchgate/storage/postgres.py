@@ -20,6 +20,7 @@ created by `batchgate migrate` (storage/migrations). What changes is that many w
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -29,16 +30,21 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
+from batchgate.lifecycle.events import ARCHIVED, CANCELING, CREATED, DELETED, ENDED, PROGRESS
 from batchgate.storage.base import (
     EVERY_BATCH,
     NO_OPTIONS,
     ApiKeyRow,
+    BatchEvent,
     BatchFilter,
     BatchOptions,
     BatchRow,
     CommittedPart,
+    DeliveryOutcome,
+    DeliveryRow,
     IdempotencyRecord,
     LeasedChunk,
+    LeasedDelivery,
     NewChunk,
     OutcomeReportRow,
     ResultCounts,
@@ -49,6 +55,7 @@ from batchgate.storage.base import (
     StoreUnavailable,
     TokenUsage,
     UsageReportRow,
+    WebhookRow,
     WrongState,
     committed_before,
 )
@@ -63,6 +70,7 @@ from batchgate.storage.batch_queries import (
     usage_report_queries,
     usage_upsert,
 )
+from batchgate.storage.event_queries import EventTables
 from batchgate.storage.migrations import SchemaStatus, known_versions
 from batchgate.storage.migrations.postgres import (
     CONNECT_TIMEOUT_SECONDS,
@@ -72,6 +80,7 @@ from batchgate.storage.migrations.postgres import (
     schema_problem,
 )
 from batchgate.storage.postgres_presence import (
+    EVENTS_CHANNEL,
     PARTS_CHANNEL,
     WORK_CHANNEL,
     WorkListener,
@@ -90,6 +99,9 @@ QUEUE_IN_TURNS = queue_in_turns("%s")
 USAGE_REPORT = usage_report_queries("floor(b.created_at / 86400)::bigint", "%s")
 BLOB_CONTAINS = "position({needle} in {blob}) > 0"  # list_page_query's custom_id search
 RESULT_PARTS_PER_READ = 8
+EVENTS = EventTables("%s", " FOR UPDATE SKIP LOCKED")
+# Old events deleted by one call: transactions stay short.
+FORGOTTEN_PER_CALL = 1000
 # Archiving deletes every part of a batch: a bounded number per call keeps transactions short.
 ARCHIVE_BATCHES_PER_CALL = 100
 PING_TIMEOUT_SECONDS = 2.0
@@ -104,6 +116,10 @@ TABLES = (
     "batch_usage",
     "idempotency_keys",
     "retries",
+    "batch_events",
+    "webhooks",
+    "webhook_secrets",
+    "webhook_deliveries",
 )
 RETRY_COLUMNS = sql.SQL(
     "child_id, parent_id, created_at,"
@@ -162,6 +178,7 @@ class PostgresStore:
         )
         self._listener: WorkListener | None = None
         self._parts_listener: WorkListener | None = None
+        self._events_listener: WorkListener | None = None
         self._listener_lock = threading.Lock()
 
     def ping(self) -> None:
@@ -187,11 +204,12 @@ class PostgresStore:
                 _insert_retry(db, retry_of)
             db.execute(
                 "INSERT INTO batches (id, owner, status, total, processing, created_at,"
-                " expires_at, metadata, priority, abort_policy)"
-                " VALUES (%s, %s, 'in_progress', %s, %s, %s, %s, %s, %s, %s)",
+                " expires_at, metadata, priority, abort_policy, webhook_url)"
+                " VALUES (%s, %s, 'in_progress', %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     batch_id, owner, total, total, created_at, expires_at,
                     as_json(options.metadata), options.priority, as_json(options.abort_policy),
+                    options.webhook_url,
                 ),
             )  # fmt: skip
             if options.metadata:
@@ -221,7 +239,9 @@ class PostgresStore:
                 " WITH ORDINALITY AS c(count, number)",
                 (batch_id, options.priority, counts),
             )
-        return BatchRow.new(batch_id, total, created_at, expires_at, options)
+            batch = BatchRow.new(batch_id, total, created_at, expires_at, options)
+            _write_event(db, owner, batch, CREATED, created_at)
+        return batch
 
     def get_batch(self, owner: str, batch_id: str) -> BatchRow | None:
         with self._pool.connection() as db:
@@ -271,17 +291,18 @@ class PostgresStore:
         self, owner: str | None, batch_id: str, now: float, reason: Mapping[str, Any]
     ) -> BatchRow | None:
         with self._pool.connection() as db:
-            batch = _one_with_usage(
-                db,
-                db.execute(
+            with db.transaction():
+                row = db.execute(
                     sql.SQL(
                         "UPDATE batches SET status = 'canceling', cancel_initiated_at = %s,"
                         " cancel_reason = %s WHERE id = %s AND owner = coalesce(%s, owner)"
-                        " AND status = 'in_progress' RETURNING {}"
+                        " AND status = 'in_progress' RETURNING {}, owner"
                     ).format(BATCH_COLUMNS),
                     (now, as_json(reason), batch_id, owner),
-                ).fetchone(),
-            )
+                ).fetchone()
+                batch = None if row is None else _one_with_usage(db, row[:-1])
+                if row is not None and batch is not None:
+                    _write_event(db, row[-1], batch, CANCELING, now)
             if batch is None:
                 # Statuses only move forward, so this reads why the update matched nothing.
                 batch = _one_with_usage(
@@ -323,6 +344,15 @@ class PostgresStore:
                     f"Batch {batch_id} has a retry batch, {child[0]}: delete that first, or"
                     " pass cascade=true to delete the whole retry chain."
                 )
+            batch = _one_with_usage(
+                db,
+                db.execute(
+                    sql.SQL("SELECT {} FROM batches WHERE id = %s").format(BATCH_COLUMNS),
+                    (batch_id,),
+                ).fetchone(),
+            )
+            assert batch is not None  # locked above
+            _write_event(db, owner, batch, DELETED, time.time())
             db.execute("DELETE FROM retries WHERE child_id = %s", (batch_id,))
             _drop_contents(db, [batch_id])
             db.execute("DELETE FROM batch_labels WHERE batch_id = %s", (batch_id,))
@@ -613,6 +643,16 @@ class PostgresStore:
                         "batch_id": part.batch_id,
                     },
                 ).fetchall()
+                if status == "ended" or EVENTS.progress_due(db, part.batch_id, now):
+                    [row] = db.execute(
+                        sql.SQL("SELECT {}, owner FROM batches WHERE id = %s").format(
+                            BATCH_COLUMNS
+                        ),
+                        (part.batch_id,),
+                    ).fetchall()
+                    batch = _one_with_usage(db, row[:-1])
+                    assert batch is not None
+                    _write_event(db, row[-1], batch, ENDED if status == "ended" else PROGRESS, now)
         if status == "ended":
             log.info("batch ended", extra={"batch_id": part.batch_id})
         return True
@@ -642,17 +682,21 @@ class PostgresStore:
 
     def archive_older_than(self, created_before: float, now: float) -> int:
         with self._pool.connection() as db, db.transaction():
-            ids = [
-                row[0]
-                for row in db.execute(
+            rows = db.execute(
+                sql.SQL(
                     "UPDATE batches SET archived_at = %s WHERE id IN (SELECT id FROM batches"
                     " WHERE status = 'ended' AND archived_at IS NULL AND created_at < %s"
-                    " ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id",
-                    (now, created_before, ARCHIVE_BATCHES_PER_CALL),
-                )
-            ]
-            _drop_contents(db, ids)
-            return len(ids)
+                    " ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING {}, owner"
+                ).format(BATCH_COLUMNS),
+                (now, created_before, ARCHIVE_BATCHES_PER_CALL),
+            ).fetchall()
+            _drop_contents(db, [row[0] for row in rows])
+            # By workspace: each event takes its workspace's lock, always in the same order.
+            for row in sorted(rows, key=lambda row: (row[-1], row[0])):
+                batch = _one_with_usage(db, row[:-1])
+                assert batch is not None
+                _write_event(db, row[-1], batch, ARCHIVED, now)
+            return len(rows)
 
     # --- idempotency keys --------------------------------------------------------------------
 
@@ -719,6 +763,74 @@ class PostgresStore:
             ]
         return tokens, outcomes
 
+    # --- events and webhooks ------------------------------------------------------------------
+
+    def last_event_number(self, owner: str) -> int:
+        with self._pool.connection() as db:
+            return EVENTS.last_number(db, owner)
+
+    def forget_events(self, progress_before: float, before: float) -> int:
+        with self._pool.connection() as db, db.transaction():
+            return EVENTS.forget(db, progress_before, before, FORGOTTEN_PER_CALL)
+
+    def on_events_written(self, callback: Callable[[str], object]) -> None:
+        """Once this returns, every event committed on the database reaches `callback`."""
+        with self._listener_lock:
+            if self._events_listener is None:
+                self._events_listener = WorkListener(self._database_url, EVENTS_CHANNEL)
+            self._events_listener.add(callback)
+
+    def events_after(
+        self, owner: str, after: int, batch_id: str | None, limit: int
+    ) -> list[BatchEvent]:
+        with self._pool.connection() as db:
+            return EVENTS.events_after(db, owner, after, batch_id, limit)
+
+    def create_webhook(self, webhook: WebhookRow) -> None:
+        with self._pool.connection() as db:
+            EVENTS.create_webhook(db, webhook)
+
+    def webhooks(self, owner: str) -> list[WebhookRow]:
+        with self._pool.connection() as db:
+            return EVENTS.webhooks(db, owner)
+
+    def delete_webhook(self, owner: str, webhook_id: str) -> bool:
+        with self._pool.connection() as db, db.transaction():
+            return EVENTS.delete_webhook(db, owner, webhook_id)
+
+    def rotate_webhook_secret(
+        self, owner: str, webhook_id: str, secret: str, previous_until: float
+    ) -> WebhookRow | None:
+        with self._pool.connection() as db:
+            return EVENTS.rotate_secret(db, owner, webhook_id, secret, previous_until)
+
+    def workspace_webhook_secret(self, owner: str, candidate: str) -> str:
+        with self._pool.connection() as db:
+            return EVENTS.workspace_secret(db, owner, candidate)
+
+    def deliveries(
+        self, owner: str, webhook_id: str, limit: int, before_id: int | None
+    ) -> list[DeliveryRow]:
+        with self._pool.connection() as db:
+            return EVENTS.deliveries(db, owner, webhook_id, limit, before_id)
+
+    def redeliver(self, owner: str, webhook_id: str, delivery_id: int, now: float) -> bool:
+        with self._pool.connection() as db, db.transaction():
+            redelivered = EVENTS.redeliver(db, owner, webhook_id, delivery_id, now)
+            if redelivered:
+                _notify_events(db, owner)
+            return redelivered
+
+    def lease_deliveries(
+        self, worker_id: str, limit: int, now: float, lease_seconds: float
+    ) -> list[LeasedDelivery]:
+        with self._pool.connection() as db, db.transaction():
+            return EVENTS.lease(db, worker_id, limit, now, lease_seconds)
+
+    def finish_attempt(self, worker_id: str, delivery_id: int, outcome: DeliveryOutcome) -> bool:
+        with self._pool.connection() as db, db.transaction():
+            return EVENTS.finish(db, worker_id, delivery_id, outcome)
+
     # --- API keys ------------------------------------------------------------------------------
 
     def create_api_key(self, key: ApiKeyRow) -> None:
@@ -750,7 +862,7 @@ class PostgresStore:
 
     def close(self) -> None:
         with self._listener_lock:
-            for listener in (self._listener, self._parts_listener):
+            for listener in (self._listener, self._parts_listener, self._events_listener):
                 if listener is not None:
                     listener.close()
         self._pool.close()
@@ -792,6 +904,21 @@ def _insert_retry(db: psycopg.Connection[TupleRow], retry: RetryRow) -> None:
         raise WrongState(
             f"Batch {retry.parent_id} has been retried already: retry its retry batch instead."
         )
+
+
+def _notify_events(db: psycopg.Connection[TupleRow], owner: str) -> None:
+    db.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, owner))
+
+
+def _write_event(
+    db: psycopg.Connection[TupleRow], owner: str, batch: BatchRow, event_type: str, now: float
+) -> None:
+    """Writes the event in the caller's transaction. Its number is drawn under a lock of its
+    workspace held to the commit, so that a workspace's events commit in the order of their
+    numbers: a stream that has seen number n misses nothing by asking for those after it."""
+    db.execute("SELECT pg_advisory_xact_lock(hashtext('batchgate_events'), hashtext(%s))", (owner,))
+    EVENTS.write(db, owner, batch, event_type, now)
+    _notify_events(db, owner)
 
 
 def _expedite(

@@ -31,6 +31,8 @@ log = logging.getLogger("batchgate.storage")
 WORK_CHANNEL = "batchgate_work"
 # Parts committed, the payload their batch's id: how followers of results learn of new lines.
 PARTS_CHANNEL = "batchgate_parts"
+# Events committed: the payload is their workspace.
+EVENTS_CHANNEL = "batchgate_events"
 LISTEN_CHECK_SECONDS = 0.25
 RECONNECT_SECONDS = (0.1, 0.5, 1.0)
 # "batc": the first half of every engine's lock key (the migration lock has a one-part key).

@@ -5,21 +5,27 @@ import dataclasses
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
 
+from batchgate.lifecycle.events import ARCHIVED, CANCELING, CREATED, DELETED, ENDED, PROGRESS
 from batchgate.storage.base import (
     EVERY_BATCH,
     NO_OPTIONS,
     ApiKeyRow,
+    BatchEvent,
     BatchFilter,
     BatchOptions,
     BatchRow,
     CommittedPart,
+    DeliveryOutcome,
+    DeliveryRow,
     IdempotencyRecord,
     LeasedChunk,
+    LeasedDelivery,
     NewChunk,
     OutcomeReportRow,
     ResultCounts,
@@ -30,6 +36,7 @@ from batchgate.storage.base import (
     StoreUnavailable,
     TokenUsage,
     UsageReportRow,
+    WebhookRow,
     WrongState,
     committed_before,
 )
@@ -44,6 +51,7 @@ from batchgate.storage.batch_queries import (
     usage_report_queries,
     usage_upsert,
 )
+from batchgate.storage.event_queries import EventTables
 from batchgate.storage.migrations import newer_schema_problem
 from batchgate.storage.migrations.sqlite import schema_status, upgrade
 from batchgate.storage.unavailable import raises_store_unavailable
@@ -58,6 +66,9 @@ QUEUE_IN_TURNS = queue_in_turns("?")
 USAGE_REPORT = usage_report_queries("CAST(b.created_at / 86400 AS INTEGER)", "?")
 BLOB_CONTAINS = "instr({blob}, {needle}) > 0"  # list_page_query's custom_id search
 RESULT_PARTS_PER_READ = 8
+EVENTS = EventTables("?")
+# Old events deleted by one call: transactions stay short.
+FORGOTTEN_PER_CALL = 1000
 RETRY_COLUMNS = (
     "child_id, parent_id, created_at,"
     " retried_succeeded, retried_errored, retried_canceled, retried_expired"
@@ -118,6 +129,9 @@ class SQLiteStore:
         # One process per SQLite file: announcing work is a plain in-process call.
         self._work_callbacks: list[Callable[[], object]] = []
         self._part_callbacks: list[Callable[[str], object]] = []
+        self._event_callbacks: list[Callable[[str], object]] = []
+        # Deliveries leased before this store opened belong to a process that is gone.
+        self._abandoned_deliveries_recovered = False
         # Leases older than this store belong to a process that is gone; later ones, to this
         # process's engines.
         self._abandoned_recovered = False
@@ -224,11 +238,12 @@ class SQLiteStore:
                 _insert_retry(db, retry_of)
             db.execute(
                 "INSERT INTO batches (id, owner, status, total, processing, created_at,"
-                " expires_at, metadata, priority, abort_policy)"
-                " VALUES (?, ?, 'in_progress', ?, ?, ?, ?, ?, ?, ?)",
+                " expires_at, metadata, priority, abort_policy, webhook_url)"
+                " VALUES (?, ?, 'in_progress', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     batch_id, owner, total, total, created_at, expires_at,
                     as_json(options.metadata), options.priority, as_json(options.abort_policy),
+                    options.webhook_url,
                 ),
             )  # fmt: skip
             db.executemany(
@@ -260,7 +275,10 @@ class SQLiteStore:
                     for number, count in enumerate(counts)
                 ),
             )
-        return BatchRow.new(batch_id, total, created_at, expires_at, options)
+            batch = BatchRow.new(batch_id, total, created_at, expires_at, options)
+            EVENTS.write(db, owner, batch, CREATED, created_at)
+        self._events_written(owner)
+        return batch
 
     def get_batch(self, owner: str, batch_id: str) -> BatchRow | None:
         row = self._reader.execute(
@@ -335,9 +353,14 @@ class SQLiteStore:
                     "UPDATE chunks SET urgent = 1 WHERE batch_id = ? AND state < 2", (batch_id,)
                 )
             row = db.execute(
-                f"SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,)
+                f"SELECT {BATCH_COLUMNS}, owner FROM batches WHERE id = ?", (batch_id,)
             ).fetchone()
-            return self._with_usage(db, [row])[0]
+            batch = self._with_usage(db, [row[:-1]])[0]
+            if status[0] == "in_progress":
+                EVENTS.write(db, row[-1], batch, CANCELING, now)
+        if status[0] == "in_progress":
+            self._events_written(row[-1])
+        return batch
 
     def delete_batch(self, owner: str, batch_id: str) -> bool:
         with self._transaction() as db:
@@ -359,6 +382,13 @@ class SQLiteStore:
                     f"Batch {batch_id} has a retry batch, {child[0]}: delete that first, or"
                     " pass cascade=true to delete the whole retry chain."
                 )
+            [batch] = self._with_usage(
+                db,
+                db.execute(
+                    f"SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,)
+                ).fetchall(),
+            )
+            EVENTS.write(db, owner, batch, DELETED, time.time())
             db.execute("DELETE FROM retries WHERE child_id = ?", (batch_id,))
             db.execute("DELETE FROM results WHERE batch_id = ?", (batch_id,))
             db.execute("DELETE FROM chunk_requests WHERE batch_id = ?", (batch_id,))
@@ -366,7 +396,8 @@ class SQLiteStore:
             db.execute("DELETE FROM batch_labels WHERE batch_id = ?", (batch_id,))
             db.execute("DELETE FROM batch_usage WHERE batch_id = ?", (batch_id,))
             db.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
-            return True
+        self._events_written(owner)
+        return True
 
     def iter_results(self, batch_id: str) -> Iterator[bytes]:
         position = (-1, -1)
@@ -521,6 +552,8 @@ class SQLiteStore:
     def save_part(self, worker_id: str, part: ResultPart, now: float) -> bool:
         counts = part.counts
         status = None
+        # The workspace of the event the part wrote, if it wrote one.
+        owner: str | None = None
         indices = orjson.dumps(list(part.indices))
         with self._transaction() as db:
             chunk = db.execute(
@@ -579,6 +612,14 @@ class SQLiteStore:
                         part.batch_id,
                     ),
                 ).fetchall()
+                if status == "ended" or EVENTS.progress_due(db, part.batch_id, now):
+                    row = db.execute(
+                        f"SELECT {BATCH_COLUMNS}, owner FROM batches WHERE id = ?",
+                        (part.batch_id,),
+                    ).fetchone()
+                    owner = row[-1]
+                    [batch] = self._with_usage(db, [row[:-1]])
+                    EVENTS.write(db, owner, batch, ENDED if status == "ended" else PROGRESS, now)
             if part.chunk_done:
                 db.execute(
                     "UPDATE chunks SET state = 2, lease_owner = NULL, lease_expires = NULL"
@@ -588,6 +629,8 @@ class SQLiteStore:
         if status is not None:
             for callback in self._part_callbacks:
                 callback(part.batch_id)
+        if owner is not None:
+            self._events_written(owner)
         if status == "ended":
             log.info("batch ended", extra={"batch_id": part.batch_id})
         return True
@@ -612,20 +655,27 @@ class SQLiteStore:
 
     def archive_older_than(self, created_before: float, now: float) -> int:
         with self._transaction() as db:
-            ids = [
-                row[0]
-                for row in db.execute(
-                    "SELECT id FROM batches WHERE status = 'ended' AND archived_at IS NULL"
-                    " AND created_at < ?",
-                    (created_before,),
-                )
-            ]
-            for batch_id in ids:
+            ids = db.execute(
+                "SELECT id, owner FROM batches WHERE status = 'ended' AND archived_at IS NULL"
+                " AND created_at < ?",
+                (created_before,),
+            ).fetchall()
+            for batch_id, owner in ids:
                 db.execute("DELETE FROM results WHERE batch_id = ?", (batch_id,))
                 db.execute("DELETE FROM chunk_requests WHERE batch_id = ?", (batch_id,))
                 db.execute("DELETE FROM chunks WHERE batch_id = ?", (batch_id,))
-                db.execute("UPDATE batches SET archived_at = ? WHERE id = ?", (now, batch_id))
-            return len(ids)
+                [batch] = self._with_usage(
+                    db,
+                    db.execute(
+                        "UPDATE batches SET archived_at = ? WHERE id = ?"
+                        f" RETURNING {BATCH_COLUMNS}",
+                        (now, batch_id),
+                    ).fetchall(),
+                )
+                EVENTS.write(db, owner, batch, ARCHIVED, now)
+        for owner in {owner for _, owner in ids}:
+            self._events_written(owner)
+        return len(ids)
 
     # --- idempotency keys --------------------------------------------------------------------
 
@@ -687,6 +737,76 @@ class SQLiteStore:
             for day, *counts in self._reader.execute(outcomes_query, scope).fetchall()
         ]
         return tokens, outcomes
+
+    # --- events and webhooks ------------------------------------------------------------------
+
+    def _events_written(self, owner: str) -> None:
+        for callback in self._event_callbacks:
+            callback(owner)
+
+    def last_event_number(self, owner: str) -> int:
+        return EVENTS.last_number(self._reader, owner)
+
+    def forget_events(self, progress_before: float, before: float) -> int:
+        with self._transaction() as db:
+            return EVENTS.forget(db, progress_before, before, FORGOTTEN_PER_CALL)
+
+    def on_events_written(self, callback: Callable[[str], object]) -> None:
+        self._event_callbacks.append(callback)
+
+    def events_after(
+        self, owner: str, after: int, batch_id: str | None, limit: int
+    ) -> list[BatchEvent]:
+        return EVENTS.events_after(self._reader, owner, after, batch_id, limit)
+
+    def create_webhook(self, webhook: WebhookRow) -> None:
+        with self._transaction() as db:
+            EVENTS.create_webhook(db, webhook)
+
+    def webhooks(self, owner: str) -> list[WebhookRow]:
+        return EVENTS.webhooks(self._reader, owner)
+
+    def delete_webhook(self, owner: str, webhook_id: str) -> bool:
+        with self._transaction() as db:
+            return EVENTS.delete_webhook(db, owner, webhook_id)
+
+    def rotate_webhook_secret(
+        self, owner: str, webhook_id: str, secret: str, previous_until: float
+    ) -> WebhookRow | None:
+        with self._transaction() as db:
+            return EVENTS.rotate_secret(db, owner, webhook_id, secret, previous_until)
+
+    def workspace_webhook_secret(self, owner: str, candidate: str) -> str:
+        with self._transaction() as db:
+            return EVENTS.workspace_secret(db, owner, candidate)
+
+    def deliveries(
+        self, owner: str, webhook_id: str, limit: int, before_id: int | None
+    ) -> list[DeliveryRow]:
+        return EVENTS.deliveries(self._reader, owner, webhook_id, limit, before_id)
+
+    def redeliver(self, owner: str, webhook_id: str, delivery_id: int, now: float) -> bool:
+        with self._transaction() as db:
+            redelivered = EVENTS.redeliver(db, owner, webhook_id, delivery_id, now)
+        if redelivered:
+            self._events_written(owner)
+        return redelivered
+
+    def lease_deliveries(
+        self, worker_id: str, limit: int, now: float, lease_seconds: float
+    ) -> list[LeasedDelivery]:
+        with self._transaction() as db:
+            if not self._abandoned_deliveries_recovered:
+                db.execute(
+                    "UPDATE webhook_deliveries SET lease_owner = NULL, lease_expires = NULL"
+                    " WHERE lease_owner IS NOT NULL"
+                )
+                self._abandoned_deliveries_recovered = True
+            return EVENTS.lease(db, worker_id, limit, now, lease_seconds)
+
+    def finish_attempt(self, worker_id: str, delivery_id: int, outcome: DeliveryOutcome) -> bool:
+        with self._transaction() as db:
+            return EVENTS.finish(db, worker_id, delivery_id, outcome)
 
     # --- API keys ------------------------------------------------------------------------------
 

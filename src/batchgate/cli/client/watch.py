@@ -15,6 +15,7 @@ from rich.text import Text
 
 from batchgate.cli.client.consoles import stderr_console
 from batchgate.cli.client.display import outcome_counts, total_requests
+from batchgate.cli.client.event_feed import event_feed
 
 if TYPE_CHECKING:
     import anthropic
@@ -114,15 +115,25 @@ def show_counts(progress: Progress, task_id: TaskID, counts: MessageBatchRequest
 def watch_until_ended(
     client: anthropic.Anthropic, batches: Sequence[MessageBatch], interval: float
 ) -> list[MessageBatch]:
-    """Polls every `interval` seconds until every batch has ended; returns them as they ended.
+    """Looks again at each event of the batches where the server streams them (batchgate), else
+    every `interval` seconds, until every batch has ended; returns them as they ended.
 
     Anthropic's API reports counts only at the end, so there its bars jump from 0 to done.
     """
     latest = list(batches)
-    with BatchProgress(console=stderr_console()) as progress:
+    with (
+        BatchProgress(console=stderr_console()) as progress,
+        event_feed(client, {batch.id for batch in latest}) as feed,
+    ):
         tasks = [progress.add_task(batch.id, **_position(batch.request_counts)) for batch in latest]
+        # The first look follows the stream's opening: no event after it is missed.
+        first = feed is not None
         while any(batch.processing_status != "ended" for batch in latest):
-            time.sleep(interval)
+            if feed is None:
+                time.sleep(interval)
+            elif not first:
+                feed.wait(interval)
+            first = False
             latest = [
                 batch
                 if batch.processing_status == "ended"

@@ -1,0 +1,71 @@
+"""`--wait` against a batchgate server: woken by its workspace's event stream (GET /v1/events)
+instead of polling. Against Anthropic's API, which has no such stream, the watcher polls."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import httpx
+import orjson
+
+if TYPE_CHECKING:
+    import anthropic
+
+# Without events (a stream that broke, say) the watcher still looks this often.
+FALLBACK_SECONDS = 15.0
+
+
+class EventFeed:
+    """Reads the stream on a thread; `news` is set at each event of a watched batch."""
+
+    def __init__(self, response: httpx.Response, batch_ids: set[str]) -> None:
+        self._response = response
+        self._batch_ids = batch_ids
+        self.news = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="event-feed", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for line in self._response.iter_lines():
+                if line.startswith("data:"):
+                    event = orjson.loads(line.removeprefix("data:"))
+                    if event.get("data", {}).get("id") in self._batch_ids:
+                        self.news.set()
+        except (httpx.HTTPError, orjson.JSONDecodeError):
+            pass  # the watcher falls back to polling
+        # Ended: the watcher looks once more, then polls.
+        self.news.set()
+
+    def wait(self, interval: float) -> None:
+        """Until an event of a watched batch, or FALLBACK_SECONDS (at least `interval`)."""
+        self.news.wait(max(interval, FALLBACK_SECONDS) if self._thread.is_alive() else interval)
+        self.news.clear()
+
+
+@contextlib.contextmanager
+def event_feed(client: anthropic.Anthropic, batch_ids: set[str]) -> Iterator[EventFeed | None]:
+    """The feed of a batchgate server's events, or None where the server has no stream."""
+    http = httpx.Client(
+        base_url=str(client.base_url),
+        headers={**client.auth_headers, "accept": "text/event-stream"},
+        timeout=httpx.Timeout(10, read=None),
+    )
+    try:
+        try:
+            response = http.send(http.build_request("GET", "/v1/events"), stream=True)
+        except httpx.HTTPError:
+            yield None
+            return
+        try:
+            streams = response.status_code == 200 and response.headers.get(
+                "content-type", ""
+            ).startswith("text/event-stream")
+            yield EventFeed(response, batch_ids) if streams else None
+        finally:
+            response.close()
+    finally:
+        http.close()

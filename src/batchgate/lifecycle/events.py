@@ -1,0 +1,68 @@
+"""A batch's events (docs/events.md): their types, their ids, and the thin data each carries.
+
+Stores write an event in the transaction of the state change that causes it, with `event_data`
+of the batch as that change left it; streams and webhooks send what was stored.
+"""
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any
+
+from batchgate.storage.base import BatchRow
+
+CREATED = "batch.created"
+PROGRESS = "batch.progress"
+CANCELING = "batch.canceling"
+ENDED = "batch.ended"
+ARCHIVED = "batch.archived"
+DELETED = "batch.deleted"
+EVENT_TYPES = (CREATED, PROGRESS, CANCELING, ENDED, ARCHIVED, DELETED)
+
+# batch.progress: at most one per batch in this many seconds, while its counts move.
+PROGRESS_INTERVAL_SECONDS = 1.0
+
+
+def timestamp(seconds: float | None) -> str | None:
+    """RFC 3339 in UTC, as the batch object writes its times."""
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def event_id(batch_id: str, seq: int) -> str:
+    """Unique and the same wherever the event is sent: the webhook-id of its deliveries."""
+    return f"evt_{batch_id.removeprefix('msgbatch_')}_{seq}"
+
+
+def ended_reason(batch: BatchRow) -> str:
+    if batch.cancel_initiated_at is not None:
+        return "canceled"
+    return "expired" if batch.expired else "completed"
+
+
+def event_data(batch: BatchRow, event_type: str) -> dict[str, Any]:
+    """The batch as the event saw it: ids, status, counts and usage, never requests or results."""
+    usage = dataclasses.asdict(batch.total_usage)
+    del usage["requests"]
+    data: dict[str, Any] = {
+        "id": batch.id,
+        "type": "message_batch",
+        "processing_status": batch.status,
+        "request_counts": {
+            "processing": batch.processing,
+            "succeeded": batch.succeeded,
+            "errored": batch.errored,
+            "canceled": batch.canceled,
+            "expired": batch.expired,
+        },
+        "usage": usage,
+        "created_at": timestamp(batch.created_at),
+        "ended_at": timestamp(batch.ended_at),
+    }
+    if batch.cancel_reason is not None:
+        data["cancel_reason"] = batch.cancel_reason
+    if event_type == ENDED:
+        data["reason"] = ended_reason(batch)
+    if event_type == DELETED:
+        data["processing_status"] = "deleted"
+    return data

@@ -1,0 +1,44 @@
+"""Webhooks on PostgreSQL with two workers: each event is delivered, at least once and in
+practice once, whichever worker takes it; events stream from the API process as workers write
+them."""
+
+from collections import Counter
+
+from conftest import Cluster, simple_request, wait_until_ended
+from events.receiver import Receiver, verified
+from events.sse import read_all
+from events.test_webhooks import EVERY_TYPE, FAST_RETRIES, add_webhook
+
+
+def test_two_workers_deliver_each_event(cluster: Cluster) -> None:
+    receiver = Receiver(answer=lambda n: 503 if n % 3 == 0 else 200).start()
+    api = cluster.start_api(chunk_size="5", **FAST_RETRIES)
+    for _ in range(2):
+        cluster.start_worker(
+            simulator_latency_ms="50", max_concurrency="4", chunk_size="5", **FAST_RETRIES
+        )
+    webhook = add_webhook(api, receiver.url, EVERY_TYPE)
+    client = api.client()
+    ids = [
+        client.messages.batches.create(
+            requests=[simple_request(f"r{i}") for i in range(20)]  # type: ignore[misc]
+        ).id
+        for _ in range(4)
+    ]
+    for batch_id in ids:
+        wait_until_ended(client, batch_id)
+    expected = {
+        message.data["id"]
+        for batch_id in ids
+        for message in read_all(api.base_url, f"/v1/messages/batches/{batch_id}/events")
+    }
+    assert len(expected) >= 8
+    delivered = receiver.wait_for(
+        lambda calls: {call.headers["webhook-id"] for call in calls} >= expected
+    )
+    times = Counter(call.headers["webhook-id"] for call in delivered)
+    assert set(times) == expected
+    assert max(times.values()) == 1, times.most_common(3)
+    for call in delivered:
+        verified(call, webhook["secret"])
+    receiver.stop()
