@@ -7,7 +7,16 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from batchgate.api import batch_requests, batch_retry, batches, health, openapi, usage
+from batchgate.api import (
+    batch_requests,
+    batch_retry,
+    batches,
+    health,
+    openai_batches,
+    openai_files,
+    openapi,
+    usage,
+)
 from batchgate.api.access_log import AccessLogMiddleware
 from batchgate.api.errors import (
     ApiError,
@@ -63,6 +72,8 @@ def create_app(state: AppState) -> Starlette:
             + batch_requests.routes
             + batch_retry.routes
             + usage.routes
+            + openai_files.routes
+            + openai_batches.routes
             + web_routes
         ),
         middleware=[Middleware(RequestIdMiddleware), Middleware(AccessLogMiddleware)],

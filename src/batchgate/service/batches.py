@@ -126,13 +126,15 @@ class BatchService:
         options: BatchOptions = NO_OPTIONS,
         completion_window: float | None = None,
         idempotent: IdempotentCreate | None = None,
+        batch_id: str | None = None,
     ) -> tuple[BatchRow, bool]:
         """Stores a batch of `total` requests, in chunks read lazily, and wakes the engines.
         Returns once the batch is durably stored, with False; or, for a create `idempotent`
         whose key made a batch already, that batch and True (without storing anything).
 
         The batch expires after `completion_window` seconds, at most the server's
-        `expiry_seconds`. Raises IdempotencyKeyReused and IdempotentCreateInProgress."""
+        `expiry_seconds`. Raises IdempotencyKeyReused and IdempotentCreateInProgress. An OpenAI
+        batch brings its own `batch_id`."""
         now = self._clock()
         if idempotent is not None:
             replayed = await self._claim(owner, idempotent, now)
@@ -145,7 +147,7 @@ class BatchService:
         try:
             batch = await anyio.to_thread.run_sync(
                 self._store.create_batch,
-                new_batch_id(),
+                batch_id or new_batch_id(),
                 owner,
                 now,
                 now + lifetime,
