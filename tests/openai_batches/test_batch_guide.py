@@ -124,3 +124,26 @@ def test_batches_are_listed_newest_first_a_page_at_a_time(
     assert [batch.id for batch in client.batches.list(limit=2)] == created[::-1]
     # They are not Message Batches: Anthropic's list leaves them out.
     assert list(server.client().messages.batches.list()) == []
+
+
+def test_a_batch_past_its_window_expires_and_lists_its_unrun_requests_as_batch_expired(
+    tmp_path: Path, start_on_store: Callable[..., Server]
+) -> None:
+    # The server's expiry shortens the 24 h window, as it does a Message Batch's.
+    server = start_on_store(expiry_seconds="1", simulator_latency_ms="300", max_concurrency="1")
+    client = openai_client(server)
+    path = write_jsonl(tmp_path / "in.jsonl", [chat_line(f"r{i}", "Hi") for i in range(20)])
+    with path.open("rb") as upload:
+        input_file = client.files.create(file=upload, purpose="batch")
+    created = client.batches.create(
+        input_file_id=input_file.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    assert created.expires_at is not None and created.expires_at <= created.created_at + 2
+
+    batch = wait_until_done(client, created.id, timeout=30)
+    assert batch.status == "expired" and batch.expired_at is not None
+    assert batch.request_counts is not None and batch.request_counts.failed > 0
+    assert batch.error_file_id is not None
+    errors = jsonl(client.files.content(batch.error_file_id).text)
+    assert {line["error"]["code"] for line in errors} == {"batch_expired"}
+    assert len(errors) == batch.request_counts.failed
