@@ -9,7 +9,14 @@ import httpx
 import orjson
 import pytest
 
-from batchgate.api import batch_requests, batch_retry, batches, usage
+from batchgate.api import (
+    batch_requests,
+    batch_retry,
+    batches,
+    openai_batches,
+    openai_files,
+    usage,
+)
 from conftest import KEY, Server
 
 CHECKS = (
@@ -40,7 +47,14 @@ def test_the_document_is_public_and_names_every_route(start_server: Callable[...
     }
     served = {
         (route.path, method)
-        for route in batches.routes + batch_requests.routes + batch_retry.routes + usage.routes
+        for route in (
+            batches.routes
+            + batch_requests.routes
+            + batch_retry.routes
+            + usage.routes
+            + openai_files.routes
+            + openai_batches.routes
+        )
         for method in route.methods or ()
         if method != "HEAD"
     }
@@ -73,8 +87,8 @@ def test_schemathesis_finds_no_failure(
     summary = orjson.loads(report.read_bytes())
     assert run.returncode == 0, run.stdout[-6000:]
     assert summary["failures"] == [] and summary["errors"] == []
-    assert summary["operations"]["tested"] == 9
+    assert summary["operations"]["tested"] == 18
     generated = summary["test_cases"]["generated"]
-    assert generated >= (10_000 if long_run else 9 * SHORT_CASES), summary["test_cases"]
+    assert generated >= (10_000 if long_run else 18 * SHORT_CASES), summary["test_cases"]
     assert "unhandled error" not in server.log.read_text()
     print(f"schemathesis: {generated} cases in {summary['running_time']:.1f} s, no failure")

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from batchgate.api import openai_openapi
 from batchgate.api.batch_options import (
     DEFAULT_MIN_RESULTS,
     MAX_COUNT,
@@ -566,7 +567,8 @@ def document(settings: Settings) -> dict[str, Any]:
             "version": "1",
             "description": (
                 "Anthropic's Message Batches API as batchgate serves it, with the same wire"
-                " format (docs/api.md). Wrong-state errors are 400, never 409."
+                " format (docs/api.md), and OpenAI's Batch API (/v1/files, /v1/batches) in"
+                " OpenAI's. Wrong-state errors are 400, never 409."
             ),
         },
         "security": [{"ApiKey": []}, {"Bearer": []}],
@@ -682,13 +684,14 @@ def document(settings: Settings) -> dict[str, Any]:
                     parameters=_USAGE_PARAMETERS,
                 ),
             },
+            **openai_openapi.paths(settings),
         },
         "components": {
             "securitySchemes": {
                 "ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
                 "Bearer": {"type": "http", "scheme": "bearer"},
             },
-            "schemas": _schemas(settings),
+            "schemas": _schemas(settings) | openai_openapi.schemas(),
         },
     }
 
