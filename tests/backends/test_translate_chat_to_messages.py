@@ -4,9 +4,12 @@ that the official `openai` SDK's type accepts."""
 
 from typing import Any
 
+import msgspec
+import orjson
 import pytest
 from openai.types.chat import ChatCompletion
 
+from batchgate.backends.simulator import Simulator
 from batchgate.backends.translate_openai import (
     DEFAULT_MAX_TOKENS,
     chat_completion_from_message,
@@ -14,6 +17,7 @@ from batchgate.backends.translate_openai import (
 )
 from batchgate.errors import RequestError
 from batchgate.lifecycle.params import validate_params
+from batchgate.lifecycle.simple_params import decode_simple_chat
 
 
 def chat(*messages: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -29,7 +33,7 @@ def test_system_and_developer_messages_become_the_system_prompt() -> None:
         )
     )
     assert params["system"] == "Be brief.\nUse French."
-    assert params["messages"] == [{"role": "user", "content": [{"type": "text", "text": "Hello"}]}]
+    assert params["messages"] == [{"role": "user", "content": "Hello"}]
     assert params["max_tokens"] == DEFAULT_MAX_TOKENS
     validate_params(params)
 
@@ -183,3 +187,44 @@ def test_stop_reasons_become_finish_reasons(stop_reason: str, finish_reason: str
         "usage": {"input_tokens": 1, "output_tokens": 1},
     }
     assert chat_completion_from_message(message)["choices"][0]["finish_reason"] == finish_reason
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        chat({"role": "user", "content": "Hello"}),
+        chat(
+            {"role": "system", "content": "Be brief."},
+            {"role": "developer", "content": "Use French."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Salut"},
+            {"role": "user", "content": "Again"},
+            max_completion_tokens=20,
+            temperature=0.5,
+            top_p=1,
+        ),
+        chat({"role": "user", "content": "Hi"}, max_tokens=7, temperature=None),
+    ],
+)
+def test_a_chat_of_the_common_shape_decodes_to_the_params_its_translation_gives(
+    body: dict[str, Any],
+) -> None:
+    simple = decode_simple_chat(orjson.dumps(body), DEFAULT_MAX_TOKENS)
+    assert simple is not None
+    translated = validate_params(params_from_chat_request(body))
+    assert msgspec.json.encode(simple) == msgspec.json.encode(translated)
+    # So the simulator answers both alike, id included.
+    assert Simulator().reply_simple(simple) == Simulator().reply(translated)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        chat({"role": "user", "content": "Hi"}, {"role": "user", "content": "there"}),
+        chat({"role": "user", "content": "Hi"}, stop="END"),
+        chat({"role": "user", "content": [{"type": "text", "text": "Hi"}]}),
+        chat({"role": "system", "content": "Only a system prompt"}),
+    ],
+)
+def test_any_other_chat_takes_the_general_path(body: dict[str, Any]) -> None:
+    assert decode_simple_chat(orjson.dumps(body), DEFAULT_MAX_TOKENS) is None

@@ -601,6 +601,11 @@ def _messages_from_chat(messages: list[Any]) -> tuple[str, list[dict[str, Any]]]
             turns.append({"role": role, "content": blocks})
     if not turns:
         _invalid("messages", "at least one user message is required")
+    for turn in turns:
+        # A lone text block is the plain string it came from, as the common shape has it
+        # (lifecycle/simple_params.py): both paths then ask the backend the same thing.
+        if len(turn["content"]) == 1 and turn["content"][0]["type"] == "text":
+            turn["content"] = turn["content"][0]["text"]
     return "\n".join(system), turns
 
 

@@ -43,19 +43,20 @@ import anyio.to_thread
 import msgspec
 import orjson
 
+from batchgate.backends.translate_openai import DEFAULT_MAX_TOKENS, chat_completion_from_message
 from batchgate.config.prices import NO_PRICES, PriceTable
 from batchgate.config.settings import Settings
 from batchgate.engine.abort_watch import AbortWatch
 from batchgate.engine.flow import Overdue, Withdrawn
 from batchgate.engine.internal_errors import InternalErrors
-from batchgate.engine.openai_requests import OpenAIRequest, usage_message
+from batchgate.engine.openai_requests import CHAT_COMPLETIONS, OpenAIRequest, usage_message
 from batchgate.engine.outages import Outages, retry_delay
 from batchgate.engine.retries import call_with_retries
 from batchgate.engine.routing import Route, Router
 from batchgate.errors import RequestError
 from batchgate.lifecycle import openai_results, results
 from batchgate.lifecycle.params import validate_params
-from batchgate.lifecycle.simple_params import decode_simple_params
+from batchgate.lifecycle.simple_params import decode_simple_chat, decode_simple_params
 from batchgate.lifecycle.usage import usage_by_model
 from batchgate.observability import metrics
 from batchgate.storage.base import LeasedChunk, ResultCounts, ResultPart, Store, StoreUnavailable
@@ -558,6 +559,20 @@ class Engine:
         """The same for a request of an OpenAI batch (engine/openai_requests.py)."""
         route_name = ""
         try:
+            # The common shape of a chat request, answered in line, skips the translation's
+            # dicts, as Messages params of that shape do (_answer_at_once).
+            simple = (
+                decode_simple_chat(raw, DEFAULT_MAX_TOKENS)
+                if endpoint == CHAT_COMPLETIONS and self._router.answers_any_at_once
+                else None
+            )
+            if simple is not None:
+                route = self._router.route_for(simple.model)
+                if route.answer_at_once is not None:
+                    route_name = route.config.model
+                    message = route.answer_at_once.reply_simple(simple)
+                    answer = chat_completion_from_message(message)
+                    return _openai_succeeded(custom_id, answer, simple.model, route_name)
             request = OpenAIRequest.decode(endpoint, raw)
             route = self._router.route_for(request.model)
             if route.answer_at_once is None:
