@@ -4,10 +4,11 @@ of requests, create the batch, poll it, download its output and error files; can
 from collections.abc import Callable
 from pathlib import Path
 
+import anthropic
 import openai
 import pytest
 
-from conftest import Server
+from conftest import Server, simple_request
 from openai_batches.conftest import chat_line, jsonl, openai_client, wait_until_done, write_jsonl
 
 
@@ -122,8 +123,16 @@ def test_batches_are_listed_newest_first_a_page_at_a_time(
     assert [batch.id for batch in first.data] == created[::-1][:2] and first.has_more
     # The SDK walks the pages with `after`.
     assert [batch.id for batch in client.batches.list(limit=2)] == created[::-1]
-    # They are not Message Batches: Anthropic's list leaves them out.
-    assert list(server.client().messages.batches.list()) == []
+    # They are not Message Batches, nor the other way round: each API finds only its own.
+    messages = server.client()
+    assert list(messages.messages.batches.list()) == []
+    with pytest.raises(anthropic.NotFoundError):
+        messages.messages.batches.retrieve(created[0])
+    with pytest.raises(anthropic.NotFoundError):
+        messages.messages.batches.cancel(created[0])
+    message_batch = messages.messages.batches.create(requests=[simple_request("a")])  # type: ignore[list-item]
+    with pytest.raises(openai.NotFoundError):
+        client.batches.retrieve(message_batch.id)
 
 
 def test_a_batch_past_its_window_expires_and_lists_its_unrun_requests_as_batch_expired(

@@ -40,9 +40,12 @@ def new_batch_id() -> str:
     return _sortable_id("msgbatch_")
 
 
+OPENAI_BATCH_PREFIX = "batch_"
+
+
 def new_openai_batch_id() -> str:
     """An OpenAI batch's id (`batch_…`), sorting by creation time as Anthropic's do."""
-    return _sortable_id("batch_")
+    return _sortable_id(OPENAI_BATCH_PREFIX)
 
 
 def new_file_id() -> str:

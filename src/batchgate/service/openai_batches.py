@@ -266,7 +266,7 @@ class OpenAIService:
     async def _with_batch(self, row: OpenAIBatchRow) -> tuple[OpenAIBatchRow, BatchRow | None]:
         if row.failed_at is not None:
             return row, None
-        batch = await self._batches.get(row.owner, row.id)
+        batch = await self._batches.get(row.owner, row.id, openai=True)
         if batch.status == "ended" and not row.files_made:
             row = await anyio.to_thread.run_sync(self._make_output_files, row, batch)
         return row, batch
@@ -312,5 +312,5 @@ class OpenAIService:
         row, _ = await self.get_batch(owner, batch_id)
         if row.failed_at is not None:
             raise WrongState(f"Batch {batch_id} has failed; it cannot be cancelled.")
-        await self._batches.cancel(owner, batch_id)
+        await self._batches.cancel(owner, batch_id, openai=True)
         return await self.get_batch(owner, batch_id)
