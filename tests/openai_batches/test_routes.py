@@ -11,7 +11,12 @@ import pytest
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion
 
-from backends.conftest import StartFake, start_fake  # noqa: F401 (the fixture)
+from backends.conftest import (  # noqa: F401 (the fixtures)
+    StartFake,
+    llama_server,
+    smollm2_path,
+    start_fake,
+)
 from backends.fake_anthropic import FakeAnthropic
 from backends.fake_openai import FakeOpenAI
 from conftest import KEY, Server
@@ -206,3 +211,64 @@ class FakeEmbeddings(FakeOpenAI):
             "model": params["model"],
             "usage": {"prompt_tokens": 1, "total_tokens": 1},
         }
+
+
+@pytest.mark.slow
+def test_a_chat_batch_on_llama_cpp_served_smollm2(
+    tmp_path: Path,
+    start_server: Callable[..., Server],
+    llama_server: str,  # noqa: F811
+) -> None:
+    config = tmp_path / "routes.toml"
+    config.write_text(
+        f'[[routes]]\nmodel = "smollm2*"\nbackend = "openai"\nbase_url = "{llama_server}"\n'
+    )
+    server = start_server(config=str(config))
+    output, errors = run(
+        server,
+        tmp_path,
+        [
+            line("capital", "smollm2", messages=[{"role": "user", "content": "Capital of France?"}],
+                 max_tokens=16),
+            line("short", "smollm2", messages=[{"role": "user", "content": "Tell me a story."}],
+                 max_tokens=4),
+        ],
+    )  # fmt: skip
+    assert errors == {}
+    capital = ChatCompletion.model_validate(output["capital"]["response"]["body"])
+    assert (capital.choices[0].message.content or "").strip()
+    short = ChatCompletion.model_validate(output["short"]["response"]["body"])
+    assert short.choices[0].finish_reason == "length"
+
+
+@pytest.mark.slow
+def test_an_embeddings_batch_on_the_local_smollm2_model(
+    tmp_path: Path,
+    start_server: Callable[..., Server],
+    smollm2_path: str,  # noqa: F811
+) -> None:
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (batchgate[local])")
+    config = tmp_path / "routes.toml"
+    config.write_text(
+        f'[[routes]]\nmodel = "smollm2*"\nbackend = "local"\nmodel_path = "{smollm2_path}"\n'
+    )
+    server = start_server(config=str(config))
+    embed = [
+        {
+            "custom_id": name,
+            "method": "POST",
+            "url": "/v1/embeddings",
+            "body": {"model": "smollm2-local", **body},
+        }
+        for name, body in (
+            ("one", {"input": "The cat sat on the mat."}),
+            ("two", {"input": ["First text.", "Second text."]}),
+            ("sized", {"input": "x", "dimensions": 8}),
+        )
+    ]
+    output, errors = run(server, tmp_path, embed)
+    one = CreateEmbeddingResponse.model_validate(output["one"]["response"]["body"])
+    two = CreateEmbeddingResponse.model_validate(output["two"]["response"]["body"])
+    assert len(one.data) == 1 and len(two.data) == 2
+    assert len(one.data[0].embedding) == len(two.data[1].embedding) > 100
+    assert errors["sized"]["response"]["body"]["error"]["message"].startswith("dimensions")
