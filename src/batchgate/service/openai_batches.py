@@ -19,7 +19,7 @@ import orjson
 from batchgate.config.settings import Settings
 from batchgate.engine.openai_requests import ENDPOINTS
 from batchgate.lifecycle import openai_results
-from batchgate.lifecycle.ids import new_file_id, new_openai_batch_id
+from batchgate.lifecycle.ids import OPENAI_BATCH_PREFIX, new_file_id, new_openai_batch_id
 from batchgate.service.batches import BatchNotFound, BatchService
 from batchgate.storage.base import BatchOptions, BatchRow, NewChunk, Store, WrongState
 from batchgate.storage.openai_tables import FileRow, OpenAIBatchRow
@@ -280,7 +280,8 @@ class OpenAIService:
         now = time.time()
         files = [
             FileRow(
-                f"file-{batch.id}-{lines}",
+                # The batch's time-sortable part: listed by id, outputs sit by their batch's age.
+                f"file-{batch.id.removeprefix(OPENAI_BATCH_PREFIX)}-{lines}",
                 row.owner,
                 "batch_output",
                 f"{batch.id}_{lines}.jsonl",
