@@ -16,10 +16,13 @@ from starlette.routing import Route
 
 from batchgate.api.batches import acting_context, context, json_response
 from batchgate.api.errors import ApiError
+from batchgate.api.ingest import read_capped_body
 from batchgate.service.openai_batches import InputFileInvalid
 from batchgate.storage.base import BatchRow
 from batchgate.storage.openai_tables import OpenAIBatchRow
 
+# A create names a file: its body is small (16 labels of 512 characters at most, and the rest).
+MAX_CREATE_BYTES = 64 * 1024
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 512
@@ -117,7 +120,9 @@ def _text(body: dict[str, Any], name: str) -> str:
 async def create_batch(request: Request) -> Response:
     state, owner = await acting_context(request)
     try:
-        body = orjson.loads(await request.body())
+        body = orjson.loads(
+            await read_capped_body(request, MAX_CREATE_BYTES, state.settings.body_timeout_seconds)
+        )
     except orjson.JSONDecodeError as error:
         raise ApiError(400, f"The body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
