@@ -13,8 +13,8 @@ _ERRORS = {
     401: "Missing or unknown API key (when the server has keys configured).",
     403: "(batchgate extension) The API key is read-only.",
     404: "No such file or batch for this key.",
-    408: "The upload did not arrive in full within the server's body timeout.",
-    413: "The file is larger than the server accepts.",
+    408: "The body did not arrive in full within the server's body timeout.",
+    413: "The file (or a create's body, past 64 KiB) is larger than the server accepts.",
 }
 _STATUSES = ("failed", "in_progress", "cancelling", "cancelled", "completed", "expired")
 
@@ -151,7 +151,7 @@ def paths(settings: Settings) -> dict[str, Any]:
                 "(OpenAI Batch API) A batch of the input file's requests, checked line by line;"
                 " a file with bad lines makes a failed batch.",
                 _json("The batch.", "OpenAIBatch"),
-                (400, 403, 404),
+                (400, 403, 404, 408, 413),
                 requestBody={
                     "required": True,
                     "content": {"application/json": {"schema": _ref("CreateOpenAIBatch")}},
