@@ -54,6 +54,7 @@ class Arrival:
     key: str | None
     in_flight: int
     answer: str = "pending"
+    params: object = None
 
 
 @dataclass
@@ -137,7 +138,7 @@ class FakeAnthropic:
             problem = self._problem_with(params, headers)
         except orjson.JSONDecodeError as error:
             params, problem = {}, f"body is not JSON: {error}"
-        arrival = Arrival(_prompt_of(params), key, self.in_flight)
+        arrival = Arrival(_prompt_of(params), key, self.in_flight, params=params)
         self.arrivals.append(arrival)
         if problem:
             self.invalid.append(problem)

@@ -9,7 +9,16 @@ import httpx
 import orjson
 import pytest
 
-from batchgate.api import batch_requests, batch_retry, batches, events, usage, webhooks
+from batchgate.api import (
+    batch_requests,
+    batch_retry,
+    batches,
+    events,
+    openai_batches,
+    openai_files,
+    usage,
+    webhooks,
+)
 from conftest import KEY, Server
 
 CHECKS = (
@@ -23,7 +32,7 @@ CHECKS = (
 SHORT_CASES = 30
 LONG_CASES = 2000
 # Every operation but the workspace's event stream.
-OPERATIONS = 17
+OPERATIONS = 26
 
 
 def test_the_document_is_public_and_names_every_route(start_server: Callable[..., Server]) -> None:
@@ -49,6 +58,8 @@ def test_the_document_is_public_and_names_every_route(start_server: Callable[...
             + usage.routes
             + events.routes
             + webhooks.routes
+            + openai_files.routes
+            + openai_batches.routes
         )
         for method in route.methods or ()
         if method != "HEAD"

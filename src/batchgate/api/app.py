@@ -13,6 +13,8 @@ from batchgate.api import (
     batches,
     events,
     health,
+    openai_batches,
+    openai_files,
     openapi,
     usage,
     webhooks,
@@ -74,6 +76,8 @@ def create_app(state: AppState) -> Starlette:
             + usage.routes
             + events.routes
             + webhooks.routes
+            + openai_files.routes
+            + openai_batches.routes
             + web_routes
         ),
         middleware=[Middleware(RequestIdMiddleware), Middleware(AccessLogMiddleware)],

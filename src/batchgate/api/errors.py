@@ -1,4 +1,5 @@
-"""Anthropic's error envelope, for every error the HTTP layer returns."""
+"""Anthropic's error envelope, for every error the HTTP layer returns; OpenAI's on the OpenAI
+Batch API's paths (/v1/files, /v1/batches)."""
 
 import logging
 from collections.abc import Mapping
@@ -30,6 +31,8 @@ ERROR_TYPES = {
 }
 
 
+OPENAI_PATHS = ("/v1/files", "/v1/batches")
+
 # What a client told to come back waits: database restarts and failovers take seconds.
 RETRY_AFTER_SECONDS = 5
 
@@ -45,11 +48,16 @@ class ApiError(Exception):
 def error_response(
     request: Request, status: int, message: str, headers: Mapping[str, str] | None = None
 ) -> Response:
-    body = {
-        "type": "error",
-        "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message},
-        "request_id": request.state.request_id,
-    }
+    error_type = ERROR_TYPES.get(status, "api_error")
+    body: dict[str, object]
+    if request.url.path.startswith(OPENAI_PATHS):
+        body = {"error": {"message": message, "type": error_type, "param": None, "code": None}}
+    else:
+        body = {
+            "type": "error",
+            "error": {"type": error_type, "message": message},
+            "request_id": request.state.request_id,
+        }
     return Response(
         orjson.dumps(body), status_code=status, headers=headers, media_type="application/json"
     )

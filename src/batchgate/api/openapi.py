@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from batchgate.api import openapi_events
+from batchgate.api import openai_openapi, openapi_events
 from batchgate.api.batch_options import (
     DEFAULT_MIN_RESULTS,
     MAX_COUNT,
@@ -576,7 +576,8 @@ def document(settings: Settings) -> dict[str, Any]:
             "version": "1",
             "description": (
                 "Anthropic's Message Batches API as batchgate serves it, with the same wire"
-                " format (docs/api.md). Wrong-state errors are 400, never 409."
+                " format (docs/api.md), and OpenAI's Batch API (/v1/files, /v1/batches) in"
+                " OpenAI's. Wrong-state errors are 400, never 409."
             ),
         },
         "security": [{"ApiKey": []}, {"Bearer": []}],
@@ -693,13 +694,14 @@ def document(settings: Settings) -> dict[str, Any]:
                 ),
             },
             **openapi_events.paths(_operation, _json, _BATCH_ID),
+            **openai_openapi.paths(settings),
         },
         "components": {
             "securitySchemes": {
                 "ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
                 "Bearer": {"type": "http", "scheme": "bearer"},
             },
-            "schemas": {**_schemas(settings), **openapi_events.SCHEMAS},
+            "schemas": _schemas(settings) | openapi_events.SCHEMAS | openai_openapi.schemas(),
         },
     }
 

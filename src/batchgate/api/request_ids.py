@@ -1,4 +1,5 @@
-"""Gives every request an id, in `request.state.request_id` and the `request-id` header."""
+"""Gives every request an id, in `request.state.request_id` and the `request-id` header
+(and `x-request-id`, as OpenAI names it)."""
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,6 +22,8 @@ class RequestIdMiddleware:
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"request-id", request_id.encode()),
+                    # Where the openai SDK reads it (`_request_id`).
+                    (b"x-request-id", request_id.encode()),
                 ]
             await send(message)
 

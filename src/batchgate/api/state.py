@@ -1,5 +1,5 @@
-"""What the HTTP handlers share: settings, the store, the batches' rules, the keyring and the
-embedded engine."""
+"""What the HTTP handlers share: settings, the store, the batches' rules (Anthropic's and
+OpenAI's), the keyring and the embedded engine."""
 
 import time
 from collections.abc import Callable
@@ -11,6 +11,7 @@ from batchgate.config.settings import Settings
 from batchgate.engine.worker import Engine
 from batchgate.service.batches import BatchService
 from batchgate.service.event_streams import EventStreams
+from batchgate.service.openai_batches import OpenAIService
 from batchgate.service.webhooks import WebhookService
 from batchgate.storage.base import Store
 
@@ -28,12 +29,14 @@ class AppState:
     batches: BatchService = field(init=False)
     events: EventStreams = field(init=False)
     webhooks: WebhookService = field(init=False)
+    openai: OpenAIService = field(init=False)
 
     def __post_init__(self) -> None:
         self.keyring = Keyring(self.store, self.settings.api_keys)
         self.batches = BatchService(self.store, self.settings, self.clock)
         self.events = EventStreams(self.store)
         self.webhooks = WebhookService(self.store, self.settings, self.clock)
+        self.openai = OpenAIService(self.store, self.settings, self.batches)
 
     def begin_shutdown(self) -> None:
         """SIGTERM or SIGINT: refuse new batches, end the responses that follow batches, and let

@@ -1,7 +1,8 @@
 """A backend that runs a GGUF model in-process, on CPU, with llama-cpp-python.
 
 llama-cpp-python takes and returns OpenAI-style chat completions, so requests go through the
-same translation as the OpenAI-compatible backend.
+same translation as the OpenAI-compatible backend. It computes embeddings too, for OpenAI
+batches of `/v1/embeddings` requests, with a second instance of the model loaded for that.
 """
 
 import asyncio
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 # service's abuse monitoring. The GGUF's own chat template, the handler used here, returns a
 # tool call only when one tool is forced, so `parallel_tool_calls: false` holds already.
 _FIELDS_WITHOUT_LOCAL_MEANING = ("user", "parallel_tool_calls")
+# What an embeddings request may hold: llama.cpp returns floats at the model's own size.
+_EMBEDDING_FIELDS = frozenset({"model", "input", "encoding_format", "user"})
 
 
 class LocalGGUFBackend:
@@ -33,7 +36,11 @@ class LocalGGUFBackend:
     """
 
     def __init__(self, model_path: str, n_ctx: int = 2048, n_threads: int | None = None) -> None:
-        self._model = _shared_model(str(Path(model_path).resolve()), n_ctx, n_threads)
+        resolved = str(Path(model_path).resolve())
+        self._model = _shared_model(resolved, n_ctx, n_threads, embedding=False)
+        # Loaded on its first embeddings request only: llama.cpp embeds with a context made
+        # for it.
+        self._embedder = _shared_model(resolved, n_ctx, n_threads, embedding=True)
 
     async def create_message(self, params: dict[str, Any]) -> dict[str, Any]:
         request = chat_request_from_params(params, params["model"])
@@ -41,6 +48,26 @@ class LocalGGUFBackend:
             request.pop(field, None)
         completion = await self._model.create_chat_completion(request)
         return message_from_chat_completion(completion, params)
+
+    async def create_embedding(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An OpenAI batch's embeddings request: the OpenAI-shaped list of embeddings."""
+        for field in body:
+            if field not in _EMBEDDING_FIELDS:
+                raise RequestError(
+                    "invalid_request_error", f"{field}: the local model has no such option"
+                )
+        if body.get("encoding_format", "float") != "float":
+            raise RequestError(
+                "invalid_request_error", "encoding_format: the local model returns floats only"
+            )
+        text = body.get("input")
+        if not isinstance(text, str) and not (
+            isinstance(text, list) and text and all(isinstance(item, str) for item in text)
+        ):
+            raise RequestError(
+                "invalid_request_error", "input: a string or a list of strings is required"
+            )
+        return await self._embedder.create_embedding(text, body["model"])
 
 
 class _SharedModel:
@@ -51,8 +78,9 @@ class _SharedModel:
     anyio's shared pool, which the storage layer needs too.
     """
 
-    def __init__(self, model_path: str, n_ctx: int, n_threads: int | None) -> None:
+    def __init__(self, model_path: str, n_ctx: int, n_threads: int | None, embedding: bool) -> None:
         self._model_path = model_path
+        self._embedding = embedding
         self._n_ctx = n_ctx
         self._n_threads = n_threads
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batchgate-gguf")
@@ -60,6 +88,20 @@ class _SharedModel:
 
     async def create_chat_completion(self, request: dict[str, Any]) -> dict[str, Any]:
         return await asyncio.wrap_future(self._worker.submit(self._complete, request))
+
+    async def create_embedding(self, text: str | list[str], model: str) -> dict[str, Any]:
+        return await asyncio.wrap_future(self._worker.submit(self._embed, text, model))
+
+    def _embed(self, text: str | list[str], model: str) -> dict[str, Any]:
+        if self._llama is None:
+            self._llama = self._load()
+        try:
+            embedded = self._llama.create_embedding(input=text, model=model)
+        except ValueError as refused:
+            raise RequestError(
+                "invalid_request_error", f"the local model cannot embed this input: {refused}"
+            ) from None
+        return cast(dict[str, Any], embedded)
 
     def _complete(self, request: dict[str, Any]) -> dict[str, Any]:
         if self._llama is None:
@@ -77,7 +119,7 @@ class _SharedModel:
 
     def _load(self) -> "Llama":
         try:
-            from llama_cpp import Llama
+            from llama_cpp import LLAMA_POOLING_TYPE_MEAN, LLAMA_POOLING_TYPE_UNSPECIFIED, Llama
         except ImportError:
             raise RequestError(
                 "api_error", "the local backend needs: pip install 'batchgate[local]'"
@@ -87,6 +129,12 @@ class _SharedModel:
                 model_path=self._model_path,
                 n_ctx=self._n_ctx,
                 n_threads=self._n_threads,
+                embedding=self._embedding,
+                # One vector per input, the mean of its tokens', for a chat model too (which
+                # names no pooling of its own, and would give one vector per token).
+                pooling_type=(
+                    LLAMA_POOLING_TYPE_MEAN if self._embedding else LLAMA_POOLING_TYPE_UNSPECIFIED
+                ),
                 verbose=False,
             )
         except ValueError as unloadable:
@@ -95,14 +143,16 @@ class _SharedModel:
             ) from None
 
 
-_shared_models: dict[tuple[str, int, int | None], _SharedModel] = {}
+_shared_models: dict[tuple[str, int, int | None, bool], _SharedModel] = {}
 _shared_models_lock = threading.Lock()
 
 
-def _shared_model(model_path: str, n_ctx: int, n_threads: int | None) -> _SharedModel:
+def _shared_model(
+    model_path: str, n_ctx: int, n_threads: int | None, embedding: bool
+) -> _SharedModel:
     with _shared_models_lock:
-        key = (model_path, n_ctx, n_threads)
+        key = (model_path, n_ctx, n_threads, embedding)
         model = _shared_models.get(key)
         if model is None:
-            model = _shared_models[key] = _SharedModel(model_path, n_ctx, n_threads)
+            model = _shared_models[key] = _SharedModel(model_path, n_ctx, n_threads, embedding)
         return model

@@ -48,18 +48,45 @@ class OpenAIChatBackend:
 
     async def create_message(self, params: dict[str, Any]) -> dict[str, Any]:
         request = chat_request_from_params(params, self._upstream_model or params["model"])
-        try:
-            # The SDK's own POST, as its `create` sends it, without the costs that would
-            # otherwise be most of the CPU a request takes here: `create` walks the body
-            # against its types and the answer is parsed into a model, only to be dumped back.
-            # The body goes as it is: servers read `top_k`, which `create` has no argument for.
-            response = await self._client.post(
-                "/chat/completions",
-                body=request,
-                cast_to=httpx2.Response,
-                options={"timeout": self._timeout},
+        completion = await self._post("/chat/completions", request)
+        if not isinstance(completion, dict):
+            raise upstream_errors.not_a_message(orjson.dumps(completion), self._secrets)
+        return message_from_chat_completion(completion, params)
+
+    async def create_chat_completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An OpenAI batch's chat request, sent as it is (only the model renamed, if the
+        route says so): tools, response_format, logprobs and n all reach the server."""
+        return await self._pass_through("/chat/completions", body)
+
+    async def create_embedding(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An OpenAI batch's embeddings request, sent as it is."""
+        return await self._pass_through("/embeddings", body)
+
+    async def _pass_through(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self._upstream_model is not None:
+            body = {**body, "model": self._upstream_model}
+        answer = await self._post(path, body)
+        if not isinstance(answer, dict):
+            raise upstream_errors.unreadable_answer(
+                ValueError(f"the upstream answered {path} with {type(answer).__name__}"),
+                self._secrets,
             )
-            completion = orjson.loads(await response.aread())
+        return answer
+
+    async def _post(self, path: str, body: dict[str, Any]) -> object:
+        """The decoded answer to a POST; its failures as RequestError.
+
+        The SDK's own POST, as its `create` sends it, without the costs that would otherwise be
+        most of the CPU a request takes here: `create` walks the body against its types and the
+        answer is parsed into a model, only to be dumped back. The body goes as it is: servers
+        read `top_k`, which `create` has no argument for.
+        """
+        try:
+            response = await self._client.post(
+                path, body=body, cast_to=httpx2.Response, options={"timeout": self._timeout}
+            )
+            answer: object = orjson.loads(await response.aread())
+            return answer
         except openai.APIStatusError as failure:
             raise upstream_errors.status_error(
                 failure.status_code,
@@ -76,6 +103,3 @@ class OpenAIChatBackend:
             raise upstream_errors.connection_error(failure, self._secrets) from failure
         except (openai.APIError, orjson.JSONDecodeError) as failure:
             raise upstream_errors.unreadable_answer(failure, self._secrets) from failure
-        if not isinstance(completion, dict):
-            raise upstream_errors.not_a_message(orjson.dumps(completion), self._secrets)
-        return message_from_chat_completion(completion, params)

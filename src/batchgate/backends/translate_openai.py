@@ -4,6 +4,11 @@
 `message_from_chat_completion` turns the completion back into an Anthropic Message. Whatever
 has no faithful OpenAI form raises `RequestError(invalid_request_error)` naming the field,
 rather than being dropped, so a request never silently means something else upstream.
+
+The other way, for OpenAI batches run on Messages backends: `params_from_chat_request` turns a
+chat completions body into Messages params, `chat_completion_from_message` the Message back
+into a `chat.completion`. What has no Messages form (n > 1, logprobs, JSON mode) is refused the
+same way, naming the field.
 """
 
 import base64
@@ -11,6 +16,7 @@ import binascii
 import io
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any, NoReturn
@@ -479,3 +485,271 @@ def _sanitized_id(upstream_id: object) -> str:
     if not isinstance(upstream_id, str) or not upstream_id:
         return uuid.uuid4().hex
     return _UNSAFE_ID_CHARACTERS.sub("_", upstream_id)
+
+
+# --- chat completions → Messages (OpenAI batches on Messages backends) -----------------------
+
+_CHAT_BACKEND = "this route's backend (it speaks Anthropic Messages)"
+# Anthropic requires max_tokens; chat completions default to the model's limit.
+DEFAULT_MAX_TOKENS = 4096
+# Chat fields translated below, and those that change nothing for one batch request.
+_CHAT_FIELDS = frozenset(
+    {
+        "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
+        "stop", "tools", "tool_choice", "user", "n", "stream", "store", "metadata",
+        "parallel_tool_calls", "service_tier", "top_k",
+    }
+)  # fmt: skip
+_CHAT_TOOL_CHOICES: dict[str, dict[str, Any]] = {
+    "auto": {"type": "auto"},
+    "required": {"type": "any"},
+    "none": {"type": "none"},
+}
+_FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+    "pause_turn": "stop",
+}
+
+
+def _unsupported(path: str, what: str, why: str) -> NoReturn:
+    raise RequestError(
+        "invalid_request_error", f"{path}: {what} cannot be sent to {_CHAT_BACKEND} because {why}"
+    )
+
+
+def _invalid(path: str, message: str) -> NoReturn:
+    raise RequestError("invalid_request_error", f"{path}: {message}")
+
+
+def params_from_chat_request(body: dict[str, Any]) -> dict[str, Any]:
+    """The Messages params that ask what the chat completions `body` asks."""
+    for field in body:
+        if field not in _CHAT_FIELDS:
+            _unsupported(field, "this parameter", "Messages have no equivalent for it")
+    if body.get("n") not in (None, 1):
+        _unsupported("n", "more than one choice", "a Message is a single answer")
+    if body.get("stream"):
+        _unsupported("stream", "streaming", "batch requests are answered whole")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        _invalid("model", "Field required")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        _invalid("messages", "a non-empty list of messages is required")
+    system, turns = _messages_from_chat(messages)
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS
+    params: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": turns}
+    if system:
+        params["system"] = system
+    for field in ("temperature", "top_p", "top_k"):
+        if body.get(field) is not None:
+            params[field] = body[field]
+    stop = body.get("stop")
+    if stop:
+        params["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+    if body.get("user") is not None:
+        params["metadata"] = {"user_id": body["user"]}
+    if body.get("tools"):
+        params["tools"] = [
+            _tool_from_function(tool, index) for index, tool in enumerate(body["tools"])
+        ]
+    if body.get("tool_choice") is not None:
+        params["tool_choice"] = _tool_choice(body["tool_choice"], body.get("parallel_tool_calls"))
+    return params
+
+
+def _messages_from_chat(messages: list[Any]) -> tuple[str, list[dict[str, Any]]]:
+    """The system prompt (system and developer messages) and the turns, consecutive turns of
+    one role merged as Anthropic requires."""
+    system: list[str] = []
+    turns: list[dict[str, Any]] = []
+    for index, message in enumerate(messages):
+        path = f"messages.{index}"
+        if not isinstance(message, dict):
+            _invalid(path, "Input should be an object")
+        role = message.get("role")
+        if role in ("system", "developer"):
+            system.append(_plain_text(message.get("content"), f"{path}.content"))
+            continue
+        if role == "user":
+            blocks = _user_blocks(message.get("content"), f"{path}.content")
+            role = "user"
+        elif role == "assistant":
+            blocks = _assistant_blocks(message, path)
+        elif role == "tool":
+            blocks = [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": _tool_use_id(
+                        message.get("tool_call_id"), f"{path}.tool_call_id"
+                    ),
+                    "content": _plain_text(message.get("content"), f"{path}.content"),
+                }
+            ]
+            role = "user"
+        else:
+            _invalid(f"{path}.role", f"unknown role {role!r}")
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    if not turns:
+        _invalid("messages", "at least one user message is required")
+    for turn in turns:
+        # A lone text block is the plain string it came from, as the common shape has it
+        # (lifecycle/simple_params.py): both paths then ask the backend the same thing.
+        if len(turn["content"]) == 1 and turn["content"][0]["type"] == "text":
+            turn["content"] = turn["content"][0]["text"]
+    return "\n".join(system), turns
+
+
+def _plain_text(content: Any, path: str) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        texts = []
+        for index, part in enumerate(content):
+            if not isinstance(part, dict) or part.get("type") != "text":
+                _invalid(f"{path}.{index}", "only text parts are allowed here")
+            texts.append(str(part.get("text", "")))
+        return "\n".join(texts)
+    _invalid(path, "Input should be a string or a list of parts")
+
+
+def _user_blocks(content: Any, path: str) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if not isinstance(content, list):
+        _invalid(path, "Input should be a string or a list of parts")
+    blocks: list[dict[str, Any]] = []
+    for index, part in enumerate(content):
+        part_path = f"{path}.{index}"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            blocks.append({"type": "text", "text": str(part.get("text", ""))})
+        elif kind == "image_url":
+            url = (part.get("image_url") or {}).get("url")
+            if not isinstance(url, str):
+                _invalid(f"{part_path}.image_url.url", "Field required")
+            blocks.append({"type": "image", "source": _image_source(url)})
+        else:
+            _unsupported(part_path, f"a {kind} part", "Messages have no such content")
+    return blocks
+
+
+def _image_source(url: str) -> dict[str, Any]:
+    if url.startswith("data:"):
+        header, _, data = url.partition(",")
+        media_type = header.removeprefix("data:").removesuffix(";base64")
+        return {"type": "base64", "media_type": media_type, "data": data}
+    return {"type": "url", "url": url}
+
+
+def _assistant_blocks(message: dict[str, Any], path: str) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    text = _plain_text(message.get("content"), f"{path}.content")
+    if text:
+        blocks.append({"type": "text", "text": text})
+    for index, call in enumerate(message.get("tool_calls") or []):
+        call_path = f"{path}.tool_calls.{index}"
+        function = call.get("function") or {}
+        try:
+            arguments = json.loads(function.get("arguments") or "{}")
+        except json.JSONDecodeError:
+            _invalid(f"{call_path}.function.arguments", "not valid JSON")
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": _tool_use_id(call.get("id"), f"{call_path}.id"),
+                "name": function.get("name"),
+                "input": arguments,
+            }
+        )
+    return blocks
+
+
+def _tool_use_id(call_id: Any, path: str) -> str:
+    if not isinstance(call_id, str) or not call_id:
+        _invalid(path, "Field required")
+    return _UNSAFE_ID_CHARACTERS.sub("_", call_id)
+
+
+def _tool_from_function(tool: Any, index: int) -> dict[str, Any]:
+    function = tool.get("function") if isinstance(tool, dict) else None
+    if tool.get("type") != "function" or not isinstance(function, dict):
+        _unsupported(
+            f"tools.{index}", "a tool that is not a function", "Messages tools are functions"
+        )
+    converted: dict[str, Any] = {
+        "name": function.get("name"),
+        "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
+    }
+    if function.get("description"):
+        converted["description"] = function["description"]
+    return converted
+
+
+def _tool_choice(choice: Any, parallel: bool | None) -> dict[str, Any]:
+    converted: dict[str, Any]
+    if isinstance(choice, str) and choice in _CHAT_TOOL_CHOICES:
+        converted = dict(_CHAT_TOOL_CHOICES[choice])
+    elif isinstance(choice, dict) and choice.get("type") == "function":
+        converted = {"type": "tool", "name": (choice.get("function") or {}).get("name")}
+    else:
+        _invalid("tool_choice", f"unknown tool choice {choice!r}")
+    if parallel is False and converted["type"] != "none":
+        converted["disable_parallel_tool_use"] = True
+    return converted
+
+
+def chat_completion_from_message(message: dict[str, Any]) -> dict[str, Any]:
+    """The `chat.completion` that says what the Message says."""
+    texts = [block["text"] for block in message["content"] if block["type"] == "text"]
+    tool_calls = [
+        {
+            "id": block["id"],
+            "type": "function",
+            "function": {
+                "name": block["name"],
+                "arguments": json.dumps(block["input"], ensure_ascii=False),
+            },
+        }
+        for block in message["content"]
+        if block["type"] == "tool_use"
+    ]
+    reply: dict[str, Any] = {
+        "role": "assistant",
+        "content": "".join(texts) if texts or not tool_calls else None,
+        "refusal": None,
+    }
+    if tool_calls:
+        reply["tool_calls"] = tool_calls
+    usage = message.get("usage") or {}
+    prompt_tokens = (usage.get("input_tokens") or 0) + (usage.get("cache_read_input_tokens") or 0)
+    completion_tokens = usage.get("output_tokens") or 0
+    return {
+        "id": "chatcmpl-" + message["id"].removeprefix("msg_"),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": message["model"],
+        "choices": [
+            {
+                "index": 0,
+                "message": reply,
+                "logprobs": None,
+                "finish_reason": _FINISH_REASONS.get(message.get("stop_reason") or "", "stop"),
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": usage.get("cache_read_input_tokens") or 0},
+        },
+    }

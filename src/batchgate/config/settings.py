@@ -37,6 +37,10 @@ class Settings:
     retention_seconds: float = 29 * DAY
     max_body_bytes: int = 256 * 1024 * 1024
     max_requests_per_batch: int = 100_000
+    # The largest file POST /v1/files takes (the OpenAI Batch API), and the most lines a batch's
+    # input file may have.
+    openai_max_file_bytes: int = 200 * 1024 * 1024
+    openai_max_batch_lines: int = 50_000
     # Requests stored, leased and written back together.
     chunk_size: int = 1000
     # Backend calls one worker keeps in flight at once.

@@ -11,16 +11,19 @@ at a time (engine/upstream_trouble.py), never a line per call.
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 
+from batchgate.backends.base import Backend
 from batchgate.engine.flow import FlowControl, Withdrawn
 from batchgate.engine.routing import Route
 from batchgate.errors import RequestError
 from batchgate.observability import metrics
 
+# What one request calls on its route's backend: by default, Messages with its params.
+Invoke = Callable[[Backend], Awaitable[dict[str, Any]]]
 OVERLOAD_ERROR_TYPES = frozenset({"rate_limit_error", "overloaded_error"})
 MAX_BACKOFF_SECONDS = 60.0
 
@@ -36,8 +39,10 @@ async def call_with_retries(
     expires_at: float,
     slots: asyncio.Semaphore,
     canceled: Callable[[], bool],
+    invoke: Invoke | None = None,
 ) -> dict[str, Any]:
-    """The Message; raises RequestError, or flow.Withdrawn / flow.Overdue when it never ran."""
+    """The Message (or what `invoke` answers, for an OpenAI batch's request); raises
+    RequestError, or flow.Withdrawn / flow.Overdue when it never ran."""
     # An estimate (four bytes a token), known before the call, as the bucket needs.
     input_tokens = len(orjson.dumps(params)) // 4 if flow.counts_input_tokens else 0
     name = route.config.model
@@ -49,7 +54,10 @@ async def call_with_retries(
             async with slots:
                 started = time.perf_counter()
                 try:
-                    message = await route.backend.create_message(params)
+                    if invoke is None:
+                        message = await route.backend.create_message(params)
+                    else:
+                        message = await invoke(route.backend)
                 finally:
                     latency.observe(time.perf_counter() - started)
         except RequestError as error:
@@ -98,5 +106,8 @@ def _output_tokens(message: dict[str, Any], flow: FlowControl) -> int:
     if not flow.counts_output_tokens:
         return 0
     usage = message.get("usage")
-    tokens = usage.get("output_tokens") if isinstance(usage, dict) else None
+    if not isinstance(usage, dict):
+        return 0
+    # Messages count output_tokens, chat completions completion_tokens.
+    tokens = usage.get("output_tokens", usage.get("completion_tokens"))
     return tokens if isinstance(tokens, int) else 0

@@ -44,19 +44,21 @@ import anyio.to_thread
 import msgspec
 import orjson
 
+from batchgate.backends.translate_openai import DEFAULT_MAX_TOKENS, chat_completion_from_message
 from batchgate.config.prices import NO_PRICES, PriceTable
 from batchgate.config.settings import Settings
 from batchgate.engine.abort_watch import AbortWatch
 from batchgate.engine.flow import Overdue, Withdrawn
 from batchgate.engine.internal_errors import InternalErrors
+from batchgate.engine.openai_requests import CHAT_COMPLETIONS, OpenAIRequest, usage_message
 from batchgate.engine.outages import Outages, retry_delay
 from batchgate.engine.retries import call_with_retries
 from batchgate.engine.routing import Route, Router
 from batchgate.engine.webhook_delivery import WebhookDelivery
 from batchgate.errors import RequestError
-from batchgate.lifecycle import results
+from batchgate.lifecycle import openai_results, results
 from batchgate.lifecycle.params import validate_params
-from batchgate.lifecycle.simple_params import decode_simple_params
+from batchgate.lifecycle.simple_params import decode_simple_chat, decode_simple_params
 from batchgate.lifecycle.usage import usage_by_model
 from batchgate.observability import metrics
 from batchgate.storage.base import LeasedChunk, ResultCounts, ResultPart, Store, StoreUnavailable
@@ -111,6 +113,8 @@ class BackendCall:
     custom_id: str
     params: dict[str, Any]
     route: Route
+    # A request of an OpenAI batch: its endpoint's body, and how it is invoked.
+    openai: OpenAIRequest | None = None
 
 
 # A finished request: its result line, the outcome (succeeded, errored, canceled, expired), the
@@ -485,6 +489,8 @@ class Engine:
                 custom_id = custom_ids[index]
                 if unstarted is not None:
                     result: Finished | BackendCall = unstarted(custom_id)
+                elif chunk.endpoint is not None:
+                    result = self._openai_at_once(chunk.endpoint, custom_id, params[index])
                 else:
                     result = self._answer_at_once(custom_id, params[index])
                 if isinstance(result, BackendCall):
@@ -559,19 +565,52 @@ class Engine:
     def _unstarted_outcome(self, chunk: LeasedChunk) -> Callable[[str], Finished] | None:
         """How the chunk's unstarted requests end now, if it is canceled or expired."""
         if chunk.batch_id in self._canceling:
-            return _canceled
+            return _openai_canceled if chunk.endpoint else _canceled
         if time.time() >= chunk.expires_at:
-            return _expired
+            return _openai_expired if chunk.endpoint else _expired
         return None
 
-    def _internal_error(self, custom_id: str, route: str) -> Finished:
+    def _internal_error(self, custom_id: str, route: str, openai: bool = False) -> Finished:
         self._internal_errors.report(custom_id, route)
+        lines = openai_results if openai else results
         return (
-            results.errored(custom_id, "api_error", "Internal error while running request."),
+            lines.errored(custom_id, "api_error", "Internal error while running request."),
             "errored",
             route,
             None,
         )
+
+    def _openai_at_once(
+        self, endpoint: str, custom_id: str, raw: msgspec.Raw
+    ) -> Finished | BackendCall:
+        """The same for a request of an OpenAI batch (engine/openai_requests.py)."""
+        route_name = ""
+        try:
+            # The common shape of a chat request, answered in line, skips the translation's
+            # dicts, as Messages params of that shape do (_answer_at_once).
+            simple = (
+                decode_simple_chat(raw, DEFAULT_MAX_TOKENS)
+                if endpoint == CHAT_COMPLETIONS and self._router.answers_any_at_once
+                else None
+            )
+            if simple is not None:
+                route = self._router.route_for(simple.model)
+                if route.answer_at_once is not None:
+                    route_name = route.config.model
+                    message = route.answer_at_once.reply_simple(simple)
+                    answer = chat_completion_from_message(message)
+                    return _openai_succeeded(custom_id, answer, simple.model, route_name)
+            request = OpenAIRequest.decode(endpoint, raw)
+            route = self._router.route_for(request.model)
+            if route.answer_at_once is None:
+                return BackendCall(custom_id, request.body, route, request)
+            route_name = route.config.model
+            answer = request.answer_at_once(route.answer_at_once)
+            return _openai_succeeded(custom_id, answer, request.model, route_name)
+        except RequestError as error:
+            return _openai_errored(custom_id, error, route_name)
+        except Exception:
+            return self._internal_error(custom_id, route_name, openai=True)
 
     def _answer_at_once(self, custom_id: str, params: msgspec.Raw) -> Finished | BackendCall:
         """The request's result when it takes no waiting (invalid, or answered in line by its
@@ -601,11 +640,14 @@ class Engine:
     async def _call_backend(self, call: BackendCall) -> Finished:
         route_name = call.route.config.model
         try:
+            if call.openai is not None:
+                answer = await call.openai.invoke(call.route.backend)
+                return _openai_succeeded(call.custom_id, answer, call.openai.model, route_name)
             message = await call.route.backend.create_message(call.params)
         except RequestError as error:
-            return _errored(call.custom_id, error, route_name)
+            return _finished_errored(call, error, route_name)
         except Exception:
-            return self._internal_error(call.custom_id, route_name)
+            return self._internal_error(call.custom_id, route_name, call.openai is not None)
         return _succeeded(call.custom_id, message, route_name)
 
     async def _outcome_on_route(self, chunk: LeasedChunk, call: BackendCall) -> Finished:
@@ -622,15 +664,20 @@ class Engine:
                 expires_at=chunk.expires_at,
                 slots=self._slots,
                 canceled=lambda: chunk.batch_id in self._canceling,
+                invoke=None if call.openai is None else call.openai.invoke,
             )
         except Withdrawn:
-            return results.canceled(call.custom_id), "canceled", route_name, None
+            lines = results if call.openai is None else openai_results
+            return lines.canceled(call.custom_id), "canceled", route_name, None
         except Overdue:
-            return results.expired(call.custom_id), "expired", route_name, None
+            lines = results if call.openai is None else openai_results
+            return lines.expired(call.custom_id), "expired", route_name, None
         except RequestError as error:
-            return _errored(call.custom_id, error, route_name)
+            return _finished_errored(call, error, route_name)
         except Exception:
-            return self._internal_error(call.custom_id, route_name)
+            return self._internal_error(call.custom_id, route_name, call.openai is not None)
+        if call.openai is not None:
+            return _openai_succeeded(call.custom_id, message, call.openai.model, route_name)
         return _succeeded(call.custom_id, message, route_name)
 
 
@@ -652,3 +699,27 @@ def _expired(custom_id: str) -> Finished:
 
 def _errored(custom_id: str, error: RequestError, route: str) -> Finished:
     return results.errored(custom_id, error.error_type, error.message), "errored", route, None
+
+
+def _finished_errored(call: BackendCall, error: RequestError, route: str) -> Finished:
+    if call.openai is not None:
+        return _openai_errored(call.custom_id, error, route)
+    return _errored(call.custom_id, error, route)
+
+
+def _openai_succeeded(custom_id: str, answer: dict[str, Any], model: str, route: str) -> Finished:
+    line = openai_results.succeeded(custom_id, answer)
+    return line, "succeeded", route, usage_message(answer, model)
+
+
+def _openai_errored(custom_id: str, error: RequestError, route: str) -> Finished:
+    line = openai_results.errored(custom_id, error.error_type, error.message)
+    return line, "errored", route, None
+
+
+def _openai_canceled(custom_id: str) -> Finished:
+    return openai_results.canceled(custom_id), "canceled", "", None
+
+
+def _openai_expired(custom_id: str) -> Finished:
+    return openai_results.expired(custom_id), "expired", "", None

@@ -1,4 +1,4 @@
-"""Identifiers in Anthropic's style.
+"""Identifiers in Anthropic's style (and OpenAI's, for its Batch API).
 
 Batch ids start with the creation time in fixed-width base62, so sorting ids sorts batches by age:
 list pages and their cursors need nothing else, even when the cursor's batch has been deleted.
@@ -29,12 +29,29 @@ def _random_base62(width: int) -> str:
     return "".join(secrets.choice(ALPHABET) for _ in range(width))
 
 
-def new_batch_id() -> str:
+def _sortable_id(prefix: str) -> str:
     global _last_micros
     with _lock:
         _last_micros = max(_last_micros + 1, time.time_ns() // 1000)
         micros = _last_micros
-    return f"{BATCH_ID_PREFIX}{_base62(micros, TIME_DIGITS)}{_random_base62(RANDOM_DIGITS)}"
+    return f"{prefix}{_base62(micros, TIME_DIGITS)}{_random_base62(RANDOM_DIGITS)}"
+
+
+def new_batch_id() -> str:
+    return _sortable_id(BATCH_ID_PREFIX)
+
+
+OPENAI_BATCH_PREFIX = "batch_"
+
+
+def new_openai_batch_id() -> str:
+    """An OpenAI batch's id (`batch_…`), sorting by creation time as Anthropic's do."""
+    return _sortable_id(OPENAI_BATCH_PREFIX)
+
+
+def new_file_id() -> str:
+    """A file's id (`file-…`), sorting by creation time."""
+    return _sortable_id("file-")
 
 
 def new_request_id() -> str:

@@ -6,8 +6,13 @@ exactly that shape in C, in a third of the time that decoding into dicts and che
 Python takes (lifecycle/params.py). Params of any other shape, valid or not, are not
 SimpleParams: they take that general path, which also words the errors. So every SimpleParams
 is one that `validate_params` accepts, with the same values (tests/unit/test_simple_params.py).
+
+An OpenAI batch's chat request of the same plain shape (system, developer, user and assistant
+messages of strings, alternating after the system ones) decodes to SimpleParams as well, equal
+to what its translation (backends/translate_openai.py) would give.
 """
 
+import itertools
 from typing import Annotated, Literal
 
 import msgspec
@@ -45,3 +50,56 @@ def decode_simple_params(raw_params: bytes | msgspec.Raw) -> SimpleParams | None
         return _decode(raw_params)
     except msgspec.DecodeError:
         return None
+
+
+class SimpleChatMessage(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str
+
+
+class SimpleChat(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    model: Annotated[str, Meta(min_length=1)]
+    messages: Annotated[list[SimpleChatMessage], Meta(min_length=1)]
+    max_tokens: Annotated[int, Meta(ge=1)] | UnsetType | None = UNSET
+    max_completion_tokens: Annotated[int, Meta(ge=1)] | UnsetType | None = UNSET
+    temperature: UnitInterval | UnsetType | None = UNSET
+    top_p: UnitInterval | UnsetType | None = UNSET
+
+
+_decode_chat = msgspec.json.Decoder(SimpleChat).decode
+
+
+def decode_simple_chat(
+    raw_body: bytes | msgspec.Raw, default_max_tokens: int
+) -> SimpleParams | None:
+    """A chat completions body of the common shape as the SimpleParams it translates to; None
+    for any other body (which takes the translation's general path)."""
+    try:
+        chat = _decode_chat(raw_body)
+    except msgspec.DecodeError:
+        return None
+    system = [
+        message.content for message in chat.messages if message.role in ("system", "developer")
+    ]
+    turns = [
+        SimpleMessage(message.role, message.content)
+        for message in chat.messages
+        if message.role == "user" or message.role == "assistant"
+    ]
+    if (
+        not turns
+        or any(a.role == b.role for a, b in itertools.pairwise(turns))
+        or any(turn.role == "assistant" and not turn.content for turn in turns)
+    ):
+        # The general path merges turns of one role, drops empty assistant turns and refuses
+        # a conversation without any.
+        return None
+    joined = "\n".join(system)
+    return SimpleParams(
+        chat.model,
+        chat.max_completion_tokens or chat.max_tokens or default_max_tokens,
+        turns,
+        joined or UNSET,
+        UNSET if chat.temperature is None else chat.temperature,
+        UNSET if chat.top_p is None else chat.top_p,
+    )

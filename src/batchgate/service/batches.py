@@ -24,7 +24,7 @@ import anyio.to_thread
 import orjson
 
 from batchgate.config.settings import Settings
-from batchgate.lifecycle.ids import new_batch_id
+from batchgate.lifecycle.ids import OPENAI_BATCH_PREFIX, new_batch_id
 from batchgate.service import result_views, retries
 from batchgate.service.idempotency import (
     ABANDONED_CLAIM_SECONDS,
@@ -103,6 +103,13 @@ WHOLE_RESULTS = ResultView()
 EVERY_LINE = ResultFilter()
 
 
+def _require_kind(batch_id: str, openai: bool) -> None:
+    """OpenAI batches (`batch_…`) share the store but not the endpoints: each API finds only
+    its own, as a batch of another workspace is not found."""
+    if batch_id.startswith(OPENAI_BATCH_PREFIX) != openai:
+        raise _not_found(batch_id)
+
+
 def _require_ended(batch: BatchRow) -> None:
     if batch.status != "ended":
         raise WrongState(
@@ -126,13 +133,15 @@ class BatchService:
         options: BatchOptions = NO_OPTIONS,
         completion_window: float | None = None,
         idempotent: IdempotentCreate | None = None,
+        batch_id: str | None = None,
     ) -> tuple[BatchRow, bool]:
         """Stores a batch of `total` requests, in chunks read lazily, and wakes the engines.
         Returns once the batch is durably stored, with False; or, for a create `idempotent`
         whose key made a batch already, that batch and True (without storing anything).
 
         The batch expires after `completion_window` seconds, at most the server's
-        `expiry_seconds`. Raises IdempotencyKeyReused and IdempotentCreateInProgress."""
+        `expiry_seconds`. Raises IdempotencyKeyReused and IdempotentCreateInProgress. An OpenAI
+        batch brings its own `batch_id`."""
         now = self._clock()
         if idempotent is not None:
             replayed = await self._claim(owner, idempotent, now)
@@ -145,7 +154,7 @@ class BatchService:
         try:
             batch = await anyio.to_thread.run_sync(
                 self._store.create_batch,
-                new_batch_id(),
+                batch_id or new_batch_id(),
                 owner,
                 now,
                 now + lifetime,
@@ -196,7 +205,9 @@ class BatchService:
             except StoreUnavailable as error:
                 log.warning("could not release Idempotency-Key %r: %s", idempotent.key, error)
 
-    async def get(self, owner: str, batch_id: str) -> BatchRow:
+    async def get(self, owner: str, batch_id: str, openai: bool = False) -> BatchRow:
+        """A Message Batch; with `openai`, an OpenAI batch's row (service/openai_batches.py)."""
+        _require_kind(batch_id, openai)
         batch = await anyio.to_thread.run_sync(self._store.get_batch, owner, batch_id)
         if batch is None:
             raise _not_found(batch_id)
@@ -215,8 +226,9 @@ class BatchService:
             self._store.list_batches, owner, limit, after_id, before_id, only
         )
 
-    async def cancel(self, owner: str, batch_id: str) -> BatchRow:
+    async def cancel(self, owner: str, batch_id: str, openai: bool = False) -> BatchRow:
         """Starts canceling a batch still in progress; a canceling one is returned as it is."""
+        _require_kind(batch_id, openai)
         batch = await anyio.to_thread.run_sync(
             self._store.cancel_batch, owner, batch_id, self._clock(), USER_CANCEL
         )
@@ -228,6 +240,7 @@ class BatchService:
     async def delete(self, owner: str, batch_id: str, cascade: bool = False) -> None:
         """Deletes an ended batch with its requests and results; with `cascade`, its retries
         too, the last first. A batch with a retry is refused without it (WrongState)."""
+        _require_kind(batch_id, openai=False)
         if cascade:
             chain, _ = await self._chain(owner, await self.get(owner, batch_id))
             for member in chain:

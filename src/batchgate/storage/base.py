@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from batchgate.storage.migrations import SchemaStatus
+from batchgate.storage.openai_tables import FileRow, OpenAIBatchRow
 
 
 class WrongState(Exception):
@@ -73,6 +74,8 @@ class BatchOptions:
     # Where the batch's own events are delivered (a URL checked by the API), besides the
     # workspace's webhooks.
     webhook_url: str | None = None
+    # An OpenAI batch (api/openai_batches.py): its row, stored with the batch.
+    openai: OpenAIBatchRow | None = None
 
 
 NO_OPTIONS = BatchOptions()
@@ -179,6 +182,8 @@ class LeasedChunk:
     done_indices: frozenset[int]
     next_part: int
     abort_policy: Mapping[str, Any] | None = None
+    # The endpoint of an OpenAI batch's requests ("/v1/chat/completions"); None for Messages.
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,6 +454,41 @@ class Store(Protocol):
 
     def retries_of(self, batch_ids: Sequence[str]) -> list[RetryRow]:
         """The retries whose parent or child is one of `batch_ids`."""
+        ...
+
+    # --- the OpenAI Batch API (storage/openai_tables.py) -------------------------------------
+    def create_file(self, file: FileRow, pieces: Iterable[bytes]) -> None:
+        """Stores a file and its bytes, in pieces read lazily, in one transaction."""
+        ...
+
+    def get_file(self, owner: str, file_id: str) -> FileRow | None: ...
+
+    def list_files(
+        self, owner: str, purpose: str | None, after: str | None, limit: int, ascending: bool
+    ) -> tuple[list[FileRow], bool]:
+        """A page of the owner's files by id (creation time), and whether more follow."""
+        ...
+
+    def iter_file(self, file_id: str) -> Iterator[bytes]:
+        """An uploaded file's bytes, read a few pieces at a time."""
+        ...
+
+    def delete_file(self, owner: str, file_id: str) -> bool: ...
+
+    def save_failed_openai_batch(self, batch: OpenAIBatchRow) -> None:
+        """Stores an OpenAI batch whose input file failed validation: it has no requests."""
+        ...
+
+    def get_openai_batch(self, owner: str, batch_id: str) -> OpenAIBatchRow | None: ...
+
+    def list_openai_batches(
+        self, owner: str, after: str | None, limit: int
+    ) -> tuple[list[OpenAIBatchRow], bool]:
+        """A page of the owner's OpenAI batches, newest first, and whether more follow."""
+        ...
+
+    def record_output_files(self, batch: OpenAIBatchRow, files: Sequence[FileRow]) -> None:
+        """Stores an ended OpenAI batch's output and error files, once."""
         ...
 
     # --- engine side ----------------------------------------------------------------------

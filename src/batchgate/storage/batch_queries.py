@@ -84,6 +84,9 @@ def list_page_query(
     else:
         source, id_column = "batches b", "b.id"
         conditions, parameters = [f"b.owner = {mark}"], [owner]
+    # Only Message Batches: OpenAI batches (`batch_…` ids, api/openai_batches.py) share the
+    # table but are listed by their own API.
+    conditions.append(f"{id_column} >= 'msgbatch_'")
     if only.status is not None:
         conditions.append(f"b.status = {mark}")
         parameters.append(only.status)

@@ -31,6 +31,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
 from batchgate.lifecycle.events import ARCHIVED, CANCELING, CREATED, DELETED, ENDED, PROGRESS
+from batchgate.storage import openai_tables
 from batchgate.storage.base import (
     EVERY_BATCH,
     NO_OPTIONS,
@@ -79,6 +80,7 @@ from batchgate.storage.migrations.postgres import (
     require_current_schema,
     schema_problem,
 )
+from batchgate.storage.openai_tables import FileRow, OpenAIBatchRow
 from batchgate.storage.postgres_presence import (
     EVENTS_CHANNEL,
     PARTS_CHANNEL,
@@ -223,6 +225,8 @@ class PostgresStore:
                     "UPDATE idempotency_keys SET batch_id = %s WHERE owner = %s AND key = %s",
                     (batch_id, owner, options.idempotency_key),
                 )
+            if options.openai is not None:
+                openai_tables.insert_openai_batch(db, "%s", options.openai)
             counts: list[int] = []
             with db.cursor().copy(
                 "COPY chunk_requests (batch_id, chunk_no, custom_ids, params)"
@@ -464,7 +468,8 @@ class PostgresStore:
             # it sees every part a previous holder committed before losing the chunk.
             rows = db.execute(
                 "SELECT r.custom_ids, r.params, b.status, b.expires_at, d.indices, d.next_part,"
-                " b.abort_policy, b.owner"
+                " b.abort_policy, b.owner,"
+                " (SELECT o.endpoint FROM openai_batches o WHERE o.id = b.id)"
                 " FROM unnest(%s::text[], %s::integer[])"
                 "   WITH ORDINALITY AS k(batch_id, chunk_no, n)"
                 " JOIN chunk_requests r ON r.batch_id = k.batch_id AND r.chunk_no = k.chunk_no"
@@ -477,7 +482,10 @@ class PostgresStore:
             ).fetchall()
         leased = []
         for (_, chunk_no, batch_id), row in zip(keys, rows, strict=True):
-            custom_ids, params, status, expires_at, indices, next_part, abort_policy, owner = row
+            (
+                custom_ids, params, status, expires_at, indices, next_part, abort_policy, owner,
+                endpoint,
+            ) = row  # fmt: skip
             done: set[int] = set()
             for blob in indices or ():
                 done.update(orjson.loads(blob))
@@ -493,9 +501,55 @@ class PostgresStore:
                     frozenset(done),
                     next_part,
                     None if abort_policy is None else orjson.loads(abort_policy),
+                    endpoint,
                 )
             )
         return leased
+
+    # --- the OpenAI Batch API ----------------------------------------------------------------
+
+    def create_file(self, file: FileRow, pieces: Iterable[bytes]) -> None:
+        with self._pool.connection() as db, db.transaction():
+            openai_tables.insert_file(db, "%s", file, pieces)
+
+    def get_file(self, owner: str, file_id: str) -> FileRow | None:
+        with self._pool.connection() as db:
+            return openai_tables.get_file(db, "%s", owner, file_id)
+
+    def list_files(
+        self, owner: str, purpose: str | None, after: str | None, limit: int, ascending: bool
+    ) -> tuple[list[FileRow], bool]:
+        with self._pool.connection() as db:
+            return openai_tables.list_files(db, "%s", owner, purpose, after, limit, ascending)
+
+    def iter_file(self, file_id: str) -> Iterator[bytes]:
+        def read(file_id: str, after: int) -> list[bytes]:
+            with self._pool.connection() as db:
+                return openai_tables.file_pieces(db, "%s", file_id, after)
+
+        return openai_tables.iter_pieces(read, file_id)
+
+    def delete_file(self, owner: str, file_id: str) -> bool:
+        with self._pool.connection() as db, db.transaction():
+            return openai_tables.delete_file(db, "%s", owner, file_id)
+
+    def save_failed_openai_batch(self, batch: OpenAIBatchRow) -> None:
+        with self._pool.connection() as db, db.transaction():
+            openai_tables.insert_openai_batch(db, "%s", batch)
+
+    def get_openai_batch(self, owner: str, batch_id: str) -> OpenAIBatchRow | None:
+        with self._pool.connection() as db:
+            return openai_tables.get_openai_batch(db, "%s", owner, batch_id)
+
+    def list_openai_batches(
+        self, owner: str, after: str | None, limit: int
+    ) -> tuple[list[OpenAIBatchRow], bool]:
+        with self._pool.connection() as db:
+            return openai_tables.list_openai_batches(db, "%s", owner, after, limit)
+
+    def record_output_files(self, batch: OpenAIBatchRow, files: Sequence[FileRow]) -> None:
+        with self._pool.connection() as db, db.transaction():
+            openai_tables.record_output_files(db, "%s", batch, files)
 
     def renew_leases(
         self, worker_id: str, chunks: Sequence[tuple[str, int]], now: float, lease_seconds: float

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from batchgate.lifecycle.events import ARCHIVED, CANCELING, CREATED, DELETED, ENDED, PROGRESS
+from batchgate.storage import openai_tables
 from batchgate.storage.base import (
     EVERY_BATCH,
     NO_OPTIONS,
@@ -54,6 +55,7 @@ from batchgate.storage.batch_queries import (
 from batchgate.storage.event_queries import EventTables
 from batchgate.storage.migrations import newer_schema_problem
 from batchgate.storage.migrations.sqlite import schema_status, upgrade
+from batchgate.storage.openai_tables import FileRow, OpenAIBatchRow
 from batchgate.storage.unavailable import raises_store_unavailable
 
 log = logging.getLogger("batchgate.storage")
@@ -255,6 +257,8 @@ class SQLiteStore:
                     "UPDATE idempotency_keys SET batch_id = ? WHERE owner = ? AND key = ?",
                     (batch_id, owner, options.idempotency_key),
                 )
+            if options.openai is not None:
+                openai_tables.insert_openai_batch(db, "?", options.openai)
             counts: list[int] = []
 
             def request_rows() -> Iterator[tuple[str, int, bytes, bytes]]:
@@ -479,8 +483,9 @@ class SQLiteStore:
                     " WHERE batch_id = ? AND chunk_no = ?",
                     (worker_id, now + lease_seconds, batch_id, chunk_no),
                 )
-                custom_ids, params, status, expires_at, abort_policy, owner = db.execute(
-                    "SELECT custom_ids, params, status, expires_at, abort_policy, owner"
+                custom_ids, params, status, expires_at, abort_policy, owner, endpoint = db.execute(
+                    "SELECT custom_ids, params, status, expires_at, abort_policy, owner,"
+                    " (SELECT endpoint FROM openai_batches o WHERE o.id = batches.id)"
                     " FROM chunk_requests JOIN batches ON batches.id = batch_id"
                     " WHERE batch_id = ? AND chunk_no = ?",
                     (batch_id, chunk_no),
@@ -505,9 +510,50 @@ class SQLiteStore:
                         frozenset(done),
                         next_part,
                         None if abort_policy is None else orjson.loads(abort_policy),
+                        endpoint,
                     )
                 )
             return leased
+
+    # --- the OpenAI Batch API ----------------------------------------------------------------
+
+    def create_file(self, file: FileRow, pieces: Iterable[bytes]) -> None:
+        with self._transaction(durable=True) as db:
+            openai_tables.insert_file(db, "?", file, pieces)
+
+    def get_file(self, owner: str, file_id: str) -> FileRow | None:
+        return openai_tables.get_file(self._reader, "?", owner, file_id)
+
+    def list_files(
+        self, owner: str, purpose: str | None, after: str | None, limit: int, ascending: bool
+    ) -> tuple[list[FileRow], bool]:
+        return openai_tables.list_files(self._reader, "?", owner, purpose, after, limit, ascending)
+
+    def iter_file(self, file_id: str) -> Iterator[bytes]:
+        def read(file_id: str, after: int) -> list[bytes]:
+            return openai_tables.file_pieces(self._reader, "?", file_id, after)
+
+        return openai_tables.iter_pieces(read, file_id)
+
+    def delete_file(self, owner: str, file_id: str) -> bool:
+        with self._transaction() as db:
+            return openai_tables.delete_file(db, "?", owner, file_id)
+
+    def save_failed_openai_batch(self, batch: OpenAIBatchRow) -> None:
+        with self._transaction(durable=True) as db:
+            openai_tables.insert_openai_batch(db, "?", batch)
+
+    def get_openai_batch(self, owner: str, batch_id: str) -> OpenAIBatchRow | None:
+        return openai_tables.get_openai_batch(self._reader, "?", owner, batch_id)
+
+    def list_openai_batches(
+        self, owner: str, after: str | None, limit: int
+    ) -> tuple[list[OpenAIBatchRow], bool]:
+        return openai_tables.list_openai_batches(self._reader, "?", owner, after, limit)
+
+    def record_output_files(self, batch: OpenAIBatchRow, files: Sequence[FileRow]) -> None:
+        with self._transaction() as db:
+            openai_tables.record_output_files(db, "?", batch, files)
 
     def renew_leases(
         self, worker_id: str, chunks: Sequence[tuple[str, int]], now: float, lease_seconds: float

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -31,6 +31,7 @@ from batchgate.cli.client.failures import (
     exit_code_for,
     reports_failures,
 )
+from batchgate.cli.client.openai_submit import is_openai_file, submit_openai_file
 from batchgate.cli.client.rejected_lines import load_valid_requests
 from batchgate.cli.client.request_file import PromptSettings, load_requests
 from batchgate.cli.client.results import ResultType, open_output, write_results
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     import anthropic
     from anthropic.types.messages import MessageBatch
 
+FileFormat = Literal["auto", "anthropic", "openai"]
 PANEL = "Batches (client: talks to batchgate or Anthropic through the SDK)"
 PAGE_SIZE_MAX = 1000
 
@@ -113,9 +115,18 @@ def submit(
             dir_okay=False,
             readable=True,
             show_default=False,
-            help='JSONL, one {"custom_id", "params"} request a line; or prompts with --model.',
+            help='JSONL, one {"custom_id", "params"} request a line; or prompts with --model;'
+            ' or OpenAI\'s batch format, {"custom_id", "method", "url", "body"}.',
         ),
     ],
+    file_format: Annotated[
+        FileFormat,
+        typer.Option(
+            "--format",
+            help="The file's format: auto (OpenAI's when its first line has url and body),"
+            " anthropic, or openai (sent to the OpenAI Batch API under --base-url /v1).",
+        ),
+    ] = "auto",
     model: ModelOption = None,
     max_tokens: MaxTokensOption = None,
     skip_invalid: Annotated[
@@ -146,6 +157,10 @@ def submit(
     then writes the results.
     """
     waiting = _waiting(wait, interval, output)
+    if file_format == "openai" or (
+        file_format == "auto" and model is None and is_openai_file(file)
+    ):
+        raise typer.Exit(submit_openai_file(file, base_url, api_key, waiting))
     extensions = create_extensions(
         label,
         priority,

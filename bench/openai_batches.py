@@ -1,0 +1,213 @@
+"""OpenAI Batch API benchmark: upload + create, engine throughput and server memory.
+
+Measured side by side in one run, on one `batchgate serve` (SQLite, zero-latency simulator):
+- ingest: `POST /v1/files` of a JSONL file of N chat requests plus `POST /v1/batches`, against
+  the floor of decoding the same lines and bulk-inserting them into a fresh store in-process
+  (as bench/core.py measures the Message Batches create);
+- engine: requests/s from the create's answer until a poll (every 50 ms) sees the batch ended,
+  for that OpenAI batch and for a Message Batch of the same prompts as Messages params, on the
+  same server, timed the same way (OpenAI's timestamps are whole seconds);
+- memory: the server's peak RSS (VmHWM) during upload and create, against the file's size.
+"""
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+from core import (
+    PROMPT,
+    memory_bytes,
+    post_with_sendall,
+    reset_peak_rss,
+    start_server,
+)
+
+from batchgate.config.settings import Settings
+from batchgate.storage.base import NewChunk
+from batchgate.storage.sqlite import SQLiteStore
+
+BOUNDARY = "batchgate-bench-boundary"
+HEADERS = {"authorization": "Bearer bench"}
+POLL_SECONDS = 0.05
+
+
+def chat_body(i: int, prompt: str) -> dict[str, object]:
+    return {
+        "model": "gpt-4o-mini",
+        "max_tokens": 256,
+        "temperature": 0.2,
+        "messages": [
+            {"role": "system", "content": "You are a careful analyst of customer feedback."},
+            {"role": "user", "content": f"{prompt}(#{i})"},
+        ],
+    }
+
+
+def make_file(count: int, prompt: str) -> bytes:
+    return b"".join(
+        orjson.dumps(
+            {
+                "custom_id": f"review-{i:06d}",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": chat_body(i, prompt),
+            }
+        )
+        + b"\n"
+        for i in range(count)
+    )
+
+
+def make_messages_body(count: int, prompt: str) -> bytes:
+    requests = []
+    for i in range(count):
+        body = chat_body(i, prompt)
+        messages = body["messages"]
+        assert isinstance(messages, list)
+        requests.append(
+            {
+                "custom_id": f"review-{i:06d}",
+                "params": {
+                    "model": "claude-sonnet-4-5-20250929",
+                    "max_tokens": 256,
+                    "temperature": 0.2,
+                    "system": messages[0]["content"],
+                    "messages": [messages[1]],
+                },
+            }
+        )
+    return orjson.dumps({"requests": requests})
+
+
+def multipart(file: bytes) -> bytes:
+    return b"".join(
+        [
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\n'.encode(),
+            b"batch\r\n",
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="in.jsonl"\r\n'
+            "Content-Type: application/jsonl\r\n\r\n".encode(),
+            file,
+            f"\r\n--{BOUNDARY}--\r\n".encode(),
+        ]
+    )
+
+
+def floor_seconds(file: bytes, directory: Path, attempt: int) -> float:
+    """Decode every line and bulk-insert the requests into a fresh store, in-process."""
+    chunk_size = Settings().chunk_size
+    started = time.perf_counter()
+    lines = [orjson.loads(line) for line in file.splitlines()]
+    chunks = [
+        NewChunk(
+            count=len(group),
+            custom_ids=orjson.dumps([line["custom_id"] for line in group]),
+            params=orjson.dumps([line["body"] for line in group]),
+        )
+        for group in (
+            lines[start : start + chunk_size] for start in range(0, len(lines), chunk_size)
+        )
+    ]
+    store = SQLiteStore(str(directory / f"floor-{attempt}.db"))
+    store.create_batch("batch_floor", "owner", 0.0, 86_400.0, len(lines), chunks)
+    elapsed = time.perf_counter() - started
+    store.close()
+    return elapsed
+
+
+def wait_ended(
+    client: httpx.Client, url: str, done: tuple[str, ...], key: str
+) -> dict[str, object]:
+    while True:
+        batch: dict[str, object] = client.get(url).json()
+        if batch[key] in done:
+            return batch
+        time.sleep(POLL_SECONDS)
+
+
+def run(count: int, prompt: str, port: int) -> dict[str, float]:
+    file = make_file(count, prompt)
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = Path(scratch)
+        floor = min(floor_seconds(file, directory, attempt) for attempt in range(2))
+        env = {**os.environ, "BATCHGATE_DATABASE_URL": f"sqlite:///{directory / 'server.db'}"}
+        process = start_server(port, env)
+        try:
+            base = f"http://127.0.0.1:{port}/v1"
+            reset_peak_rss(process.pid)
+            before = memory_bytes(process.pid, "VmRSS")
+            started = time.perf_counter()
+            uploaded = post_with_sendall(
+                port,
+                "/v1/files",
+                multipart(file),
+                {**HEADERS, "content-type": f"multipart/form-data; boundary={BOUNDARY}"},
+            )
+            created = post_with_sendall(
+                port,
+                "/v1/batches",
+                orjson.dumps(
+                    {
+                        "input_file_id": uploaded["id"],
+                        "endpoint": "/v1/chat/completions",
+                        "completion_window": "24h",
+                    }
+                ),
+                {**HEADERS, "content-type": "application/json"},
+            )
+            ingest = time.perf_counter() - started
+            peak = memory_bytes(process.pid, "VmHWM") - before
+            with httpx.Client(headers=HEADERS) as client:
+                started = time.perf_counter()
+                wait_ended(client, f"{base}/batches/{created['id']}", ("completed",), "status")
+                openai_seconds = time.perf_counter() - started
+                messages_body = make_messages_body(count, prompt)
+                messages = post_with_sendall(
+                    port,
+                    "/v1/messages/batches",
+                    messages_body,
+                    {**HEADERS, "content-type": "application/json"},
+                )
+                started = time.perf_counter()
+                url = f"{base}/messages/batches/{messages['id']}"
+                wait_ended(client, url, ("ended",), "processing_status")
+                anthropic_seconds = time.perf_counter() - started
+        finally:
+            process.terminate()
+            process.wait()
+    return {
+        "requests": count,
+        "file_mb": len(file) / 1e6,
+        "upload_create_s": ingest,
+        "floor_s": floor,
+        "ingest_ratio": ingest / floor,
+        "openai_req_per_s": count / openai_seconds,
+        "messages_req_per_s": count / anthropic_seconds,
+        "engine_ratio": anthropic_seconds / openai_seconds,
+        "peak_rss_mb": peak / 1e6,
+        "peak_rss_per_file": peak / len(file),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", default="50000", help="comma-separated line counts")
+    parser.add_argument(
+        "--large", action="store_true", help="also 50,000 lines of ~4 KB each (~200 MB)"
+    )
+    parser.add_argument("--port", type=int, default=8188)
+    args = parser.parse_args()
+    workloads = [(f"{int(n):,}", int(n), PROMPT) for n in args.requests.split(",")]
+    if args.large:
+        workloads.append(("50,000 large", 50_000, PROMPT * 8))
+    rows = [(label, run(count, prompt, args.port)) for label, count, prompt in workloads]
+    print(f"{'':<20}" + "".join(f"{label:>15}" for label, _ in rows))
+    for name in list(rows[0][1])[1:]:
+        print(f"{name:<20}" + "".join(f"{row[name]:>15,.3f}" for _, row in rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""The lines of an OpenAI batch's output and error files, as the engine commits them.
+
+Each line is `{"id": "batch_req_…", "custom_id", "response", "error"}`. A request the endpoint
+answered has a `response` with its HTTP status and body: 2xx lines make the output file, the
+others the error file. A request that never ran (the batch was cancelled or expired) has no
+response and an `error` instead. The functions mirror lifecycle/results.py, so the engine
+writes either format the same way.
+"""
+
+import itertools
+import secrets
+from typing import Any
+
+import orjson
+
+# Anthropic's error types (errors.RequestError) as the HTTP status of the answer they stand for.
+STATUS_OF_ERROR_TYPE = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 503,
+    "timeout_error": 504,
+}
+CANCELLED_MESSAGE = "This request was not executed because the batch was cancelled."
+EXPIRED_MESSAGE = "This request could not be executed before the completion window expired."
+
+
+# Line and request ids: random per process, then counted, which costs a tenth of drawing each
+# (the engine writes hundreds of thousands a second); unique across processes and restarts.
+_PROCESS_PREFIX = secrets.token_hex(10)
+_counter = itertools.count()
+
+
+def _ids() -> tuple[str, str]:
+    """A line's id and its response's request id."""
+    number = next(_counter)
+    return f"batch_req_{_PROCESS_PREFIX}{number:012x}", f"req_{_PROCESS_PREFIX}{number:012x}"
+
+
+def succeeded(custom_id: str, body: dict[str, Any]) -> bytes:
+    line_id, request_id = _ids()
+    return orjson.dumps(
+        {
+            "id": line_id,
+            "custom_id": custom_id,
+            "response": {"status_code": 200, "request_id": request_id, "body": body},
+            "error": None,
+        }
+    )
+
+
+def errored(custom_id: str, error_type: str, message: str) -> bytes:
+    status = STATUS_OF_ERROR_TYPE.get(error_type, 500)
+    body = {"error": {"message": message, "type": error_type, "param": None, "code": None}}
+    line_id, request_id = _ids()
+    return orjson.dumps(
+        {
+            "id": line_id,
+            "custom_id": custom_id,
+            "response": {"status_code": status, "request_id": request_id, "body": body},
+            "error": None,
+        }
+    )
+
+
+def _not_run(custom_id: str, code: str, message: str) -> bytes:
+    return orjson.dumps(
+        {
+            "id": _ids()[0],
+            "custom_id": custom_id,
+            "response": None,
+            "error": {"code": code, "message": message},
+        }
+    )
+
+
+def canceled(custom_id: str) -> bytes:
+    return _not_run(custom_id, "batch_cancelled", CANCELLED_MESSAGE)
+
+
+def expired(custom_id: str) -> bytes:
+    return _not_run(custom_id, "batch_expired", EXPIRED_MESSAGE)
+
+
+def is_output(line: bytes) -> bool:
+    """Whether a line belongs in the output file (a 2xx response), not the error file."""
+    response = orjson.loads(line).get("response")
+    return response is not None and 200 <= response.get("status_code", 0) < 300

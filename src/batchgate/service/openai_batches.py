@@ -1,0 +1,317 @@
+"""The rules of the OpenAI Batch API: files, and batches made from a file of requests.
+
+An OpenAI batch runs as any batch does (BatchService.create: the same chunks, engine, exactly
+once), its requests' bodies stored as its chunks' params. Its input file is checked line by
+line first: a file with bad lines makes a batch that is `failed` at once, its errors naming the
+lines, and runs nothing. Once a batch has ended, its output and error files are recorded (the
+first reader does it), each made from its results when read, never stored twice.
+"""
+
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import anyio.to_thread
+import msgspec
+import orjson
+
+from batchgate.config.settings import Settings
+from batchgate.engine.openai_requests import ENDPOINTS
+from batchgate.lifecycle import openai_results
+from batchgate.lifecycle.ids import OPENAI_BATCH_PREFIX, new_file_id, new_openai_batch_id
+from batchgate.service.batches import BatchNotFound, BatchService
+from batchgate.storage.base import BatchOptions, BatchRow, NewChunk, Store, WrongState
+from batchgate.storage.openai_tables import FileRow, OpenAIBatchRow
+
+# The pieces a file is stored in.
+PIECE_BYTES = 4 * 1024 * 1024
+COMPLETION_WINDOWS = {"24h": 24 * 3600.0}
+# The errors a failed batch lists, at most: enough to fix a file, not a second copy of it.
+MAX_LINE_ERRORS = 100
+
+
+class FileNotFound(BatchNotFound):
+    """No file with that id for this owner: 404."""
+
+
+class InputFileInvalid(Exception):
+    """The create's arguments are wrong (not its file's lines): 400."""
+
+
+class _InputLine(msgspec.Struct):
+    custom_id: str
+    method: str
+    url: str
+    body: msgspec.Raw
+
+
+class _Model(msgspec.Struct):
+    model: str
+
+
+_LINE = msgspec.json.Decoder(_InputLine)
+_MODEL = msgspec.json.Decoder(_Model)
+
+
+@dataclass
+class CheckedFile:
+    """An input file's requests, or the errors of its lines."""
+
+    custom_ids: list[str] = field(default_factory=list)
+    bodies: list[msgspec.Raw] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def error(self, code: str, message: str, line: int | None) -> None:
+        if len(self.errors) < MAX_LINE_ERRORS:
+            self.errors.append({"code": code, "message": message, "param": None, "line": line})
+
+
+def lines_of(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines of a file read in pieces, without their line ends."""
+    rest = b""
+    for piece in pieces:
+        lines = (rest + piece).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest
+
+
+def check_input_file(lines: Iterable[bytes], endpoint: str, max_lines: int) -> CheckedFile:
+    """Each line checked as OpenAI checks a batch's input file, numbered from 1."""
+    checked = CheckedFile()
+    seen: set[str] = set()
+    model: str | None = None
+    number = 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if len(checked.custom_ids) >= max_lines:
+            checked.error("too_many_tasks", f"The file has more than {max_lines} requests.", number)
+            break
+        try:
+            request = _LINE.decode(line)
+        except msgspec.DecodeError as error:
+            checked.error("invalid_json_line", f"This line is not a valid request: {error}", number)
+            continue
+        if request.custom_id in seen:
+            checked.error(
+                "duplicate_custom_id",
+                f"The custom_id {request.custom_id!r} is used by an earlier line.",
+                number,
+            )
+            continue
+        seen.add(request.custom_id)
+        if request.method != "POST":
+            checked.error("invalid_method", "The method must be POST.", number)
+            continue
+        if request.url != endpoint:
+            checked.error(
+                "mismatched_url", f"The url must be the batch's endpoint, {endpoint}.", number
+            )
+            continue
+        try:
+            line_model = _MODEL.decode(request.body).model
+        except msgspec.DecodeError as error:
+            checked.error(
+                "invalid_body", f"The body is not a request with a model: {error}", number
+            )
+            continue
+        if model is None:
+            model = line_model
+        elif line_model != model:
+            checked.error(
+                "mismatched_model",
+                f"Every line must name the same model: {line_model!r} after {model!r}.",
+                number,
+            )
+            continue
+        checked.custom_ids.append(request.custom_id)
+        checked.bodies.append(request.body)
+    if not checked.custom_ids and not checked.errors:
+        checked.error("empty_file", "The input file has no requests.", None)
+    return checked
+
+
+def into_chunks(checked: CheckedFile, chunk_size: int) -> Iterator[NewChunk]:
+    for start in range(0, len(checked.custom_ids), chunk_size):
+        ids = checked.custom_ids[start : start + chunk_size]
+        bodies = b",".join(checked.bodies[start : start + chunk_size])
+        yield NewChunk(count=len(ids), custom_ids=orjson.dumps(ids), params=b"[" + bodies + b"]")
+
+
+def _pieces(upload: IO[bytes]) -> Iterator[bytes]:
+    upload.seek(0)
+    while piece := upload.read(PIECE_BYTES):
+        yield piece
+
+
+async def _on_threads(blobs: Iterator[bytes]) -> AsyncIterator[bytes]:
+    while (blob := await anyio.to_thread.run_sync(next, blobs, None)) is not None:
+        yield blob
+
+
+def _batch_lines(blobs: Iterable[bytes], output: bool) -> Iterator[bytes]:
+    """The lines of the output file (2xx answers), or else of the error file."""
+    for blob in blobs:
+        kept = [line for line in blob.splitlines() if openai_results.is_output(line) == output]
+        if kept:
+            yield b"\n".join(kept) + b"\n"
+
+
+class OpenAIService:
+    def __init__(self, store: Store, settings: Settings, batches: BatchService) -> None:
+        self._store = store
+        self._settings = settings
+        self._batches = batches
+
+    # --- files --------------------------------------------------------------------------
+
+    async def create_file(
+        self, owner: str, upload: IO[bytes], size: int, filename: str, purpose: str
+    ) -> FileRow:
+        """Stores an uploaded file, read from `upload` (a temporary file) in pieces."""
+        file = FileRow(new_file_id(), owner, purpose, filename, size, time.time())
+        await anyio.to_thread.run_sync(self._store.create_file, file, _pieces(upload))
+        return file
+
+    async def get_file(self, owner: str, file_id: str) -> FileRow:
+        file = await anyio.to_thread.run_sync(self._store.get_file, owner, file_id)
+        if file is None:
+            raise FileNotFound(f"No such File object: {file_id}")
+        return file
+
+    async def list_files(
+        self, owner: str, purpose: str | None, after: str | None, limit: int, ascending: bool
+    ) -> tuple[list[FileRow], bool]:
+        return await anyio.to_thread.run_sync(
+            self._store.list_files, owner, purpose, after, limit, ascending
+        )
+
+    async def file_content(self, owner: str, file_id: str) -> AsyncIterator[bytes]:
+        """The file's bytes, streamed: stored pieces, or a batch's result lines. Checks first."""
+        file = await self.get_file(owner, file_id)
+        if file.batch_id is None:
+            return _on_threads(self._store.iter_file(file.id))
+        lines = _batch_lines(self._store.iter_results(file.batch_id), file.batch_lines == "output")
+        return _on_threads(lines)
+
+    async def delete_file(self, owner: str, file_id: str) -> None:
+        if not await anyio.to_thread.run_sync(self._store.delete_file, owner, file_id):
+            raise FileNotFound(f"No such File object: {file_id}")
+
+    # --- batches ------------------------------------------------------------------------
+
+    async def create_batch(
+        self,
+        owner: str,
+        input_file_id: str,
+        endpoint: str,
+        completion_window: str,
+        metadata: Mapping[str, str] | None,
+    ) -> tuple[OpenAIBatchRow, BatchRow | None]:
+        if endpoint not in ENDPOINTS:
+            raise InputFileInvalid(
+                f"endpoint: {endpoint!r} is not supported; use one of {', '.join(ENDPOINTS)}"
+            )
+        window = COMPLETION_WINDOWS.get(completion_window)
+        if window is None:
+            raise InputFileInvalid(f"completion_window: must be '24h', not {completion_window!r}")
+        file = await self.get_file(owner, input_file_id)
+        if file.purpose != "batch" or file.batch_id is not None:
+            raise InputFileInvalid(
+                f"input_file_id: {input_file_id} has purpose {file.purpose!r}, not 'batch'"
+            )
+        checked = await anyio.to_thread.run_sync(self._check, file, endpoint)
+        row = OpenAIBatchRow(
+            new_openai_batch_id(),
+            owner,
+            endpoint,
+            input_file_id,
+            completion_window,
+            metadata or None,
+            time.time(),
+        )
+        if checked.errors:
+            failed = OpenAIBatchRow(
+                row.id, owner, endpoint, input_file_id, completion_window, row.metadata,
+                row.created_at, failed_at=row.created_at, errors=checked.errors,
+            )  # fmt: skip
+            await anyio.to_thread.run_sync(self._store.save_failed_openai_batch, failed)
+            return failed, None
+        batch, _ = await self._batches.create(
+            owner,
+            len(checked.custom_ids),
+            into_chunks(checked, self._settings.chunk_size),
+            BatchOptions(metadata=metadata or None, openai=row),
+            window,
+            batch_id=row.id,
+        )
+        return row, batch
+
+    def _check(self, file: FileRow, endpoint: str) -> CheckedFile:
+        return check_input_file(
+            lines_of(self._store.iter_file(file.id)),
+            endpoint,
+            self._settings.openai_max_batch_lines,
+        )
+
+    async def get_batch(self, owner: str, batch_id: str) -> tuple[OpenAIBatchRow, BatchRow | None]:
+        row = await anyio.to_thread.run_sync(self._store.get_openai_batch, owner, batch_id)
+        if row is None:
+            raise BatchNotFound(f"No batch found with id '{batch_id}'.")
+        return await self._with_batch(row)
+
+    async def _with_batch(self, row: OpenAIBatchRow) -> tuple[OpenAIBatchRow, BatchRow | None]:
+        if row.failed_at is not None:
+            return row, None
+        batch = await self._batches.get(row.owner, row.id, openai=True)
+        if batch.status == "ended" and not row.files_made:
+            row = await anyio.to_thread.run_sync(self._make_output_files, row, batch)
+        return row, batch
+
+    def _make_output_files(self, row: OpenAIBatchRow, batch: BatchRow) -> OpenAIBatchRow:
+        """Records the ended batch's output and error files, sized by reading its results once."""
+        sizes = {"output": 0, "error": 0}
+        for blob in self._store.iter_results(batch.id):
+            for line in blob.splitlines():
+                sizes["output" if openai_results.is_output(line) else "error"] += len(line) + 1
+        now = time.time()
+        files = [
+            FileRow(
+                # The batch's time-sortable part: listed by id, outputs sit by their batch's age.
+                f"file-{batch.id.removeprefix(OPENAI_BATCH_PREFIX)}-{lines}",
+                row.owner,
+                "batch_output",
+                f"{batch.id}_{lines}.jsonl",
+                size,
+                now,
+                None,
+                batch.id,
+                lines,
+            )
+            for lines, size in sizes.items()
+            if size
+        ]
+        self._store.record_output_files(row, files)
+        made = self._store.get_openai_batch(row.owner, row.id)
+        assert made is not None
+        return made
+
+    async def list_batches(
+        self, owner: str, after: str | None, limit: int
+    ) -> tuple[list[tuple[OpenAIBatchRow, BatchRow | None]], bool]:
+        rows, has_more = await anyio.to_thread.run_sync(
+            self._store.list_openai_batches, owner, after, limit
+        )
+        return [await self._with_batch(row) for row in rows], has_more
+
+    async def cancel_batch(
+        self, owner: str, batch_id: str
+    ) -> tuple[OpenAIBatchRow, BatchRow | None]:
+        row, _ = await self.get_batch(owner, batch_id)
+        if row.failed_at is not None:
+            raise WrongState(f"Batch {batch_id} has failed; it cannot be cancelled.")
+        await self._batches.cancel(owner, batch_id, openai=True)
+        return await self.get_batch(owner, batch_id)

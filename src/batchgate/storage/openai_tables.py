@@ -1,0 +1,212 @@
+"""What the OpenAI Batch API keeps, and the SQL both stores share for it.
+
+Files belong to a workspace. An uploaded file's bytes are stored in pieces (`file_pieces`), each
+read on its own, so no file is ever held whole. A batch's output and error files have no bytes
+of their own: they are rows naming the batch, made from its results as they are read.
+
+An OpenAI batch is a batch like any other (its `batches` row, chunks and results, run by the
+same engine), plus an `openai_batches` row: its endpoint, input file, window, and, once it has
+ended, its output files. A batch whose input file fails validation has only that row.
+
+Functions take a DB-API connection of either store and its placeholder (`?` or `%s`).
+"""
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+FILE_FIELDS = "id, owner, purpose, filename, bytes, created_at, expires_at, batch_id, batch_lines"
+OPENAI_BATCH_FIELDS = (
+    "id, owner, endpoint, input_file_id, completion_window, metadata, created_at, failed_at,"
+    " errors, files_made, output_file_id, error_file_id"
+)
+# The pieces a reader asks for at a time.
+PIECES_PER_READ = 4
+
+
+class Connection(Protocol):
+    def execute(self, query: Any, params: Any = ..., /) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    id: str
+    owner: str
+    purpose: str
+    filename: str
+    bytes: int
+    created_at: float
+    expires_at: float | None = None
+    # A batch's output file: the batch, and which of its lines ("output" or "error").
+    batch_id: str | None = None
+    batch_lines: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAIBatchRow:
+    id: str
+    owner: str
+    endpoint: str
+    input_file_id: str
+    completion_window: str
+    metadata: Mapping[str, str] | None
+    created_at: float
+    # A batch whose input file failed validation: when, and the errors of its lines.
+    failed_at: float | None = None
+    errors: Sequence[Mapping[str, Any]] | None = None
+    # Whether its output and error files have been made (once it has ended), and their ids.
+    files_made: bool = False
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+
+
+def _file(row: Sequence[Any]) -> FileRow:
+    return FileRow(*row)
+
+
+def _openai_batch(row: Sequence[Any]) -> OpenAIBatchRow:
+    (
+        batch_id, owner, endpoint, input_file_id, window, metadata, created_at, failed_at,
+        errors, files_made, output_file_id, error_file_id,
+    ) = row  # fmt: skip
+    return OpenAIBatchRow(
+        batch_id, owner, endpoint, input_file_id, window,
+        None if metadata is None else orjson.loads(metadata),
+        created_at, failed_at,
+        None if errors is None else orjson.loads(errors),
+        bool(files_made), output_file_id, error_file_id,
+    )  # fmt: skip
+
+
+def insert_file(db: Connection, mark: str, file: FileRow, pieces: Iterable[bytes]) -> None:
+    for number, data in enumerate(pieces):
+        db.execute(
+            f"INSERT INTO file_pieces (file_id, piece, data) VALUES ({mark}, {mark}, {mark})",
+            (file.id, number, data),
+        )
+    db.execute(
+        f"INSERT INTO files ({FILE_FIELDS}) VALUES ({', '.join([mark] * 9)})"
+        " ON CONFLICT (id) DO NOTHING",
+        (
+            file.id, file.owner, file.purpose, file.filename, file.bytes, file.created_at,
+            file.expires_at, file.batch_id, file.batch_lines,
+        ),
+    )  # fmt: skip
+
+
+def get_file(db: Connection, mark: str, owner: str, file_id: str) -> FileRow | None:
+    row = db.execute(
+        f"SELECT {FILE_FIELDS} FROM files WHERE id = {mark} AND owner = {mark}", (file_id, owner)
+    ).fetchone()
+    return None if row is None else _file(row)
+
+
+def list_files(
+    db: Connection,
+    mark: str,
+    owner: str,
+    purpose: str | None,
+    after: str | None,
+    limit: int,
+    ascending: bool,
+) -> tuple[list[FileRow], bool]:
+    conditions, parameters = [f"owner = {mark}"], [owner]
+    if purpose is not None:
+        conditions.append(f"purpose = {mark}")
+        parameters.append(purpose)
+    if after is not None:
+        conditions.append(f"id {'>' if ascending else '<'} {mark}")
+        parameters.append(after)
+    rows = db.execute(
+        f"SELECT {FILE_FIELDS} FROM files WHERE {' AND '.join(conditions)}"
+        f" ORDER BY id {'ASC' if ascending else 'DESC'} LIMIT {limit + 1}",
+        parameters,
+    ).fetchall()
+    return [_file(row) for row in rows[:limit]], len(rows) > limit
+
+
+def file_pieces(db: Connection, mark: str, file_id: str, after: int) -> list[bytes]:
+    """The next PIECES_PER_READ pieces of the file after piece number `after`."""
+    rows = db.execute(
+        f"SELECT data FROM file_pieces WHERE file_id = {mark} AND piece > {mark}"
+        f" ORDER BY piece LIMIT {PIECES_PER_READ}",
+        (file_id, after),
+    ).fetchall()
+    return [bytes(data) for (data,) in rows]
+
+
+def iter_pieces(read: "PieceReader", file_id: str) -> Iterator[bytes]:
+    """A file's bytes a few pieces at a time, each read by `read(file_id, after)`."""
+    after = -1
+    while True:
+        pieces = read(file_id, after)
+        yield from pieces
+        after += len(pieces)
+        if len(pieces) < PIECES_PER_READ:
+            return
+
+
+class PieceReader(Protocol):
+    def __call__(self, file_id: str, after: int, /) -> list[bytes]: ...
+
+
+def delete_file(db: Connection, mark: str, owner: str, file_id: str) -> bool:
+    if get_file(db, mark, owner, file_id) is None:
+        return False
+    db.execute(f"DELETE FROM file_pieces WHERE file_id = {mark}", (file_id,))
+    db.execute(f"DELETE FROM files WHERE id = {mark}", (file_id,))
+    return True
+
+
+def insert_openai_batch(db: Connection, mark: str, batch: OpenAIBatchRow) -> None:
+    db.execute(
+        f"INSERT INTO openai_batches ({OPENAI_BATCH_FIELDS}) VALUES ({', '.join([mark] * 12)})",
+        (
+            batch.id, batch.owner, batch.endpoint, batch.input_file_id, batch.completion_window,
+            None if batch.metadata is None else orjson.dumps(batch.metadata).decode(),
+            batch.created_at, batch.failed_at,
+            None if batch.errors is None else orjson.dumps(batch.errors).decode(),
+            batch.files_made, batch.output_file_id, batch.error_file_id,
+        ),
+    )  # fmt: skip
+
+
+def get_openai_batch(db: Connection, mark: str, owner: str, batch_id: str) -> OpenAIBatchRow | None:
+    row = db.execute(
+        f"SELECT {OPENAI_BATCH_FIELDS} FROM openai_batches WHERE id = {mark} AND owner = {mark}",
+        (batch_id, owner),
+    ).fetchone()
+    return None if row is None else _openai_batch(row)
+
+
+def list_openai_batches(
+    db: Connection, mark: str, owner: str, after: str | None, limit: int
+) -> tuple[list[OpenAIBatchRow], bool]:
+    """A page newest first, and whether more follow."""
+    conditions, parameters = [f"owner = {mark}"], [owner]
+    if after is not None:
+        conditions.append(f"id < {mark}")
+        parameters.append(after)
+    rows = db.execute(
+        f"SELECT {OPENAI_BATCH_FIELDS} FROM openai_batches WHERE {' AND '.join(conditions)}"
+        f" ORDER BY id DESC LIMIT {limit + 1}",
+        parameters,
+    ).fetchall()
+    return [_openai_batch(row) for row in rows[:limit]], len(rows) > limit
+
+
+def record_output_files(
+    db: Connection, mark: str, batch: OpenAIBatchRow, files: Sequence[FileRow]
+) -> None:
+    """Stores the ended batch's output files (those with lines) and marks them made; a second
+    call (another reader made them meanwhile) changes nothing."""
+    for file in files:
+        insert_file(db, mark, file, ())
+    by_lines = {file.batch_lines: file.id for file in files}
+    db.execute(
+        f"UPDATE openai_batches SET files_made = {mark}, output_file_id = {mark},"
+        f" error_file_id = {mark} WHERE id = {mark} AND files_made = {mark}",
+        (True, by_lines.get("output"), by_lines.get("error"), batch.id, False),
+    )

@@ -1,0 +1,87 @@
+"""Servers on either store for the OpenAI Batch API's tests, and the unmodified `openai` SDK
+pointed at them (`base_url=…/v1`, as OPENAI_BASE_URL would)."""
+
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from openai.types import Batch
+
+from batchgate.storage.migrations.postgres import migrate
+from conftest import KEY, Server
+from postgres_databases import Databases
+
+ENDED = ("completed", "failed", "expired", "cancelled")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def start_on_store(
+    store_kind: str, tmp_path: Path, databases: Databases
+) -> Iterator[Callable[..., Server]]:
+    """Starts a server on the parametrized store with the given settings (BATCHGATE_<NAME>)."""
+    started: list[Server] = []
+
+    def start(**settings: str) -> Server:
+        directory = tmp_path / f"server{len(started)}"
+        directory.mkdir()
+        if store_kind == "postgres":
+            url = databases.create()
+            migrate(url)
+            settings["database_url"] = url
+        server = Server(directory, **settings).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def openai_client(server: Server, api_key: str = KEY) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=api_key, max_retries=0)
+
+
+def chat_line(custom_id: str, text: str, **body: Any) -> dict[str, Any]:
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {
+            "model": "gpt-4o-mini",
+            "messages": [
+                {"role": "system", "content": "You are a helpful assistant."},
+                {"role": "user", "content": text},
+            ],
+            "max_tokens": 1000,
+            **body,
+        },
+    }
+
+
+def write_jsonl(path: Path, lines: Sequence[object]) -> Path:
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def wait_until_done(client: openai.OpenAI, batch_id: str, timeout: float = 60) -> Batch:
+    deadline = time.monotonic() + timeout
+    while True:
+        batch = client.batches.retrieve(batch_id)
+        if batch.status in ENDED:
+            return batch
+        if time.monotonic() > deadline:
+            raise AssertionError(f"batch {batch_id} did not end: {batch}")
+        time.sleep(0.05)
+
+
+def jsonl(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines()]
