@@ -2,11 +2,16 @@
 practice once, whichever worker takes it; events stream from the API process as workers write
 them."""
 
+import contextlib
+import threading
+import time
 from collections import Counter
+
+import httpx
 
 from conftest import Cluster, simple_request, wait_until_ended
 from events.receiver import Receiver, verified
-from events.sse import read_all
+from events.sse import Message, messages, read_all, stream
 from events.test_webhooks import EVERY_TYPE, FAST_RETRIES, add_webhook
 
 
@@ -18,6 +23,11 @@ def test_two_workers_deliver_each_event(cluster: Cluster) -> None:
             simulator_latency_ms="50", max_concurrency="4", chunk_size="5", **FAST_RETRIES
         )
     webhook = add_webhook(api, receiver.url, EVERY_TYPE)
+    # The API process streams what the workers write, woken by NOTIFY.
+    live = stream(api.base_url, "/v1/events")
+    heard: list[Message] = []
+    listener = threading.Thread(target=lambda: _listen(live, heard), daemon=True)
+    listener.start()
     client = api.client()
     ids = [
         client.messages.batches.create(
@@ -41,4 +51,15 @@ def test_two_workers_deliver_each_event(cluster: Cluster) -> None:
     assert max(times.values()) == 1, times.most_common(3)
     for call in delivered:
         verified(call, webhook["secret"])
+    deadline = time.monotonic() + 10
+    while {m.data["id"] for m in heard} < expected:
+        assert time.monotonic() < deadline, "the live stream missed events"
+        time.sleep(0.05)
+    live.close()
+    assert [m.id for m in heard] == sorted(m.id for m in heard)
     receiver.stop()
+
+
+def _listen(response: httpx.Response, heard: list[Message]) -> None:
+    with contextlib.suppress(httpx.HTTPError):
+        heard.extend(messages(response))
