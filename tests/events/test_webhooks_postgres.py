@@ -63,3 +63,30 @@ def test_two_workers_deliver_each_event(cluster: Cluster) -> None:
 def _listen(response: httpx.Response, heard: list[Message]) -> None:
     with contextlib.suppress(httpx.HTTPError):
         heard.extend(messages(response))
+
+
+def test_a_delivery_whose_worker_is_killed_mid_attempt_is_taken_over_at_once(
+    cluster: Cluster,
+) -> None:
+    """Not when its minute's lease lapses: the worker's lock is gone with it (as for chunks)."""
+    # The first call never answers in time for its worker (killed meanwhile): not a delivery.
+    receiver = Receiver(
+        answer=lambda n: 500 if n == 0 else 204, stall=lambda n: 8.0 if n == 0 else 0.0
+    ).start()
+    api = cluster.start_api(**FAST_RETRIES)
+    first_worker = cluster.start_worker(**FAST_RETRIES)
+    webhook = add_webhook(api, receiver.url, ["batch.created"])
+    api.client().messages.batches.create(requests=[simple_request("r")])  # type: ignore[list-item]
+    deadline = time.monotonic() + 10
+    while not receiver.calls:  # the attempt stalls in the receiver
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    first_worker.kill()
+    killed_at = time.monotonic()
+    cluster.start_worker(**FAST_RETRIES)
+    [delivered] = receiver.wait_for(lambda calls: len(calls) == 1, timeout=30)
+    assert time.monotonic() - killed_at < 15
+    assert len(receiver.calls) == 2
+    assert delivered.headers["webhook-id"] == receiver.calls[0].headers["webhook-id"]
+    verified(delivered, webhook["secret"])
+    receiver.stop()
