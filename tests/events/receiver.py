@@ -32,6 +32,8 @@ class Call:
 class Receiver:
     # The status to answer the n-th call (from 0) with.
     answer: Callable[[int], int] = lambda _: 204
+    # Seconds to wait before answering the n-th call.
+    stall: Callable[[int], float] = lambda _: 0.0
     port: int = field(default_factory=free_port)
     calls: list[Call] = field(default_factory=list)
     _server: http.server.ThreadingHTTPServer | None = None
@@ -48,10 +50,12 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 with receiver._lock:
-                    status = receiver.answer(len(receiver.calls))
+                    number = len(receiver.calls)
+                    status = receiver.answer(number)
                     receiver.calls.append(
                         Call(self.path, dict(self.headers.items()), body, time.time(), status)
                     )
+                time.sleep(receiver.stall(number))
                 self.send_response(status)
                 if status in (301, 302):
                     self.send_header("location", receiver.url + "/moved")

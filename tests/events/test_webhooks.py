@@ -96,6 +96,9 @@ def test_a_receiver_failing_half_its_calls_and_down_a_while_gets_every_event(
     assert any(
         "error" in a or a.get("status_code") == 500 for d in retried for a in d["attempt_log"]
     )
+    exposition = httpx.get(f"{server.base_url}/metrics").text
+    for outcome in ("delivered", "retry"):
+        assert f'batchgate_webhook_attempts_total{{outcome="{outcome}"}}' in exposition
     receiver.stop()
 
 

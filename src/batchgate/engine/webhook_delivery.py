@@ -24,6 +24,7 @@ from standardwebhooks import Webhook
 from batchgate.config.settings import Settings
 from batchgate.engine.outages import Outages
 from batchgate.lifecycle.events import event_id, timestamp
+from batchgate.observability import metrics
 from batchgate.service.webhooks import WebhookRefused, check_url_form, resolve_public
 from batchgate.storage.base import DeliveryOutcome, LeasedDelivery, Store
 
@@ -140,6 +141,9 @@ class WebhookDelivery:
 
     async def _attempt(self, client: httpx.AsyncClient, leased: LeasedDelivery) -> None:
         outcome = await self._post(client, leased)
+        metrics.WEBHOOK_ATTEMPTS.labels(
+            "retry" if outcome.state == "pending" else outcome.state
+        ).inc()
         await self._outages.retry(
             self._store.finish_attempt, self._worker_id, leased.delivery.id, outcome
         )

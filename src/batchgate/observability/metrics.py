@@ -73,6 +73,12 @@ CREATE_BYTES = Counter(
     "batchgate_create_bytes_total", "Bytes of create bodies accepted into batches."
 )
 RESULTS_BYTES = Counter("batchgate_results_bytes_total", "Bytes of results streamed to clients.")
+WEBHOOK_ATTEMPTS = Counter(
+    "batchgate_webhook_attempts_total",
+    "Webhook delivery attempts by what came of the delivery: delivered, retry (tried again"
+    " later) or failed (given up, or the endpoint disabled).",
+    ["outcome"],
+)
 
 
 class _Batches(Collector):

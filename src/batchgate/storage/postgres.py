@@ -84,6 +84,7 @@ from batchgate.storage.openai_tables import FileRow, OpenAIBatchRow
 from batchgate.storage.postgres_presence import (
     EVENTS_CHANNEL,
     PARTS_CHANNEL,
+    RECOVER_ABANDONED_DELIVERIES,
     WORK_CHANNEL,
     WorkListener,
     abandoned_lease_owners,
@@ -578,6 +579,8 @@ class PostgresStore:
         if listener is None or not listener.settled():
             return 0
         with self._pool.connection() as db:
+            # The lease of a delivery is taken after its engine's lock, as a chunk's is.
+            db.execute(RECOVER_ABANDONED_DELIVERIES)
             owners = abandoned_lease_owners(db)
             if not owners:
                 return 0

@@ -44,12 +44,22 @@ SETTLING_SECONDS = 2.0
 # How long an engine starting up waits for its lock before it counts the database unavailable.
 LOCK_WAIT_SECONDS = CONNECT_TIMEOUT_SECONDS
 
-ABANDONED_OWNERS = sql.SQL(
-    "SELECT DISTINCT lease_owner FROM chunks WHERE state = 1"
-    " AND hashtext(lease_owner)::oid NOT IN (SELECT objid FROM pg_locks"
+# The engines alive: those holding their lock (a condition on a row's `lease_owner`).
+OWNER_ALIVE = sql.SQL(
+    "hashtext(lease_owner)::oid IN (SELECT objid FROM pg_locks"
     "   WHERE locktype = 'advisory' AND classid = {lock_class} AND objsubid = 2 AND granted"
     "   AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
 ).format(lock_class=sql.Literal(ENGINE_LOCK_CLASS))
+ABANDONED_OWNERS = sql.SQL(
+    "SELECT DISTINCT lease_owner FROM chunks WHERE state = 1 AND NOT {owner_alive}"
+).format(owner_alive=OWNER_ALIVE)
+# Webhook deliveries being attempted by engines that are gone: back to their turn at once
+# rather than when their leases lapse. Rows a concurrent recovery holds are skipped.
+RECOVER_ABANDONED_DELIVERIES = sql.SQL(
+    "UPDATE webhook_deliveries SET lease_owner = NULL, lease_expires = NULL"
+    " WHERE id IN (SELECT id FROM webhook_deliveries WHERE state = 'pending'"
+    "   AND lease_owner IS NOT NULL AND NOT {owner_alive} FOR UPDATE SKIP LOCKED)"
+).format(owner_alive=OWNER_ALIVE)
 
 
 def abandoned_lease_owners(db: psycopg.Connection[TupleRow]) -> list[str]:
