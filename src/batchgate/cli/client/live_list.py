@@ -20,11 +20,17 @@ if TYPE_CHECKING:
     from anthropic.types.messages import MessageBatch
 
 
+# After an event, the events that follow this soon are seen by the same look: a busy workspace
+# (a progress event a second per running batch) costs a list request this often at most.
+COALESCE_SECONDS = 0.25
+
+
 def _wait(feed: EventFeed | None, interval: float) -> None:
     if feed is None:
         time.sleep(interval)
     else:
         feed.wait(interval)
+        time.sleep(COALESCE_SECONDS)
 
 
 def watch_list(
