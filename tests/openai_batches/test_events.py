@@ -1,7 +1,8 @@
 """OpenAI batches' events (docs/events.md): a webhook subscribed by OpenAI's names gets
 batch.completed, batch.cancelled and batch.failed (a batch whose file fails validation), shaped
 and signed as OpenAI's batch webhooks are, and none of the Message Batches' events; the workspace
-stream shows them; the Message Batches' stream does not know OpenAI batches."""
+stream shows them; the Message Batches' stream does not know OpenAI batches; batch.expired when
+its window passes."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -90,6 +91,29 @@ def test_openai_batches_send_openai_webhook_events(
 
     for batch_id in (completed, failed):
         assert api(server, "GET", f"/v1/messages/batches/{batch_id}/events").status_code == 404
+    receiver.stop()
+
+
+def test_an_openai_batch_past_its_window_sends_batch_expired(
+    tmp_path: Path, start_on_store: Callable[..., Server]
+) -> None:
+    receiver = Receiver().start()
+    server = start_on_store(
+        expiry_seconds="1", simulator_latency_ms="300", max_concurrency="1", **SETTINGS
+    )
+    client = openai_client(server)
+    response = api(
+        server, "POST", "/v1/webhooks", json={"url": receiver.url, "event_types": OPENAI_TYPES}
+    )
+    secret = response.json()["secret"]
+    expiring = create_batch(
+        client, tmp_path / "in.jsonl", [chat_line(f"r{i}", "Hi") for i in range(20)]
+    )
+    assert wait_until_done(client, expiring, timeout=30).status == "expired"
+
+    [call] = receiver.wait_for(lambda calls: len(calls) >= 1)
+    event = client.webhooks.unwrap(call.body, call.headers, secret=secret)
+    assert (event.type, event.data.id) == ("batch.expired", expiring)
     receiver.stop()
 
 
