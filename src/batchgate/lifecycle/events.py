@@ -50,13 +50,17 @@ def openai_data(batch_id: str) -> dict[str, Any]:
     return {"id": batch_id}
 
 
+def has_event(batch_id: str, event_type: str) -> bool:
+    """Whether the batch has an event for `event_type`: an OpenAI batch has its end only."""
+    return event_type == ENDED or not batch_id.startswith(OPENAI_BATCH_PREFIX)
+
+
 def stored_event(batch: BatchRow, event_type: str) -> tuple[str, dict[str, Any]] | None:
-    """The type and data stored for `event_type` of `batch`: None for an OpenAI batch's events
-    that OpenAI does not have (all but its end)."""
+    """The type and data stored for `event_type` of `batch`, if it has that event."""
+    if not has_event(batch.id, event_type):
+        return None
     if not batch.id.startswith(OPENAI_BATCH_PREFIX):
         return event_type, event_data(batch, event_type)
-    if event_type != ENDED:
-        return None
     return f"batch.{openai_status(batch)}", openai_data(batch.id)
 
 

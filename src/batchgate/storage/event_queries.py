@@ -17,6 +17,7 @@ from batchgate.lifecycle.events import (
     OPENAI_FAILED,
     PROGRESS,
     PROGRESS_INTERVAL_SECONDS,
+    has_event,
     openai_data,
     stored_event,
 )
@@ -73,6 +74,8 @@ class EventTables:
 
     def progress_due(self, db: Any, batch_id: str, now: float) -> bool:
         """Whether a batch.progress may be written now: the batch's latest event is a second old."""
+        if not has_event(batch_id, PROGRESS):
+            return False
         # The latest by the batch's own index: one lookup however many events it has.
         row = db.execute(
             self._q(

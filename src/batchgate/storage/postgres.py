@@ -30,7 +30,15 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
-from batchgate.lifecycle.events import ARCHIVED, CANCELING, CREATED, DELETED, ENDED, PROGRESS
+from batchgate.lifecycle.events import (
+    ARCHIVED,
+    CANCELING,
+    CREATED,
+    DELETED,
+    ENDED,
+    PROGRESS,
+    has_event,
+)
 from batchgate.storage import openai_tables
 from batchgate.storage.base import (
     EVERY_BATCH,
@@ -973,7 +981,9 @@ def _notify_events(db: psycopg.Connection[TupleRow], owner: str) -> None:
 def _write_event(
     db: psycopg.Connection[TupleRow], owner: str, batch: BatchRow, event_type: str, now: float
 ) -> None:
-    """Writes the event in the caller's transaction."""
+    """Writes the event in the caller's transaction, if the batch has one."""
+    if not has_event(batch.id, event_type):
+        return
     _lock_event_numbers(db, owner)
     EVENTS.write(db, owner, batch, event_type, now)
     _notify_events(db, owner)
