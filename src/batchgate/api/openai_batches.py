@@ -17,6 +17,7 @@ from starlette.routing import Route
 from batchgate.api.batches import acting_context, context, json_response
 from batchgate.api.errors import ApiError
 from batchgate.api.ingest import read_capped_body
+from batchgate.lifecycle.openai_status import openai_status
 from batchgate.service.openai_batches import InputFileInvalid
 from batchgate.storage.base import BatchRow
 from batchgate.storage.openai_tables import OpenAIBatchRow
@@ -30,20 +31,6 @@ MAX_METADATA_VALUE = 512
 
 def _seconds(value: float | None) -> int | None:
     return None if value is None else int(value)
-
-
-def openai_status(batch: BatchRow | None) -> str:
-    if batch is None:
-        return "failed"
-    if batch.status == "in_progress":
-        return "in_progress"
-    if batch.status == "canceling":
-        return "cancelling"
-    if batch.cancel_initiated_at is not None:
-        return "cancelled"
-    if batch.expired and batch.ended_at is not None and batch.ended_at >= batch.expires_at:
-        return "expired"
-    return "completed"
 
 
 def batch_object(row: OpenAIBatchRow, batch: BatchRow | None) -> dict[str, Any]:

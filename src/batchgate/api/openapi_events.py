@@ -3,7 +3,7 @@ merged into /openapi.json by api/openapi.py."""
 
 from typing import Any
 
-from batchgate.lifecycle.events import EVENT_TYPES
+from batchgate.lifecycle.events import ALL_EVENT_TYPES
 from batchgate.service.webhooks import MAX_URL_LENGTH
 
 _EXTENSION = "(batchgate extension) "
@@ -22,7 +22,7 @@ _WEBHOOK_PROPERTIES: dict[str, Any] = {
     "id": {"type": "string", "examples": ["wh_5f0c6e2a9d1b4c7e8f3a2b1c"]},
     "type": {"const": "webhook_endpoint"},
     "url": {"type": "string"},
-    "event_types": {"type": "array", "items": {"enum": list(EVENT_TYPES)}},
+    "event_types": {"type": "array", "items": {"enum": list(ALL_EVENT_TYPES)}},
     "created_at": _TIMESTAMP,
     "disabled_at": {
         "description": "Set once the endpoint answered 410 Gone: nothing is sent to it since.",
@@ -48,7 +48,7 @@ SCHEMAS: dict[str, Any] = {
             "event_types": {
                 "type": "array",
                 "minItems": 1,
-                "items": {"enum": list(EVENT_TYPES)},
+                "items": {"enum": list(ALL_EVENT_TYPES)},
             },
         },
     },
@@ -171,7 +171,7 @@ _SSE_EVENT = {
     "type": "object",
     "required": ["event", "id", "data"],
     "properties": {
-        "event": {"enum": list(EVENT_TYPES)},
+        "event": {"enum": list(ALL_EVENT_TYPES)},
         "id": {"type": "string", "pattern": "^[0-9]+$"},
         "data": {"type": "string", "contentMediaType": "application/json"},
         "retry": {"type": "integer"},

@@ -19,11 +19,12 @@ from urllib.parse import urlsplit
 
 import anyio.to_thread
 import httpx
+import orjson
 from standardwebhooks import Webhook
 
 from batchgate.config.settings import Settings
 from batchgate.engine.outages import Outages
-from batchgate.lifecycle.events import event_id, timestamp
+from batchgate.lifecycle.events import OPENAI_EVENT_TYPES, event_id, timestamp
 from batchgate.observability import metrics
 from batchgate.service.webhooks import WebhookRefused, check_url_form, resolve_public
 from batchgate.storage.base import DeliveryOutcome, LeasedDelivery, Store
@@ -46,8 +47,19 @@ MAX_RETRY_AFTER_SECONDS = 86_400.0
 
 
 def payload(leased: LeasedDelivery) -> bytes:
-    """The thin payload: type, timestamp and the batch's ids, status and counts."""
+    """The thin payload: type, timestamp and the batch's ids, status and counts; an OpenAI
+    batch's event as OpenAI's webhooks send it, `{"id", "object", "type", "created_at", "data"}`."""
     event = leased.event
+    if event.type in OPENAI_EVENT_TYPES:
+        return orjson.dumps(
+            {
+                "id": event_id(event.batch_id, event.seq),
+                "object": "event",
+                "type": event.type,
+                "created_at": int(event.created_at),
+                "data": orjson.Fragment(event.data),
+            }
+        )
     head = b'{"type":"%s","timestamp":"%s","data":' % (
         event.type.encode(),
         (timestamp(event.created_at) or "").encode(),

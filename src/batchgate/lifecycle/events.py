@@ -1,13 +1,17 @@
 """A batch's events (docs/events.md): their types, their ids, and the thin data each carries.
 
 Stores write an event in the transaction of the state change that causes it, with `event_data`
-of the batch as that change left it; streams and webhooks send what was stored.
+of the batch as that change left it; streams and webhooks send what was stored. An OpenAI batch
+(`batch_…`) has OpenAI's events instead: its end, named as OpenAI names it, and its failure at
+validation, each with only the batch's id.
 """
 
 import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
+from batchgate.lifecycle.ids import OPENAI_BATCH_PREFIX
+from batchgate.lifecycle.openai_status import openai_status
 from batchgate.storage.base import BatchRow
 
 CREATED = "batch.created"
@@ -17,6 +21,13 @@ ENDED = "batch.ended"
 ARCHIVED = "batch.archived"
 DELETED = "batch.deleted"
 EVENT_TYPES = (CREATED, PROGRESS, CANCELING, ENDED, ARCHIVED, DELETED)
+# OpenAI batches' events, by OpenAI's names (its batch webhooks).
+OPENAI_COMPLETED = "batch.completed"
+OPENAI_FAILED = "batch.failed"
+OPENAI_EXPIRED = "batch.expired"
+OPENAI_CANCELLED = "batch.cancelled"
+OPENAI_EVENT_TYPES = (OPENAI_COMPLETED, OPENAI_FAILED, OPENAI_EXPIRED, OPENAI_CANCELLED)
+ALL_EVENT_TYPES = EVENT_TYPES + OPENAI_EVENT_TYPES
 
 # batch.progress: at most one per batch in this many seconds, while its counts move.
 PROGRESS_INTERVAL_SECONDS = 1.0
@@ -32,6 +43,25 @@ def timestamp(seconds: float | None) -> str | None:
 def event_id(batch_id: str, seq: int) -> str:
     """Unique and the same wherever the event is sent: the webhook-id of its deliveries."""
     return f"evt_{batch_id.removeprefix('msgbatch_')}_{seq}"
+
+
+def openai_data(batch_id: str) -> dict[str, Any]:
+    """An OpenAI batch event's data: the batch's id, as OpenAI's webhooks send it."""
+    return {"id": batch_id}
+
+
+def has_event(batch_id: str, event_type: str) -> bool:
+    """Whether the batch has an event for `event_type`: an OpenAI batch has its end only."""
+    return event_type == ENDED or not batch_id.startswith(OPENAI_BATCH_PREFIX)
+
+
+def stored_event(batch: BatchRow, event_type: str) -> tuple[str, dict[str, Any]] | None:
+    """The type and data stored for `event_type` of `batch`, if it has that event."""
+    if not has_event(batch.id, event_type):
+        return None
+    if not batch.id.startswith(OPENAI_BATCH_PREFIX):
+        return event_type, event_data(batch, event_type)
+    return f"batch.{openai_status(batch)}", openai_data(batch.id)
 
 
 def ended_reason(batch: BatchRow) -> str:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import anyio.to_thread
 
 from batchgate.config.settings import Settings
-from batchgate.lifecycle.events import EVENT_TYPES
+from batchgate.lifecycle.events import ALL_EVENT_TYPES
 from batchgate.storage.base import DeliveryRow, Store, WebhookRow
 
 # Old and new signatures are both sent this long after a rotation.
@@ -90,11 +90,11 @@ async def check_url(url: str, settings: Settings) -> None:
 
 def check_event_types(event_types: Sequence[str]) -> tuple[str, ...]:
     if not event_types:
-        raise WebhookRefused(f"event_types: at least one of {', '.join(EVENT_TYPES)}")
-    unknown = [name for name in event_types if name not in EVENT_TYPES]
+        raise WebhookRefused(f"event_types: at least one of {', '.join(ALL_EVENT_TYPES)}")
+    unknown = [name for name in event_types if name not in ALL_EVENT_TYPES]
     if unknown:
         raise WebhookRefused(
-            f"event_types: unknown {unknown[0]!r}; the types are {', '.join(EVENT_TYPES)}"
+            f"event_types: unknown {unknown[0]!r}; the types are {', '.join(ALL_EVENT_TYPES)}"
         )
     return tuple(dict.fromkeys(event_types))
 

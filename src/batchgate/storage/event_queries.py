@@ -13,7 +13,14 @@ from typing import Any
 
 import orjson
 
-from batchgate.lifecycle.events import PROGRESS, PROGRESS_INTERVAL_SECONDS, event_data
+from batchgate.lifecycle.events import (
+    OPENAI_FAILED,
+    PROGRESS,
+    PROGRESS_INTERVAL_SECONDS,
+    has_event,
+    openai_data,
+    stored_event,
+)
 from batchgate.storage.base import (
     BatchEvent,
     BatchRow,
@@ -67,6 +74,8 @@ class EventTables:
 
     def progress_due(self, db: Any, batch_id: str, now: float) -> bool:
         """Whether a batch.progress may be written now: the batch's latest event is a second old."""
+        if not has_event(batch_id, PROGRESS):
+            return False
         # The latest by the batch's own index: one lookup however many events it has.
         row = db.execute(
             self._q(
@@ -76,19 +85,30 @@ class EventTables:
         ).fetchone()
         return row is None or row[0] <= now - PROGRESS_INTERVAL_SECONDS
 
-    def write(self, db: Any, owner: str, batch: BatchRow, event_type: str, now: float) -> int:
-        """Writes the event of `batch` (as the change left it) and its deliveries; its number."""
+    def write(self, db: Any, owner: str, batch: BatchRow, event_type: str, now: float) -> None:
+        """Writes the event of `batch` (as the change left it) and its deliveries, if it has one
+        (lifecycle/events.py: an OpenAI batch has only OpenAI's)."""
+        stored = stored_event(batch, event_type)
+        if stored is not None:
+            self._insert(db, owner, batch.id, *stored, now)
+
+    def write_openai_failed(self, db: Any, owner: str, batch_id: str, now: float) -> None:
+        """batch.failed of an OpenAI batch whose input file failed validation (it has no row)."""
+        self._insert(db, owner, batch_id, OPENAI_FAILED, openai_data(batch_id), now)
+
+    def _insert(
+        self, db: Any, owner: str, batch_id: str, event_type: str, data: Any, now: float
+    ) -> None:
         (last,) = db.execute(
             self._q("SELECT coalesce(max(seq), 0) FROM batch_events WHERE batch_id = ?"),
-            (batch.id,),
+            (batch_id,),
         ).fetchone()
-        data = orjson.dumps(event_data(batch, event_type)).decode()
         [(number,)] = db.execute(
             self._q(
                 "INSERT INTO batch_events (owner, batch_id, seq, type, created_at, data)"
                 " VALUES (?, ?, ?, ?, ?, ?) RETURNING id"
             ),
-            (owner, batch.id, last + 1, event_type, now, data),
+            (owner, batch_id, last + 1, event_type, now, orjson.dumps(data).decode()),
         ).fetchall()
         db.execute(
             self._q(
@@ -107,9 +127,8 @@ class EventTables:
                     " SELECT owner, NULL, webhook_url, ?, 'pending', ?, ? FROM batches"
                     " WHERE id = ? AND webhook_url IS NOT NULL"
                 ),
-                (number, now, now, batch.id),
+                (number, now, now, batch_id),
             )
-        return int(number)
 
     # --- reading events -------------------------------------------------------------------
 

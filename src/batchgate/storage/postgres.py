@@ -30,7 +30,15 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
-from batchgate.lifecycle.events import ARCHIVED, CANCELING, CREATED, DELETED, ENDED, PROGRESS
+from batchgate.lifecycle.events import (
+    ARCHIVED,
+    CANCELING,
+    CREATED,
+    DELETED,
+    ENDED,
+    PROGRESS,
+    has_event,
+)
 from batchgate.storage import openai_tables
 from batchgate.storage.base import (
     EVERY_BATCH,
@@ -537,6 +545,9 @@ class PostgresStore:
     def save_failed_openai_batch(self, batch: OpenAIBatchRow) -> None:
         with self._pool.connection() as db, db.transaction():
             openai_tables.insert_openai_batch(db, "%s", batch)
+            _lock_event_numbers(db, batch.owner)
+            EVENTS.write_openai_failed(db, batch.owner, batch.id, batch.created_at)
+            _notify_events(db, batch.owner)
 
     def get_openai_batch(self, owner: str, batch_id: str) -> OpenAIBatchRow | None:
         with self._pool.connection() as db:
@@ -970,12 +981,19 @@ def _notify_events(db: psycopg.Connection[TupleRow], owner: str) -> None:
 def _write_event(
     db: psycopg.Connection[TupleRow], owner: str, batch: BatchRow, event_type: str, now: float
 ) -> None:
-    """Writes the event in the caller's transaction. Its number is drawn under a lock of its
-    workspace held to the commit, so that a workspace's events commit in the order of their
-    numbers: a stream that has seen number n misses nothing by asking for those after it."""
-    db.execute("SELECT pg_advisory_xact_lock(hashtext('batchgate_events'), hashtext(%s))", (owner,))
+    """Writes the event in the caller's transaction, if the batch has one."""
+    if not has_event(batch.id, event_type):
+        return
+    _lock_event_numbers(db, owner)
     EVENTS.write(db, owner, batch, event_type, now)
     _notify_events(db, owner)
+
+
+def _lock_event_numbers(db: psycopg.Connection[TupleRow], owner: str) -> None:
+    """An event's number is drawn under a lock of its workspace held to the commit, so that a
+    workspace's events commit in the order of their numbers: a stream that has seen number n
+    misses nothing by asking for those after it."""
+    db.execute("SELECT pg_advisory_xact_lock(hashtext('batchgate_events'), hashtext(%s))", (owner,))
 
 
 def _expedite(

@@ -542,6 +542,8 @@ class SQLiteStore:
     def save_failed_openai_batch(self, batch: OpenAIBatchRow) -> None:
         with self._transaction(durable=True) as db:
             openai_tables.insert_openai_batch(db, "?", batch)
+            EVENTS.write_openai_failed(db, batch.owner, batch.id, batch.created_at)
+        self._events_written(batch.owner)
 
     def get_openai_batch(self, owner: str, batch_id: str) -> OpenAIBatchRow | None:
         return openai_tables.get_openai_batch(self._reader, "?", owner, batch_id)

@@ -31,6 +31,7 @@ from batchgate.cli.client.failures import (
     exit_code_for,
     reports_failures,
 )
+from batchgate.cli.client.live_list import watch_list
 from batchgate.cli.client.openai_submit import is_openai_file, submit_openai_file
 from batchgate.cli.client.rejected_lines import load_valid_requests
 from batchgate.cli.client.request_file import PromptSettings, load_requests
@@ -215,18 +216,36 @@ def list_batches(
     show_all: Annotated[bool, typer.Option("--all", help="Show every batch.")] = False,
     label: LabelOption = None,
     status: StatusOption = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Keep the list up to date until Ctrl-C: at each event where the server streams"
+            " them (batchgate), else every --interval seconds.",
+        ),
+    ] = False,
+    interval: IntervalOption = 2.0,
     as_json: JsonFlag = False,
     base_url: BaseUrlOption = None,
     api_key: ApiKeyOption = None,
 ) -> None:
     """List batches, newest first; --label and --status keep those that match (batchgate)."""
     client = connect(base_url, api_key)
-    # Iterating the SDK's page follows the next pages as needed, with the same filters.
-    listing = client.messages.batches.list(
-        limit=PAGE_SIZE_MAX if show_all else min(limit, PAGE_SIZE_MAX),
-        extra_query=list_filters(label, status) or None,
-    )
-    batches = list(listing) if show_all else list(islice(listing, limit))
+
+    def fetch() -> list[MessageBatch]:
+        # Iterating the SDK's page follows the next pages as needed, with the same filters.
+        listing = client.messages.batches.list(
+            limit=PAGE_SIZE_MAX if show_all else min(limit, PAGE_SIZE_MAX),
+            extra_query=list_filters(label, status) or None,
+        )
+        return list(listing) if show_all else list(islice(listing, limit))
+
+    if watch:
+        try:
+            watch_list(client, fetch, interval, as_json)
+        except KeyboardInterrupt:
+            raise typer.Exit(0) from None
+    batches = fetch()
     if as_json:
         print_json([batch_json(batch) for batch in batches])
     elif batches:

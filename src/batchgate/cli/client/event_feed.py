@@ -1,5 +1,6 @@
-"""`--wait` against a batchgate server: woken by its workspace's event stream (GET /v1/events)
-instead of polling. Against Anthropic's API, which has no such stream, the watcher polls."""
+"""`--wait` and `ls --watch` against a batchgate server: woken by its workspace's event stream
+(GET /v1/events) instead of polling. Against Anthropic's API, which has no such stream, the
+watcher polls."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ FALLBACK_SECONDS = 15.0
 
 
 class EventFeed:
-    """Reads the stream on a thread; `news` is set at each event of a watched batch."""
+    """Reads the stream on a thread; `news` is set at each event of a watched batch (of any
+    batch if `batch_ids` is None)."""
 
-    def __init__(self, response: httpx.Response, batch_ids: set[str]) -> None:
+    def __init__(self, response: httpx.Response, batch_ids: set[str] | None) -> None:
         self._response = response
         self._batch_ids = batch_ids
         self.news = threading.Event()
@@ -33,7 +35,8 @@ class EventFeed:
             for line in self._response.iter_lines():
                 if line.startswith("data:"):
                     event = orjson.loads(line.removeprefix("data:"))
-                    if event.get("data", {}).get("id") in self._batch_ids:
+                    watched = self._batch_ids
+                    if watched is None or event.get("data", {}).get("id") in watched:
                         self.news.set()
         except (httpx.HTTPError, orjson.JSONDecodeError):
             pass  # the watcher falls back to polling
@@ -47,7 +50,9 @@ class EventFeed:
 
 
 @contextlib.contextmanager
-def event_feed(client: anthropic.Anthropic, batch_ids: set[str]) -> Iterator[EventFeed | None]:
+def event_feed(
+    client: anthropic.Anthropic, batch_ids: set[str] | None
+) -> Iterator[EventFeed | None]:
     """The feed of a batchgate server's events, or None where the server has no stream."""
     http = httpx.Client(
         base_url=str(client.base_url),
