@@ -11,7 +11,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 from conftest import Server, simple_request, wait_until_ended
 from web.conftest import Dashboard, Screenshots, sign_in
 
-# Polling refreshes every 2 s; a batch of the dashboard's server ends within seconds.
+# A batch of the dashboard's server ends within seconds.
 LIVE_TIMEOUT_MS = 30_000
 
 
@@ -42,7 +42,10 @@ def test_sign_in_with_a_key_shows_its_workspace(
 def test_a_new_batch_appears_and_its_bar_reaches_100_percent_without_reloading(
     page: Page, dashboard: Dashboard, shoot: Screenshots
 ) -> None:
+    streams = _event_streams(page)
     sign_in(page, dashboard, dashboard.blue)
+    expect(page.locator("[data-events]")).to_have_attribute("data-stream", "open")
+    _assert_no_polling(page)
     page.evaluate("window.notReloaded = true")
     batch_id = dashboard.create(80, "live")
     row = page.locator(f"tr[data-batch-id='{batch_id}']")
@@ -50,17 +53,65 @@ def test_a_new_batch_appears_and_its_bar_reaches_100_percent_without_reloading(
     expect(row.locator(".pct")).to_have_text("100 %", timeout=LIVE_TIMEOUT_MS)
     expect(row.locator(".status")).to_have_text("ended", timeout=LIVE_TIMEOUT_MS)
     assert page.evaluate("window.notReloaded") is True
+    assert streams == [f"{dashboard.url}/events"]
     shoot(page, "batches")
 
-    running = dashboard.create(80, "watched")
+    running = dashboard.create(240, "watched")
     page.goto(f"{dashboard.url}/batches/{running}")
+    _assert_no_polling(page)
     page.evaluate("window.notReloaded = true")
     expect(page.get_by_test_id("status")).to_have_text("ended", timeout=LIVE_TIMEOUT_MS)
     expect(page.get_by_test_id("percent")).to_have_text("100 %")
     assert page.evaluate("window.notReloaded") is True
+    assert streams[1:] == [f"{dashboard.url}/batches/{running}/events"]
     counts = dashboard.client().messages.batches.retrieve(running).request_counts
     expect(page.get_by_test_id("count-succeeded")).to_have_text(str(counts.succeeded))
     expect(page.get_by_test_id("count-errored")).to_have_text(str(counts.errored))
+
+
+def _event_streams(page: Page) -> list[str]:
+    """The URLs of the event streams the page opens, as it opens them."""
+    opened: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            opened.append(request.url) if request.resource_type == "eventsource" else None
+        ),
+    )
+    return opened
+
+
+def _assert_no_polling(page: Page) -> None:
+    """The live parts have no timer of their own: they refresh on the stream's events."""
+    assert page.locator("[hx-trigger*='every']").count() == 0
+
+
+def _set_visibility(page: Page, state: str) -> None:
+    page.evaluate(
+        """state => {
+            Object.defineProperty(document, "visibilityState", {value: state, configurable: true});
+            document.dispatchEvent(new Event("visibilitychange"));
+        }""",
+        state,
+    )
+
+
+def test_a_hidden_tab_closes_its_stream_and_catches_up_when_shown_again(
+    page: Page, dashboard: Dashboard
+) -> None:
+    sign_in(page, dashboard, dashboard.blue)
+    table = page.locator("[data-events]")
+    expect(table).to_have_attribute("data-stream", "open")
+    _set_visibility(page, "hidden")
+    expect(table).to_have_attribute("data-stream", "closed")
+    batch_id = dashboard.create(2, "unseen")
+    row = page.locator(f"tr[data-batch-id='{batch_id}']")
+    page.wait_for_timeout(2_500)
+    expect(row).to_have_count(0)
+
+    _set_visibility(page, "visible")
+    expect(table).to_have_attribute("data-stream", "open")
+    expect(row).to_be_visible()
 
 
 def test_filters_and_search_find_batches(page: Page, dashboard: Dashboard) -> None:

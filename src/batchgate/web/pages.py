@@ -1,7 +1,8 @@
 """The dashboard's pages and the actions their forms post.
 
 Pages are rendered on the server; htmx refreshes the parts that move (`*_live` fragments)
-every 2 s while the tab is visible and the batch is not over. A batch is only ever read
+when the page's events stream (web/streams.py) tells of an event, while the tab is visible and
+the batch is not over. A batch is only ever read
 through the caller's workspace, so another workspace's batch id is a 404 page.
 """
 
@@ -29,7 +30,7 @@ from batchgate.service.batches import BatchNotFound
 from batchgate.service.result_views import ResultFilter, ResultView
 from batchgate.service.retries import RetrySelection
 from batchgate.storage.base import BatchFilter, BatchRow, WrongState
-from batchgate.web import backends, bulk, display, results, submit
+from batchgate.web import backends, bulk, display, results, streams, submit
 from batchgate.web.session import (
     CSRF_FIELD,
     KEY_COOKIE,
@@ -448,12 +449,14 @@ routes = [
             Route("/signin", signin, methods=["POST"]),
             Route("/signout", signout, methods=["POST"]),
             Route("/batches", batches_page),
+            Route("/events", page(streams.workspace_events)),
             Route("/backends", backends_page),
             Route("/submit", submit_form, methods=["GET"]),
             Route("/submit", submit_batch, methods=["POST"]),
             Route("/batches/bulk", bulk_preview, methods=["GET"]),
             Route("/batches/bulk", bulk_apply, methods=["POST"]),
             Route("/batches/{batch_id}", batch_page),
+            Route("/batches/{batch_id}/events", page(streams.batch_events)),
             Route("/batches/{batch_id}/errors", batch_errors),
             Route("/batches/{batch_id}/results", batch_results),
             Route("/batches/{batch_id}/results.jsonl", download),
