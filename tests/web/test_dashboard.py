@@ -114,6 +114,43 @@ def test_a_hidden_tab_closes_its_stream_and_catches_up_when_shown_again(
     expect(row).to_be_visible()
 
 
+def _recorded_counts(dashboard: Dashboard, batch_id: str) -> list[dict[str, int]]:
+    """The request counts of the batch's progress and ended events, from the API's stream."""
+    url = f"{dashboard.server.base_url}/v1/messages/batches/{batch_id}/events"
+    with httpx.stream("GET", url, headers={"x-api-key": dashboard.blue}, timeout=30) as answer:
+        events = [
+            json.loads(line.removeprefix("data: "))
+            for line in answer.iter_lines()
+            if line.startswith("data: ")
+        ]
+    return [
+        event["data"]["request_counts"]
+        for event in events
+        if event["type"] in ("batch.progress", "batch.ended")
+    ]
+
+
+def test_an_ended_batch_shows_its_results_over_time(
+    page: Page, dashboard: Dashboard, shoot: Screenshots
+) -> None:
+    batch_id = dashboard.create(240, "charted")
+    ended = wait_until_ended(dashboard.client(), batch_id)
+    recorded = _recorded_counts(dashboard, batch_id)
+    assert len(recorded) >= 3  # progress along the way, then the end
+    sign_in(page, dashboard, dashboard.blue)
+    page.goto(f"{dashboard.url}/batches/{batch_id}")
+
+    chart = page.get_by_test_id("chart")
+    summary = chart.locator("figcaption")
+    counts = ended.request_counts
+    expect(summary).to_contain_text(f"{counts.succeeded + counts.errored} of 240")
+    expect(summary).to_contain_text(f"from {len(recorded)} counts recorded")
+    expect(chart.get_by_role("img")).to_have_accessible_name(summary.inner_text())
+    assert chart.locator("polygon.succeeded").count() == 1
+    assert chart.locator("polygon.errored").count() == (1 if counts.errored else 0)
+    shoot(page, "batch-chart")
+
+
 def test_filters_and_search_find_batches(page: Page, dashboard: Dashboard) -> None:
     batch_id = dashboard.create(3, "found")
     wait_until_ended(dashboard.client(), batch_id)

@@ -30,7 +30,7 @@ from batchgate.service.batches import BatchNotFound
 from batchgate.service.result_views import ResultFilter, ResultView
 from batchgate.service.retries import RetrySelection
 from batchgate.storage.base import BatchFilter, BatchRow, WrongState
-from batchgate.web import backends, bulk, display, results, streams, submit
+from batchgate.web import backends, bulk, chart, display, results, streams, submit
 from batchgate.web.session import (
     CSRF_FIELD,
     KEY_COOKIE,
@@ -230,9 +230,18 @@ async def _batch(request: Request, who: Caller) -> BatchRow:
 async def batch_page(request: Request) -> Response:
     who = await caller(request)
     batch = await _batch(request, who)
-    lineage = (await app_state(request).batches.lineage(who.owner, [batch])).get(batch.id)
+    state = app_state(request)
+    lineage = (await state.batches.lineage(who.owner, [batch])).get(batch.id)
+    moments = await anyio.to_thread.run_sync(chart.counts_over_time, state.store, who.owner, batch)
     template = "batch_live.html" if _live(request) else "batch.html"
-    return render(request, template, batch=batch, lineage=lineage, **_common(request, who))
+    return render(
+        request,
+        template,
+        batch=batch,
+        lineage=lineage,
+        chart=chart.chart(batch, moments),
+        **_common(request, who),
+    )
 
 
 @page
