@@ -3,12 +3,14 @@ read-only key, another workspace's batch."""
 
 import json
 import re
+import time
 from collections.abc import Callable
 
 import httpx
 from playwright.sync_api import BrowserContext, Page, expect
 
 from conftest import Server, simple_request, wait_until_ended
+from events.receiver import Receiver
 from web.conftest import Dashboard, Screenshots, sign_in
 
 # A batch of the dashboard's server ends within seconds.
@@ -70,12 +72,14 @@ def test_a_new_batch_appears_and_its_bar_reaches_100_percent_without_reloading(
 
 
 def _event_streams(page: Page) -> list[str]:
-    """The URLs of the event streams the page opens, as it opens them."""
+    """The URLs (without their query) of the event streams the page opens, as it opens them."""
     opened: list[str] = []
     page.on(
         "request",
         lambda request: (
-            opened.append(request.url) if request.resource_type == "eventsource" else None
+            opened.append(request.url.split("?")[0])
+            if request.resource_type == "eventsource"
+            else None
         ),
     )
     return opened
@@ -144,11 +148,47 @@ def test_an_ended_batch_shows_its_results_over_time(
     summary = chart.locator("figcaption")
     counts = ended.request_counts
     expect(summary).to_contain_text(f"{counts.succeeded + counts.errored} of 240")
-    expect(summary).to_contain_text(f"from {len(recorded)} counts recorded")
+    expect(summary).to_contain_text(f"; {len(recorded)} points.")
     expect(chart.get_by_role("img")).to_have_accessible_name(summary.inner_text())
     assert chart.locator("polygon.succeeded").count() == 1
     assert chart.locator("polygon.errored").count() == (1 if counts.errored else 0)
     shoot(page, "batch-chart")
+
+
+def test_a_batch_page_lists_the_webhook_deliveries_of_its_events(
+    page: Page, dashboard: Dashboard, shoot: Screenshots
+) -> None:
+    answering, failing = Receiver().start(), Receiver(answer=lambda _: 503).start()
+    try:
+        delivered = dashboard.create(3, "hooked", webhook_url=answering.url)
+        pending = dashboard.create(3, "unheard", webhook_url=failing.url)
+        answering.wait_for(lambda calls: len(calls) == 2)  # batch.created and batch.ended
+        deadline = time.monotonic() + 30
+        while len({call.payload["type"] for call in failing.calls}) < 2:
+            assert time.monotonic() < deadline, failing.calls
+            time.sleep(0.05)
+    finally:
+        answering.stop()
+        failing.stop()
+    sign_in(page, dashboard, dashboard.blue)
+
+    page.goto(f"{dashboard.url}/batches/{delivered}")
+    expect(page.get_by_test_id("chart")).to_have_count(0)  # it ended at its first count
+    rows = page.get_by_test_id("deliveries").locator("tbody tr")
+    expect(rows).to_have_count(2)
+    for row, event in zip(rows.all(), ("batch.ended", "batch.created"), strict=True):
+        cells = row.locator("td")
+        expect(cells).to_have_text([event, answering.url, "delivered", "1", "204", ""])
+
+    page.goto(f"{dashboard.url}/batches/{pending}")
+    rows = page.get_by_test_id("deliveries").locator("tbody tr")
+    expect(rows).to_have_count(2)
+    for row in rows.all():
+        cells = row.locator("td")
+        expect(cells.nth(2)).to_have_text("pending")
+        expect(cells.nth(4)).to_have_text("503")
+        expect(cells.nth(5)).to_have_text(re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"))
+    shoot(page, "batch-deliveries")
 
 
 def test_filters_and_search_find_batches(page: Page, dashboard: Dashboard) -> None:

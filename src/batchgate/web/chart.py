@@ -11,12 +11,12 @@ from dataclasses import dataclass
 import orjson
 
 from batchgate.lifecycle.events import ENDED, PROGRESS
-from batchgate.storage.base import BatchRow, Store
+from batchgate.storage.base import BatchEvent, BatchRow, Store
 from batchgate.web.display import SEGMENTS, age
 
 WIDTH = 600
 HEIGHT = 120
-# The events a chart reads at most: past it (a batch of many hours), the chart stops there.
+# The events a page reads at most: past it (a batch of many hours), the chart stops there.
 EVENTS_READ = 20_000
 EVENTS_PER_READ = 1_000
 RESULT_TYPES = tuple(name for name in SEGMENTS if name != "processing")
@@ -36,30 +36,30 @@ class Chart:
     height: int = HEIGHT
 
 
-def counts_over_time(
-    store: Store, owner: str, batch: BatchRow
-) -> list[tuple[float, dict[str, int]]]:
-    """(seconds since creation, result counts by type) at each of the batch's progress and
-    ended events, oldest first."""
-    moments: list[tuple[float, dict[str, int]]] = []
-    after = 0
-    while len(moments) < EVENTS_READ:
-        events = store.events_after(owner, after, batch.id, EVENTS_PER_READ)
-        for event in events:
-            if event.type in (PROGRESS, ENDED):
-                counts = orjson.loads(event.data)["request_counts"]
-                moments.append(
-                    (event.created_at - batch.created_at, {t: counts[t] for t in RESULT_TYPES})
-                )
-        if len(events) < EVENTS_PER_READ:
+def batch_events(store: Store, owner: str, batch_id: str) -> list[BatchEvent]:
+    """The batch's stored events, oldest first."""
+    events: list[BatchEvent] = []
+    while len(events) < EVENTS_READ:
+        read = store.events_after(
+            owner, events[-1].number if events else 0, batch_id, EVENTS_PER_READ
+        )
+        events.extend(read)
+        if len(read) < EVENTS_PER_READ:
             break
-        after = events[-1].number
-    return moments
+    return events
 
 
-def chart(batch: BatchRow, moments: list[tuple[float, dict[str, int]]]) -> Chart | None:
-    """The stacked areas of results by type over time; None before any result was counted."""
-    if not moments or not batch.total:
+def chart(batch: BatchRow, events: list[BatchEvent]) -> Chart | None:
+    """The stacked areas of results by type over time, from the request counts of the batch's
+    progress and ended events; None until two were recorded (one point draws nothing)."""
+    moments = []
+    for event in events:
+        if event.type in (PROGRESS, ENDED):
+            counts = orjson.loads(event.data)["request_counts"]
+            moments.append(
+                (event.created_at - batch.created_at, {t: counts[t] for t in RESULT_TYPES})
+            )
+    if len(moments) < 2 or not batch.total:
         return None
     points = [(0.0, dict.fromkeys(RESULT_TYPES, 0)), *moments]
     duration = max(points[-1][0], 1e-3)
@@ -88,6 +88,6 @@ def chart(batch: BatchRow, moments: list[tuple[float, dict[str, int]]]) -> Chart
     within = f"{seconds:.1f} s" if seconds < 10 else age(seconds)
     summary = (
         f"Results over time: {sum(finished.values())} of {batch.total} within {within}"
-        f"{f' ({told})' if told else ''}, from {len(moments)} counts recorded."
+        f"{f' ({told})' if told else ''}; {len(moments)} points."
     )
     return Chart(areas, summary)

@@ -30,7 +30,7 @@ from batchgate.service.batches import BatchNotFound
 from batchgate.service.result_views import ResultFilter, ResultView
 from batchgate.service.retries import RetrySelection
 from batchgate.storage.base import BatchFilter, BatchRow, WrongState
-from batchgate.web import backends, bulk, chart, display, results, streams, submit
+from batchgate.web import backends, bulk, chart, deliveries, display, results, streams, submit
 from batchgate.web.session import (
     CSRF_FIELD,
     KEY_COOKIE,
@@ -206,11 +206,14 @@ def _common(request: Request, who: Caller) -> dict[str, Any]:
 @page
 async def batches_page(request: Request) -> Response:
     who = await caller(request)
+    # Read before the batches: the page's stream starts there and misses nothing after them.
+    events_after = await app_state(request).events.latest(who.owner)
     listed = await _batches(request, who.owner)
     template = "batches_rows.html" if _live(request) else "batches.html"
     return render(
         request,
         template,
+        events_after=events_after,
         listed=listed,
         batches=listed.batches,
         query=listed.query,
@@ -229,17 +232,23 @@ async def _batch(request: Request, who: Caller) -> BatchRow:
 @page
 async def batch_page(request: Request) -> Response:
     who = await caller(request)
-    batch = await _batch(request, who)
     state = app_state(request)
+    events_after = await state.events.latest(who.owner)  # as for the batches page
+    batch = await _batch(request, who)
     lineage = (await state.batches.lineage(who.owner, [batch])).get(batch.id)
-    moments = await anyio.to_thread.run_sync(chart.counts_over_time, state.store, who.owner, batch)
+    events = await anyio.to_thread.run_sync(chart.batch_events, state.store, who.owner, batch.id)
+    sent = await anyio.to_thread.run_sync(
+        state.store.batch_deliveries, who.owner, batch.id, deliveries.SHOWN
+    )
     template = "batch_live.html" if _live(request) else "batch.html"
     return render(
         request,
         template,
         batch=batch,
         lineage=lineage,
-        chart=chart.chart(batch, moments),
+        events_after=events_after,
+        chart=chart.chart(batch, events),
+        deliveries=deliveries.shown(sent, events),
         **_common(request, who),
     )
 

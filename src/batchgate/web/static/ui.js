@@ -7,8 +7,9 @@ document.addEventListener("submit", (event) => {
 });
 
 // Live parts (data-live) refresh when the page's one events stream (data-events) tells of an
-// event, at most once a second however many arrive. The stream is closed while the tab is
-// hidden; back in view, the parts refresh once and the stream reopens from now on.
+// event, at most once a second however many arrive. The stream starts after the event the page
+// was rendered at (data-after) and is closed while the tab is hidden; back in view it resumes
+// after the last event heard, so what happened meanwhile refreshes the page once.
 (() => {
   const holder = document.querySelector("[data-events]");
   if (!holder || !window.EventSource) {
@@ -16,36 +17,43 @@ document.addEventListener("submit", (event) => {
   }
   const TYPES = ["batch.created", "batch.progress", "batch.canceling", "batch.ended",
     "batch.archived", "batch.deleted"];
+  let after = holder.dataset.after;
   let source = null;
+  let over = false;
   let timer = null;
   let last = 0;
-  const refreshNow = () => {
-    last = Date.now();
-    document.querySelectorAll("[data-live]").forEach((part) => htmx.trigger(part, "events"));
-  };
   const refresh = () => {
     if (timer === null) {
       timer = setTimeout(() => {
         timer = null;
-        refreshNow();
+        last = Date.now();
+        document.querySelectorAll("[data-live]").forEach((part) => htmx.trigger(part, "events"));
       }, Math.max(0, last + 1000 - Date.now()));
     }
-  };
-  const open = () => {
-    source = new EventSource(holder.dataset.events);
-    TYPES.forEach((type) => source.addEventListener(type, refresh));
-    holder.dataset.stream = "open";
   };
   const close = () => {
     source.close();
     source = null;
     holder.dataset.stream = "closed";
   };
+  const heard = (event) => {
+    after = event.lastEventId || after;
+    refresh();
+    // A batch's stream ends with its batch.ended: nothing more to wait for.
+    if (event.type === holder.dataset.lastEvent) {
+      over = true;
+      close();
+    }
+  };
+  const open = () => {
+    source = new EventSource(`${holder.dataset.events}?after=${after}`);
+    TYPES.forEach((type) => source.addEventListener(type, heard));
+    holder.dataset.stream = "open";
+  };
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "hidden" && source) {
       close();
-    } else if (document.visibilityState === "visible" && !source) {
-      refreshNow();
+    } else if (document.visibilityState === "visible" && !source && !over) {
       open();
     }
   });
