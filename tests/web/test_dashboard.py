@@ -4,7 +4,8 @@ read-only key, another workspace's batch."""
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 from playwright.sync_api import BrowserContext, Page, expect
@@ -359,6 +360,40 @@ def test_another_workspaces_batch_is_a_404_page(
     shoot(page, "not-found")
     page.goto(f"{dashboard.url}/batches")
     expect(page.locator(f"tr[data-batch-id='{batch_id}']")).to_have_count(0)
+
+
+def _sse_data(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    for line in lines:
+        if line.startswith("data: "):
+            yield json.loads(line.removeprefix("data: "))
+
+
+def test_the_dashboards_streams_are_the_signed_in_workspaces_only(
+    page: Page, dashboard: Dashboard
+) -> None:
+    blue = dashboard.create(1, "blues")
+    red = dashboard.client(dashboard.red).messages.batches.create(
+        requests=[simple_request("reds")]  # type: ignore[list-item]
+    )
+    wait_until_ended(dashboard.client(), blue)
+    wait_until_ended(dashboard.client(dashboard.red), red.id)
+    sign_in(page, dashboard, dashboard.red)
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+
+    # An ended batch's stream from the start: its events, then the end of the response.
+    answer = httpx.get(f"{dashboard.url}/batches/{red.id}/events?after=0", cookies=cookies)
+    assert answer.headers["content-type"].startswith("text/event-stream")
+    types = [event["type"] for event in _sse_data(iter(answer.text.splitlines()))]
+    assert types[0] == "batch.created" and types[-1] == "batch.ended"
+    url = f"{dashboard.url}/events?after=0"
+    with httpx.stream("GET", url, cookies=cookies, timeout=30) as stream:
+        for event in _sse_data(stream.iter_lines()):
+            assert event["data"]["id"] != blue
+            if event["data"]["id"] == red.id and event["type"] == "batch.ended":
+                break
+    assert httpx.get(f"{dashboard.url}/batches/{blue}/events", cookies=cookies).status_code == 404
+    signed_out = httpx.get(f"{dashboard.url}/events")
+    assert signed_out.status_code == 303 and "/ui/signin" in signed_out.headers["location"]
 
 
 def test_without_keys_the_dashboard_opens_without_signing_in(
