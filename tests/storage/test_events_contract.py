@@ -193,3 +193,22 @@ def test_old_events_are_forgotten_but_not_while_a_delivery_needs_them(store: Sto
     assert store.finish_attempt("e", delivery.delivery.id, done)
     assert store.forget_events(NOW + 10, NOW + 10) == 1
     assert events(store) == [] and store.deliveries(OWNER, "wh_e", 10, None) == []
+
+
+def test_a_batch_s_deliveries_to_every_endpoint_are_listed_newest_first(store: Store) -> None:
+    webhook(store, "wh_all", ("batch.created", "batch.canceling"))
+    webhook(store, "wh_bob", ("batch.created",), owner="bob")
+    create(store, "msgbatch_d", options=BatchOptions(webhook_url="https://example.com/own"))
+    create(store, "msgbatch_other")
+    create(store, "msgbatch_bob", owner="bob")
+    store.cancel_batch(OWNER, "msgbatch_d", NOW + 1, {"type": "user"})
+    listed = store.batch_deliveries(OWNER, "msgbatch_d", 10)
+    types = {event.number: event.type for event in events(store, batch_id="msgbatch_d")}
+    assert [types[d.event_number] for d in listed] == ["batch.canceling"] * 2 + [
+        "batch.created"
+    ] * 2
+    assert [d.id for d in listed] == sorted((d.id for d in listed), reverse=True)
+    assert {d.webhook_id for d in listed} == {None, "wh_all"}
+    assert len(store.batch_deliveries(OWNER, "msgbatch_d", 3)) == 3
+    assert store.batch_deliveries("bob", "msgbatch_d", 10) == []
+    assert len(store.batch_deliveries("bob", "msgbatch_bob", 10)) == 1

@@ -52,9 +52,10 @@ class Dashboard:
     def client(self, key: str | None = None) -> anthropic.Anthropic:
         return self.server.client(key or self.blue)
 
-    def create(self, count: int, prefix: str = "req") -> str:
+    def create(self, count: int, prefix: str = "req", webhook_url: str | None = None) -> str:
         requests = [simple_request(f"{prefix}-{i}", f"Question {i}") for i in range(count)]
-        return self.client().messages.batches.create(requests=requests).id  # type: ignore[arg-type]
+        extra = {"webhook_url": webhook_url} if webhook_url else None
+        return self.client().messages.batches.create(requests=requests, extra_body=extra).id  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +71,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
         max_concurrency="8",
         simulator_fault_rate="0.3",
         simulator_fault_types="invalid_request_error",
+        webhook_allow_private_addresses="1",  # the tests' receivers listen on loopback
     ).start()
     yield Dashboard(server, blue.key, viewer.key, red.key)
     server.stop()

@@ -3,15 +3,18 @@ read-only key, another workspace's batch."""
 
 import json
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 from playwright.sync_api import BrowserContext, Page, expect
 
 from conftest import Server, simple_request, wait_until_ended
+from events.receiver import Receiver
 from web.conftest import Dashboard, Screenshots, sign_in
 
-# Polling refreshes every 2 s; a batch of the dashboard's server ends within seconds.
+# A batch of the dashboard's server ends within seconds.
 LIVE_TIMEOUT_MS = 30_000
 
 
@@ -42,7 +45,10 @@ def test_sign_in_with_a_key_shows_its_workspace(
 def test_a_new_batch_appears_and_its_bar_reaches_100_percent_without_reloading(
     page: Page, dashboard: Dashboard, shoot: Screenshots
 ) -> None:
+    streams = _event_streams(page)
     sign_in(page, dashboard, dashboard.blue)
+    expect(page.locator("[data-events]")).to_have_attribute("data-stream", "open")
+    _assert_no_polling(page)
     page.evaluate("window.notReloaded = true")
     batch_id = dashboard.create(80, "live")
     row = page.locator(f"tr[data-batch-id='{batch_id}']")
@@ -50,17 +56,140 @@ def test_a_new_batch_appears_and_its_bar_reaches_100_percent_without_reloading(
     expect(row.locator(".pct")).to_have_text("100 %", timeout=LIVE_TIMEOUT_MS)
     expect(row.locator(".status")).to_have_text("ended", timeout=LIVE_TIMEOUT_MS)
     assert page.evaluate("window.notReloaded") is True
+    assert streams == [f"{dashboard.url}/events"]
     shoot(page, "batches")
 
-    running = dashboard.create(80, "watched")
+    running = dashboard.create(240, "watched")
     page.goto(f"{dashboard.url}/batches/{running}")
+    _assert_no_polling(page)
     page.evaluate("window.notReloaded = true")
     expect(page.get_by_test_id("status")).to_have_text("ended", timeout=LIVE_TIMEOUT_MS)
     expect(page.get_by_test_id("percent")).to_have_text("100 %")
     assert page.evaluate("window.notReloaded") is True
+    assert streams[1:] == [f"{dashboard.url}/batches/{running}/events"]
     counts = dashboard.client().messages.batches.retrieve(running).request_counts
     expect(page.get_by_test_id("count-succeeded")).to_have_text(str(counts.succeeded))
     expect(page.get_by_test_id("count-errored")).to_have_text(str(counts.errored))
+
+
+def _event_streams(page: Page) -> list[str]:
+    """The URLs (without their query) of the event streams the page opens, as it opens them."""
+    opened: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            opened.append(request.url.split("?")[0])
+            if request.resource_type == "eventsource"
+            else None
+        ),
+    )
+    return opened
+
+
+def _assert_no_polling(page: Page) -> None:
+    """The live parts have no timer of their own: they refresh on the stream's events."""
+    assert page.locator("[hx-trigger*='every']").count() == 0
+
+
+def _set_visibility(page: Page, state: str) -> None:
+    page.evaluate(
+        """state => {
+            Object.defineProperty(document, "visibilityState", {value: state, configurable: true});
+            document.dispatchEvent(new Event("visibilitychange"));
+        }""",
+        state,
+    )
+
+
+def test_a_hidden_tab_closes_its_stream_and_catches_up_when_shown_again(
+    page: Page, dashboard: Dashboard
+) -> None:
+    sign_in(page, dashboard, dashboard.blue)
+    table = page.locator("[data-events]")
+    expect(table).to_have_attribute("data-stream", "open")
+    _set_visibility(page, "hidden")
+    expect(table).to_have_attribute("data-stream", "closed")
+    batch_id = dashboard.create(2, "unseen")
+    row = page.locator(f"tr[data-batch-id='{batch_id}']")
+    page.wait_for_timeout(2_500)
+    expect(row).to_have_count(0)
+
+    _set_visibility(page, "visible")
+    expect(table).to_have_attribute("data-stream", "open")
+    expect(row).to_be_visible()
+
+
+def _recorded_counts(dashboard: Dashboard, batch_id: str) -> list[dict[str, int]]:
+    """The request counts of the batch's progress and ended events, from the API's stream."""
+    url = f"{dashboard.server.base_url}/v1/messages/batches/{batch_id}/events"
+    with httpx.stream("GET", url, headers={"x-api-key": dashboard.blue}, timeout=30) as answer:
+        events = [
+            json.loads(line.removeprefix("data: "))
+            for line in answer.iter_lines()
+            if line.startswith("data: ")
+        ]
+    return [
+        event["data"]["request_counts"]
+        for event in events
+        if event["type"] in ("batch.progress", "batch.ended")
+    ]
+
+
+def test_an_ended_batch_shows_its_results_over_time(
+    page: Page, dashboard: Dashboard, shoot: Screenshots
+) -> None:
+    batch_id = dashboard.create(240, "charted")
+    ended = wait_until_ended(dashboard.client(), batch_id)
+    recorded = _recorded_counts(dashboard, batch_id)
+    assert len(recorded) >= 3  # progress along the way, then the end
+    sign_in(page, dashboard, dashboard.blue)
+    page.goto(f"{dashboard.url}/batches/{batch_id}")
+
+    chart = page.get_by_test_id("chart")
+    summary = chart.locator("figcaption")
+    counts = ended.request_counts
+    expect(summary).to_contain_text(f"{counts.succeeded + counts.errored} of 240")
+    expect(summary).to_contain_text(f"; {len(recorded)} points.")
+    expect(chart.get_by_role("img")).to_have_accessible_name(summary.inner_text())
+    assert chart.locator("polygon.succeeded").count() == 1
+    assert chart.locator("polygon.errored").count() == (1 if counts.errored else 0)
+    shoot(page, "batch-chart")
+
+
+def test_a_batch_page_lists_the_webhook_deliveries_of_its_events(
+    page: Page, dashboard: Dashboard, shoot: Screenshots
+) -> None:
+    answering, failing = Receiver().start(), Receiver(answer=lambda _: 503).start()
+    try:
+        delivered = dashboard.create(3, "hooked", webhook_url=answering.url)
+        pending = dashboard.create(3, "unheard", webhook_url=failing.url)
+        answering.wait_for(lambda calls: len(calls) == 2)  # batch.created and batch.ended
+        deadline = time.monotonic() + 30
+        while len({call.payload["type"] for call in failing.calls}) < 2:
+            assert time.monotonic() < deadline, failing.calls
+            time.sleep(0.05)
+    finally:
+        answering.stop()
+        failing.stop()
+    sign_in(page, dashboard, dashboard.blue)
+
+    page.goto(f"{dashboard.url}/batches/{delivered}")
+    expect(page.get_by_test_id("chart")).to_have_count(0)  # it ended at its first count
+    rows = page.get_by_test_id("deliveries").locator("tbody tr")
+    expect(rows).to_have_count(2)
+    for row, event in zip(rows.all(), ("batch.ended", "batch.created"), strict=True):
+        cells = row.locator("td")
+        expect(cells).to_have_text([event, answering.url, "delivered", "1", "204", ""])
+
+    page.goto(f"{dashboard.url}/batches/{pending}")
+    rows = page.get_by_test_id("deliveries").locator("tbody tr")
+    expect(rows).to_have_count(2)
+    for row in rows.all():
+        cells = row.locator("td")
+        expect(cells.nth(2)).to_have_text("pending")
+        expect(cells.nth(4)).to_have_text("503")
+        expect(cells.nth(5)).to_have_text(re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"))
+    shoot(page, "batch-deliveries")
 
 
 def test_filters_and_search_find_batches(page: Page, dashboard: Dashboard) -> None:
@@ -231,6 +360,40 @@ def test_another_workspaces_batch_is_a_404_page(
     shoot(page, "not-found")
     page.goto(f"{dashboard.url}/batches")
     expect(page.locator(f"tr[data-batch-id='{batch_id}']")).to_have_count(0)
+
+
+def _sse_data(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    for line in lines:
+        if line.startswith("data: "):
+            yield json.loads(line.removeprefix("data: "))
+
+
+def test_the_dashboards_streams_are_the_signed_in_workspaces_only(
+    page: Page, dashboard: Dashboard
+) -> None:
+    blue = dashboard.create(1, "blues")
+    red = dashboard.client(dashboard.red).messages.batches.create(
+        requests=[simple_request("reds")]  # type: ignore[list-item]
+    )
+    wait_until_ended(dashboard.client(), blue)
+    wait_until_ended(dashboard.client(dashboard.red), red.id)
+    sign_in(page, dashboard, dashboard.red)
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+
+    # An ended batch's stream from the start: its events, then the end of the response.
+    answer = httpx.get(f"{dashboard.url}/batches/{red.id}/events?after=0", cookies=cookies)
+    assert answer.headers["content-type"].startswith("text/event-stream")
+    types = [event["type"] for event in _sse_data(iter(answer.text.splitlines()))]
+    assert types[0] == "batch.created" and types[-1] == "batch.ended"
+    url = f"{dashboard.url}/events?after=0"
+    with httpx.stream("GET", url, cookies=cookies, timeout=30) as stream:
+        for event in _sse_data(stream.iter_lines()):
+            assert event["data"]["id"] != blue
+            if event["data"]["id"] == red.id and event["type"] == "batch.ended":
+                break
+    assert httpx.get(f"{dashboard.url}/batches/{blue}/events", cookies=cookies).status_code == 404
+    signed_out = httpx.get(f"{dashboard.url}/events")
+    assert signed_out.status_code == 303 and "/ui/signin" in signed_out.headers["location"]
 
 
 def test_without_keys_the_dashboard_opens_without_signing_in(

@@ -609,6 +609,10 @@ class Store(Protocol):
         """The endpoint's deliveries, newest first."""
         ...
 
+    def batch_deliveries(self, owner: str, batch_id: str, limit: int) -> list[DeliveryRow]:
+        """The deliveries of the batch's events to every endpoint, newest first."""
+        ...
+
     def redeliver(self, owner: str, webhook_id: str, delivery_id: int, now: float) -> bool:
         """Attempts the delivery again now, whatever became of it; False if unknown."""
         ...

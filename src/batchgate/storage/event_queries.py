@@ -249,6 +249,18 @@ class EventTables:
         ).fetchall()
         return [delivery_row(row) for row in rows]
 
+    def batch_deliveries(self, db: Any, owner: str, batch_id: str, limit: int) -> list[DeliveryRow]:
+        columns = ", ".join(f"d.{name.strip()}" for name in DELIVERY_COLUMNS.split(","))
+        rows = db.execute(
+            self._q(
+                f"SELECT {columns} FROM batch_events e"
+                " JOIN webhook_deliveries d ON d.event_id = e.id"
+                " WHERE e.batch_id = ? AND e.owner = ? ORDER BY d.id DESC LIMIT ?"
+            ),
+            (batch_id, owner, limit),
+        ).fetchall()
+        return [delivery_row(row) for row in rows]
+
     def redeliver(self, db: Any, owner: str, webhook_id: str, delivery_id: int, now: float) -> bool:
         rows = db.execute(
             self._q(

@@ -882,6 +882,10 @@ class PostgresStore:
         with self._pool.connection() as db:
             return EVENTS.deliveries(db, owner, webhook_id, limit, before_id)
 
+    def batch_deliveries(self, owner: str, batch_id: str, limit: int) -> list[DeliveryRow]:
+        with self._pool.connection() as db:
+            return EVENTS.batch_deliveries(db, owner, batch_id, limit)
+
     def redeliver(self, owner: str, webhook_id: str, delivery_id: int, now: float) -> bool:
         with self._pool.connection() as db, db.transaction():
             redelivered = EVENTS.redeliver(db, owner, webhook_id, delivery_id, now)

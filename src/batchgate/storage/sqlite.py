@@ -833,6 +833,9 @@ class SQLiteStore:
     ) -> list[DeliveryRow]:
         return EVENTS.deliveries(self._reader, owner, webhook_id, limit, before_id)
 
+    def batch_deliveries(self, owner: str, batch_id: str, limit: int) -> list[DeliveryRow]:
+        return EVENTS.batch_deliveries(self._reader, owner, batch_id, limit)
+
     def redeliver(self, owner: str, webhook_id: str, delivery_id: int, now: float) -> bool:
         with self._transaction() as db:
             redelivered = EVENTS.redeliver(db, owner, webhook_id, delivery_id, now)

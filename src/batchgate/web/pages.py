@@ -1,7 +1,8 @@
 """The dashboard's pages and the actions their forms post.
 
 Pages are rendered on the server; htmx refreshes the parts that move (`*_live` fragments)
-every 2 s while the tab is visible and the batch is not over. A batch is only ever read
+when the page's events stream (web/streams.py) tells of an event, while the tab is visible and
+the batch is not over. A batch is only ever read
 through the caller's workspace, so another workspace's batch id is a 404 page.
 """
 
@@ -29,7 +30,7 @@ from batchgate.service.batches import BatchNotFound
 from batchgate.service.result_views import ResultFilter, ResultView
 from batchgate.service.retries import RetrySelection
 from batchgate.storage.base import BatchFilter, BatchRow, WrongState
-from batchgate.web import backends, bulk, display, results, submit
+from batchgate.web import backends, bulk, chart, deliveries, display, results, streams, submit
 from batchgate.web.session import (
     CSRF_FIELD,
     KEY_COOKIE,
@@ -205,11 +206,14 @@ def _common(request: Request, who: Caller) -> dict[str, Any]:
 @page
 async def batches_page(request: Request) -> Response:
     who = await caller(request)
+    # Read before the batches: the page's stream starts there and misses nothing after them.
+    events_after = await app_state(request).events.latest(who.owner)
     listed = await _batches(request, who.owner)
     template = "batches_rows.html" if _live(request) else "batches.html"
     return render(
         request,
         template,
+        events_after=events_after,
         listed=listed,
         batches=listed.batches,
         query=listed.query,
@@ -228,10 +232,25 @@ async def _batch(request: Request, who: Caller) -> BatchRow:
 @page
 async def batch_page(request: Request) -> Response:
     who = await caller(request)
+    state = app_state(request)
+    events_after = await state.events.latest(who.owner)  # as for the batches page
     batch = await _batch(request, who)
-    lineage = (await app_state(request).batches.lineage(who.owner, [batch])).get(batch.id)
+    lineage = (await state.batches.lineage(who.owner, [batch])).get(batch.id)
+    events = await anyio.to_thread.run_sync(chart.batch_events, state.store, who.owner, batch.id)
+    sent = await anyio.to_thread.run_sync(
+        state.store.batch_deliveries, who.owner, batch.id, deliveries.SHOWN
+    )
     template = "batch_live.html" if _live(request) else "batch.html"
-    return render(request, template, batch=batch, lineage=lineage, **_common(request, who))
+    return render(
+        request,
+        template,
+        batch=batch,
+        lineage=lineage,
+        events_after=events_after,
+        chart=chart.chart(batch, events),
+        deliveries=deliveries.shown(sent, events),
+        **_common(request, who),
+    )
 
 
 @page
@@ -448,12 +467,14 @@ routes = [
             Route("/signin", signin, methods=["POST"]),
             Route("/signout", signout, methods=["POST"]),
             Route("/batches", batches_page),
+            Route("/events", page(streams.workspace_events)),
             Route("/backends", backends_page),
             Route("/submit", submit_form, methods=["GET"]),
             Route("/submit", submit_batch, methods=["POST"]),
             Route("/batches/bulk", bulk_preview, methods=["GET"]),
             Route("/batches/bulk", bulk_apply, methods=["POST"]),
             Route("/batches/{batch_id}", batch_page),
+            Route("/batches/{batch_id}/events", page(streams.batch_events)),
             Route("/batches/{batch_id}/errors", batch_errors),
             Route("/batches/{batch_id}/results", batch_results),
             Route("/batches/{batch_id}/results.jsonl", download),

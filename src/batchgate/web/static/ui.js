@@ -5,3 +5,59 @@ document.addEventListener("submit", (event) => {
     event.preventDefault();
   }
 });
+
+// Live parts (data-live) refresh when the page's one events stream (data-events) tells of an
+// event, at most once a second however many arrive. The stream starts after the event the page
+// was rendered at (data-after) and is closed while the tab is hidden; back in view it resumes
+// after the last event heard, so what happened meanwhile refreshes the page once.
+(() => {
+  const holder = document.querySelector("[data-events]");
+  if (!holder || !window.EventSource) {
+    return;
+  }
+  const TYPES = ["batch.created", "batch.progress", "batch.canceling", "batch.ended",
+    "batch.archived", "batch.deleted"];
+  let after = holder.dataset.after;
+  let source = null;
+  let over = false;
+  let timer = null;
+  let last = 0;
+  const refresh = () => {
+    if (timer === null) {
+      timer = setTimeout(() => {
+        timer = null;
+        last = Date.now();
+        document.querySelectorAll("[data-live]").forEach((part) => htmx.trigger(part, "events"));
+      }, Math.max(0, last + 1000 - Date.now()));
+    }
+  };
+  const close = () => {
+    source.close();
+    source = null;
+    holder.dataset.stream = "closed";
+  };
+  const heard = (event) => {
+    after = event.lastEventId || after;
+    refresh();
+    // A batch's stream ends with its batch.ended: nothing more to wait for.
+    if (event.type === holder.dataset.lastEvent) {
+      over = true;
+      close();
+    }
+  };
+  const open = () => {
+    source = new EventSource(`${holder.dataset.events}?after=${after}`);
+    TYPES.forEach((type) => source.addEventListener(type, heard));
+    holder.dataset.stream = "open";
+  };
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden" && source) {
+      close();
+    } else if (document.visibilityState === "visible" && !source && !over) {
+      open();
+    }
+  });
+  if (document.visibilityState === "visible") {
+    open();
+  }
+})();
