@@ -1,10 +1,13 @@
 """Labels (`metadata`) on creates and the list filters, through the official SDK."""
 
+import time
 import uuid
 from collections.abc import Callable
 
 import anthropic
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import Server, simple_request
 
@@ -14,6 +17,23 @@ def create(client: anthropic.Anthropic, **extra: object) -> anthropic.types.mess
         requests=[simple_request("a")],  # type: ignore[list-item]
         extra_body=extra,
     )
+
+
+def wait_until_running(server: Server, count: int) -> None:
+    """Until `count` requests are running on the backend (the engine's gauge in /metrics)."""
+    deadline = time.monotonic() + 30
+    while True:
+        exposition = httpx.get(f"{server.base_url}/metrics", timeout=10).text
+        running = sum(
+            sample.value
+            for family in text_string_to_metric_families(exposition)
+            if family.name == "batchgate_requests_in_flight"
+            for sample in family.samples
+        )
+        if running >= count:
+            return
+        assert time.monotonic() < deadline, f"{running} of {count} requests running"
+        time.sleep(0.05)
 
 
 def listed(client: anthropic.Anthropic, limit: int = 2, **query: object) -> list[str]:
@@ -58,6 +78,7 @@ def test_processing_status_filters_alone_and_with_labels(
     client = server.client()
     run = uuid.uuid4().hex
     running = [create(client, metadata={"run": run}).id for _ in range(3)]
+    wait_until_running(server, 3)
     # Its request is in flight for a minute: the batch stays canceling meanwhile.
     canceling = client.messages.batches.cancel(running.pop()).id
     assert listed(client, processing_status="canceling") == [canceling]

@@ -8,6 +8,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from batchgate.config.settings import Settings
+from batchgate.engine.outages import Outages
 from batchgate.engine.webhook_delivery import (
     RETRY_DELAYS_SECONDS,
     WebhookDelivery,
@@ -50,7 +51,12 @@ def test_the_payload_is_thin_and_both_secrets_sign_after_a_rotation() -> None:
 
 
 def test_retries_follow_the_schedule_scaled_jittered_and_after_retry_after() -> None:
-    engine = WebhookDelivery(None, Settings(webhook_retry_scale=0.5), "w")  # type: ignore[arg-type]
+    engine = WebhookDelivery(
+        None,  # type: ignore[arg-type]
+        Settings(webhook_retry_scale=0.5),
+        "w",
+        Outages(),
+    )
     for attempts, base in enumerate(RETRY_DELAYS_SECONDS):
         outcome = engine._retry_or_fail(leased(attempts), {"at": 100.0}, None)
         assert outcome.state == "pending" and outcome.next_attempt_at is not None

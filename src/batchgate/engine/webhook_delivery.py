@@ -92,13 +92,13 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 
 class WebhookDelivery:
-    def __init__(self, store: Store, settings: Settings, worker_id: str) -> None:
+    def __init__(self, store: Store, settings: Settings, worker_id: str, outages: Outages) -> None:
         self._store = store
         self._settings = settings
         self._worker_id = worker_id
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._outages = Outages()
+        self._outages = outages
         self.stopping = False
 
     def stop(self) -> None:

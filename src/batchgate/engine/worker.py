@@ -179,7 +179,9 @@ class Engine:
         self._router = router
         self._abort_watch = AbortWatch(store, prices)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        self._webhooks = WebhookDelivery(store, settings, self.worker_id)
+        self._outages = Outages()
+        # Its store calls wait out the same outages, said once for the whole engine.
+        self._webhooks = WebhookDelivery(store, settings, self.worker_id, self._outages)
         self._wake = asyncio.Event()
         self._work_announced = False
         self._slots = asyncio.Semaphore(settings.max_concurrency)
@@ -195,7 +197,6 @@ class Engine:
         self._leased_ahead: deque[LeasedChunk] = deque()
         # Until a chunk has ended, chunks are taken to be fast where some route answers at once.
         self._last_chunk_seconds = 0.0 if router.answers_any_at_once else math.inf
-        self._outages = Outages()
         self._internal_errors = InternalErrors()
         self._next_housekeeping = 0.0
         self._next_poll = 0.0
