@@ -41,7 +41,8 @@ async def readyz(request: Request) -> JSONResponse:
         log.warning("readiness: %s", schema_problem)
         return _not_ready("schema not current")
     if state.engine is not None and not state.engine.running:
-        return _not_ready("engine not running")
+        # A drain that began while the database answered stops the engine too.
+        return _not_ready("shutting down" if state.shutting_down else "engine not running")
     return JSONResponse({"status": "ready"})
 
 
