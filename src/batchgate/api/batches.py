@@ -5,7 +5,6 @@ import logging
 import math
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
@@ -21,30 +20,18 @@ from batchgate.api.ingest import check_requests, decode_create_body, into_chunks
 from batchgate.api.result_query import LAST_PART_HEADER, flag, result_query
 from batchgate.api.state import AppState
 from batchgate.config.prices import PriceTable
+from batchgate.lifecycle.events import timestamp
 from batchgate.observability import metrics
 from batchgate.service.idempotency import MAX_KEY_LENGTH, IdempotentCreate
 from batchgate.service.retries import Lineage
 from batchgate.service.webhooks import WebhookRefused, check_url
-from batchgate.storage.base import BatchFilter, BatchOptions, BatchRow, TokenUsage
+from batchgate.storage.base import BatchFilter, BatchOptions, BatchRow
 
 STATUSES = ("in_progress", "canceling", "ended")
 # `metadata[key]=value` in a list's query string.
 LABEL_FILTER = re.compile(r"metadata\[(?P<key>[^\]]+)\]")
 
 log = logging.getLogger("batchgate.api")
-
-
-def _timestamp(seconds: float | None) -> str | None:
-    if seconds is None:
-        return None
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
-
-
-def usage_object(usage: TokenUsage) -> dict[str, int]:
-    """Token counts as Anthropic's Message.usage names them."""
-    fields = dataclasses.asdict(usage)
-    del fields["requests"]
-    return fields
 
 
 def cost_object(usd: float | None) -> dict[str, Any] | None:
@@ -64,25 +51,19 @@ def batch_object(
         "id": batch.id,
         "type": "message_batch",
         "processing_status": batch.status,
-        "request_counts": {
-            "processing": batch.processing,
-            "succeeded": batch.succeeded,
-            "errored": batch.errored,
-            "canceled": batch.canceled,
-            "expired": batch.expired,
-        },
-        "created_at": _timestamp(batch.created_at),
-        "expires_at": _timestamp(batch.expires_at),
-        "ended_at": _timestamp(batch.ended_at),
-        "cancel_initiated_at": _timestamp(batch.cancel_initiated_at),
-        "archived_at": _timestamp(batch.archived_at),
+        "request_counts": batch.request_counts,
+        "created_at": timestamp(batch.created_at),
+        "expires_at": timestamp(batch.expires_at),
+        "ended_at": timestamp(batch.ended_at),
+        "cancel_initiated_at": timestamp(batch.cancel_initiated_at),
+        "archived_at": timestamp(batch.archived_at),
         "results_url": results_url,
         # batchgate extensions (docs/api.md, "Beyond the original").
         "metadata": dict(batch.metadata or {}),
         "priority": batch.priority,
         "abort": batch.abort_policy,
         "cancel_reason": batch.cancel_reason,
-        "usage": usage_object(batch.total_usage),
+        "usage": batch.total_usage.token_counts(),
         "cost": cost_object(prices.cost(batch.usage)),
         **(lineage.fields() if lineage is not None else {}),
     }

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from batchgate.api.batches import context, cost_object, json_response, usage_object
+from batchgate.api.batches import context, cost_object, json_response
 from batchgate.api.errors import ApiError
 from batchgate.service.usage import DAY_SECONDS, GROUPINGS, UsageGroup, usage_report
 
@@ -64,7 +64,7 @@ def _group_object(group: UsageGroup, group_by: list[str]) -> dict[str, Any]:
         keys["day"] = _day(group.day)
     return {
         **keys,
-        "usage": usage_object(group.usage),
+        "usage": group.usage.token_counts(),
         "requests": dataclasses.asdict(group.requests),
         "cost": cost_object(group.cost),
     }

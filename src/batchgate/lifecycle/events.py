@@ -6,7 +6,6 @@ of the batch as that change left it; streams and webhooks send what was stored. 
 validation, each with only the batch's id.
 """
 
-import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,20 +71,12 @@ def ended_reason(batch: BatchRow) -> str:
 
 def event_data(batch: BatchRow, event_type: str) -> dict[str, Any]:
     """The batch as the event saw it: ids, status, counts and usage, never requests or results."""
-    usage = dataclasses.asdict(batch.total_usage)
-    del usage["requests"]
     data: dict[str, Any] = {
         "id": batch.id,
         "type": "message_batch",
         "processing_status": batch.status,
-        "request_counts": {
-            "processing": batch.processing,
-            "succeeded": batch.succeeded,
-            "errored": batch.errored,
-            "canceled": batch.canceled,
-            "expired": batch.expired,
-        },
-        "usage": usage,
+        "request_counts": batch.request_counts,
+        "usage": batch.total_usage.token_counts(),
         "created_at": timestamp(batch.created_at),
         "ended_at": timestamp(batch.ended_at),
     }

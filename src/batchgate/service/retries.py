@@ -104,23 +104,13 @@ class Lineage:
         return shown
 
 
-def counts_of(batch: BatchRow) -> dict[str, int]:
-    return {
-        "processing": batch.processing,
-        "succeeded": batch.succeeded,
-        "errored": batch.errored,
-        "canceled": batch.canceled,
-        "expired": batch.expired,
-    }
-
-
 def merged_counts(chain: list[BatchRow], retries: list[RetryRow]) -> dict[str, int]:
     """The counts of the merged results of `chain` (a batch, then each retry in turn), whose
     `retries` say which results each retry replaces: each batch's counts less those, plus its
     retry's, from the last retry back."""
-    counts = counts_of(chain[-1])
+    counts = chain[-1].request_counts
     for batch, retry in zip(reversed(chain[:-1]), reversed(retries), strict=True):
-        own = counts_of(batch)
+        own = batch.request_counts
         replaced = retry.retried
         for kind in ("succeeded", "errored", "canceled", "expired"):
             counts[kind] += own[kind] - getattr(replaced, kind)

@@ -55,6 +55,15 @@ class TokenUsage:
             self.cache_read_input_tokens + other.cache_read_input_tokens,
         )
 
+    def token_counts(self) -> dict[str, int]:
+        """The token counts as Anthropic's Message.usage names them."""
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_creation_input_tokens": self.cache_creation_input_tokens,
+            "cache_read_input_tokens": self.cache_read_input_tokens,
+        }
+
 
 # Token usage per model: (model, usage) pairs.
 UsageByModel = tuple[tuple[str, TokenUsage], ...]
@@ -160,6 +169,17 @@ class BatchRow:
     @property
     def total_usage(self) -> TokenUsage:
         return sum((usage for _, usage in self.usage), TokenUsage())
+
+    @property
+    def request_counts(self) -> dict[str, int]:
+        """The counts as Anthropic's batch object shows them."""
+        return {
+            "processing": self.processing,
+            "succeeded": self.succeeded,
+            "errored": self.errored,
+            "canceled": self.canceled,
+            "expired": self.expired,
+        }
 
 
 @dataclass(frozen=True, slots=True)
