@@ -164,6 +164,27 @@ def test_a_batch_s_own_webhook_url_is_signed_with_the_workspace_secret(
     receiver.stop()
 
 
+def test_a_retry_delivers_to_its_parent_s_webhook_url(
+    start_server: Callable[..., Server],
+) -> None:
+    receiver = Receiver().start()
+    server = start_server(simulator_fault_rate="0.5", **FAST_RETRIES)
+    parent = create(server, 20, webhook_url=receiver.url)
+    wait_until_ended(server.client(), parent)
+    response = api(server, "POST", f"/v1/messages/batches/{parent}/retry")
+    assert response.status_code == 200, response.text
+    retry = response.json()["id"]
+    wait_until_ended(server.client(), retry)
+    calls = receiver.wait_for(
+        lambda calls: (
+            {c.payload["data"]["id"] for c in calls if c.payload["type"] == "batch.ended"}
+            == {parent, retry}
+        )
+    )
+    assert {call.payload["data"]["id"] for call in calls} == {parent, retry}
+    receiver.stop()
+
+
 def test_redirects_are_not_followed_and_deliveries_can_be_redelivered(
     start_server: Callable[..., Server],
 ) -> None:

@@ -323,8 +323,13 @@ class BatchService:
                 taken.total,
                 chunks,
                 retry_of=RetryRow(child_id, parent.id, now, taken),
-                # A retry keeps its parent's labels, priority and abort policy.
-                options=BatchOptions(parent.metadata, parent.priority, parent.abort_policy),
+                # A retry keeps its parent's labels, priority, abort policy and webhook_url.
+                options=BatchOptions(
+                    parent.metadata,
+                    parent.priority,
+                    parent.abort_policy,
+                    webhook_url=parent.webhook_url,
+                ),
             )
         )
         await self._announce_work()

@@ -148,6 +148,8 @@ class BatchRow:
     abort_policy: Mapping[str, Any] | None = None
     # Why it was canceled: {"type": "user"} or {"type": "abort_policy", "message": ...}.
     cancel_reason: Mapping[str, Any] | None = None
+    # Where the batch's own events are delivered besides the workspace's webhooks.
+    webhook_url: str | None = None
     usage: UsageByModel = ()
 
     @classmethod
@@ -164,6 +166,7 @@ class BatchRow:
             batch_id, "in_progress", total, total, 0, 0, 0, 0,
             created_at, expires_at, None, None, None,
             options.metadata or None, options.priority, options.abort_policy,
+            None, options.webhook_url,
         )  # fmt: skip
 
     @property

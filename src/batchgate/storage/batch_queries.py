@@ -16,7 +16,7 @@ from batchgate.storage.base import BatchFilter, BatchRow, TokenUsage, UsageByMod
 BATCH_FIELDS = (
     "id, status, total, processing, succeeded, errored, canceled, expired,"
     " created_at, expires_at, ended_at, cancel_initiated_at, archived_at,"
-    " metadata, priority, abort_policy, cancel_reason"
+    " metadata, priority, abort_policy, cancel_reason, webhook_url"
 )
 USAGE_FIELDS = (
     "requests, input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens"
@@ -33,7 +33,7 @@ def as_json(value: Mapping[str, Any] | None) -> str | None:
 
 def batch_row(row: tuple[Any, ...], usage: UsageByModel = ()) -> BatchRow:
     """A row of BATCH_FIELDS, its JSON columns decoded."""
-    metadata, priority, abort_policy, cancel_reason = row[13:17]
+    metadata, priority, abort_policy, cancel_reason, webhook_url = row[13:18]
     # The first 13 columns are BatchRow's first 13 fields, which mypy cannot tell from a tuple.
     return BatchRow(  # type: ignore[call-arg]
         *row[:13],
@@ -41,6 +41,7 @@ def batch_row(row: tuple[Any, ...], usage: UsageByModel = ()) -> BatchRow:
         priority,
         None if abort_policy is None else orjson.loads(abort_policy),
         None if cancel_reason is None else orjson.loads(cancel_reason),
+        webhook_url,
         usage,
     )
 
