@@ -213,6 +213,7 @@ class OpenAIService:
         return _on_threads(lines)
 
     async def delete_file(self, owner: str, file_id: str) -> None:
+        await self.get_file(owner, file_id)  # an expired one is gone already
         if not await anyio.to_thread.run_sync(self._store.delete_file, owner, file_id):
             raise FileNotFound(f"No such File object: {file_id}")
 
