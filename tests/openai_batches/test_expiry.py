@@ -70,6 +70,8 @@ def test_an_uploaded_file_expires_and_is_deleted_with_its_bytes(
         ({"anchor": "created_at", "seconds": HOUR - 1}, "expires_after.seconds"),
         ({"anchor": "created_at", "seconds": THIRTY_DAYS + 1}, "expires_after.seconds"),
         ({"anchor": "last_active_at", "seconds": HOUR}, "expires_after.anchor"),
+        ({"anchor": "created_at", "seconds": "\u00b2\u00b2\u00b2\u00b2"}, "expires_after.seconds"),
+        ({"anchor": "created_at", "seconds": "9" * 5000}, "expires_after.seconds"),
     ],
 )
 def test_an_upload_whose_expiry_is_out_of_range_is_refused(

@@ -53,6 +53,14 @@ def expires_seconds(anchor: object, seconds: object, param: str) -> int:
     return seconds
 
 
+def _form_number(text: str | None) -> object:
+    """A form field's whole number, written in ASCII digits; anything else as it came, for the
+    check to refuse."""
+    if text is not None and text.isascii() and text.isdigit() and len(text) <= 18:
+        return int(text)
+    return text
+
+
 def file_object(file: FileRow) -> dict[str, Any]:
     return {
         "id": file.id,
@@ -155,9 +163,7 @@ async def upload_file(request: Request) -> Response:
         seconds = upload.fields.get("expires_after[seconds]")
         expires = None
         if anchor is not None or seconds is not None:
-            # A form's fields are text: the seconds are a number written in digits.
-            number = int(seconds) if seconds is not None and seconds.isdigit() else seconds
-            expires = expires_seconds(anchor, number, "expires_after")
+            expires = expires_seconds(anchor, _form_number(seconds), "expires_after")
         if upload.file.size > limit:
             raise ApiError(413, f"The file is larger than this server's limit of {limit} bytes.")
         filename = (upload.file.file_name or b"file.jsonl").decode("utf-8", "replace")
