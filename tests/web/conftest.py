@@ -111,3 +111,10 @@ def sign_in(page: Page, dashboard: Dashboard, key: str) -> None:
     page.get_by_label("API key").fill(key)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{dashboard.url}/batches")
+
+
+def post_form(context: BrowserContext, url: str, csrf: bool = True) -> int:
+    """Posts a form as the page's own would, with the browser's cookies (and its token)."""
+    token = next(c["value"] for c in context.cookies() if c["name"] == "batchgate_csrf")
+    form = {"csrf": token} if csrf else {}
+    return context.request.post(url, form=form, max_redirects=0).status

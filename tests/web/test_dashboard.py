@@ -12,7 +12,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from conftest import Server, simple_request, wait_until_ended
 from events.receiver import Receiver
-from web.conftest import Dashboard, Screenshots, sign_in
+from web.conftest import Dashboard, Screenshots, post_form, sign_in
 
 # A batch of the dashboard's server ends within seconds.
 LIVE_TIMEOUT_MS = 30_000
@@ -303,13 +303,6 @@ def test_delete_an_ended_batch(page: Page, dashboard: Dashboard) -> None:
     expect(page.get_by_role("heading", name="Not found")).to_be_visible()
 
 
-def _post_form(context: BrowserContext, url: str, csrf: bool = True) -> int:
-    """Posts a form as the page's own would, with the browser's cookies (and its token)."""
-    token = next(c["value"] for c in context.cookies() if c["name"] == "batchgate_csrf")
-    form = {"csrf": token} if csrf else {}
-    return context.request.post(url, form=form, max_redirects=0).status
-
-
 def test_a_read_only_key_sees_no_actions_and_is_refused_if_it_posts_one(
     page: Page, context: BrowserContext, dashboard: Dashboard, shoot: Screenshots
 ) -> None:
@@ -322,7 +315,7 @@ def test_a_read_only_key_sees_no_actions_and_is_refused_if_it_posts_one(
     expect(page.get_by_role("button", name=re.compile("^(Cancel|Retry|Delete)"))).to_have_count(0)
     shoot(page, "read-only")
     for action in ("cancel", "retry", "delete"):
-        assert _post_form(context, f"{dashboard.url}/batches/{batch_id}/{action}") == 403
+        assert post_form(context, f"{dashboard.url}/batches/{batch_id}/{action}") == 403
     assert dashboard.client().messages.batches.retrieve(batch_id).cancel_initiated_at is None
     dashboard.client().messages.batches.cancel(batch_id)
 
@@ -332,7 +325,7 @@ def test_an_action_without_the_csrf_token_is_refused(
 ) -> None:
     batch_id = dashboard.create(2000, "forged")
     sign_in(page, dashboard, dashboard.blue)
-    assert _post_form(context, f"{dashboard.url}/batches/{batch_id}/cancel", csrf=False) == 403
+    assert post_form(context, f"{dashboard.url}/batches/{batch_id}/cancel", csrf=False) == 403
     forged = httpx.post(
         f"{dashboard.url}/batches/{batch_id}/cancel",
         data={"csrf": "guessed"},
@@ -449,7 +442,7 @@ def test_a_read_only_key_cannot_submit(
 ) -> None:
     sign_in(page, dashboard, dashboard.viewer)
     expect(page.get_by_role("link", name="Submit")).to_have_count(0)
-    assert _post_form(context, f"{dashboard.url}/submit") == 403
+    assert post_form(context, f"{dashboard.url}/submit") == 403
 
 
 def _labelled(dashboard: Dashboard, count: int, label: dict[str, str], key: str = "") -> str:

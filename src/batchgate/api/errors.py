@@ -38,20 +38,32 @@ RETRY_AFTER_SECONDS = 5
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+        param: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers
+        # The parameter at fault, which OpenAI's envelope names (Anthropic's has no place for it).
+        self.param = param
 
 
 def error_response(
-    request: Request, status: int, message: str, headers: Mapping[str, str] | None = None
+    request: Request,
+    status: int,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    param: str | None = None,
 ) -> Response:
     error_type = ERROR_TYPES.get(status, "api_error")
     body: dict[str, object]
     if request.url.path.startswith(OPENAI_PATHS):
-        body = {"error": {"message": message, "type": error_type, "param": None, "code": None}}
+        body = {"error": {"message": message, "type": error_type, "param": param, "code": None}}
     else:
         body = {
             "type": "error",
@@ -65,7 +77,7 @@ def error_response(
 
 async def on_api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(request, exc.status, exc.message, exc.headers)
+    return error_response(request, exc.status, exc.message, exc.headers, exc.param)
 
 
 async def on_batch_not_found(request: Request, exc: Exception) -> Response:

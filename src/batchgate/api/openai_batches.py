@@ -17,6 +17,7 @@ from starlette.routing import Route
 from batchgate.api.batches import acting_context, context, json_response
 from batchgate.api.errors import ApiError
 from batchgate.api.ingest import read_capped_body
+from batchgate.api.openai_files import expires_seconds
 from batchgate.lifecycle.openai_status import openai_status
 from batchgate.service.openai_batches import InputFileInvalid
 from batchgate.storage.base import BatchRow
@@ -56,7 +57,7 @@ def batch_object(row: OpenAIBatchRow, batch: BatchRow | None) -> dict[str, Any]:
         "id": row.id,
         "object": "batch",
         "endpoint": row.endpoint,
-        "model": None,
+        "model": row.model,
         "errors": None if row.errors is None else {"object": "list", "data": list(row.errors)},
         "input_file_id": row.input_file_id,
         "completion_window": row.completion_window,
@@ -82,7 +83,9 @@ def _metadata(value: object) -> dict[str, str] | None:
     if value is None:
         return None
     if not isinstance(value, dict) or len(value) > MAX_METADATA_PAIRS:
-        raise ApiError(400, f"metadata: an object of at most {MAX_METADATA_PAIRS} pairs")
+        raise ApiError(
+            400, f"metadata: an object of at most {MAX_METADATA_PAIRS} pairs", param="metadata"
+        )
     for key, text in value.items():
         if (
             len(key) > MAX_METADATA_KEY
@@ -93,6 +96,7 @@ def _metadata(value: object) -> dict[str, str] | None:
                 400,
                 f"metadata: keys of at most {MAX_METADATA_KEY} characters and string values of"
                 f" at most {MAX_METADATA_VALUE} ({key[:80]!r})",
+                param="metadata",
             )
     return value
 
@@ -100,8 +104,21 @@ def _metadata(value: object) -> dict[str, str] | None:
 def _text(body: dict[str, Any], name: str) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value:
-        raise ApiError(400, f"{name}: a string is required")
+        raise ApiError(400, f"{name}: a string is required", param=name)
     return value
+
+
+def _output_expires(body: dict[str, Any]) -> int | None:
+    value = body.get("output_expires_after")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ApiError(
+            400,
+            'output_expires_after: an object {"anchor": "created_at", "seconds": N} is required',
+            param="output_expires_after",
+        )
+    return expires_seconds(value.get("anchor"), value.get("seconds"), "output_expires_after")
 
 
 async def create_batch(request: Request) -> Response:
@@ -121,9 +138,10 @@ async def create_batch(request: Request) -> Response:
             _text(body, "endpoint"),
             _text(body, "completion_window"),
             _metadata(body.get("metadata")),
+            _output_expires(body),
         )
     except InputFileInvalid as invalid:
-        raise ApiError(400, str(invalid)) from None
+        raise ApiError(400, str(invalid), param=invalid.param) from None
     return json_response(batch_object(row, batch))
 
 
@@ -145,7 +163,7 @@ async def list_batches(request: Request) -> Response:
     state, owner = await context(request)
     raw = request.query_params.get("limit", "20")
     if not raw.isdigit() or not 1 <= int(raw) <= 100:
-        raise ApiError(400, f"limit: must be an integer from 1 to 100, not {raw!r}")
+        raise ApiError(400, f"limit: must be an integer from 1 to 100, not {raw!r}", param="limit")
     page, has_more = await state.openai.list_batches(
         owner, request.query_params.get("after") or None, int(raw)
     )

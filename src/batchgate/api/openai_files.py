@@ -27,6 +27,38 @@ IN_MEMORY_BYTES = 1024 * 1024
 PARSE_BYTES = 1024 * 1024
 # The multipart framing and the purpose field, beyond the file's own bytes.
 FORM_OVERHEAD_BYTES = 64 * 1024
+# How long a file may be kept, as OpenAI's `expires_after` (and a batch's `output_expires_after`)
+# allows: an hour to 30 days after its creation, the only anchor.
+EXPIRES_SECONDS = (3600, 30 * 24 * 3600)
+EXPIRES_ANCHOR = "created_at"
+
+
+def expires_seconds(anchor: object, seconds: object, param: str) -> int:
+    """The seconds of an `expires_after` (`param`): the anchor `created_at` and a whole number of
+    seconds within EXPIRES_SECONDS."""
+    if anchor != EXPIRES_ANCHOR:
+        raise ApiError(
+            400,
+            f"{param}.anchor: must be {EXPIRES_ANCHOR!r}, not {anchor!r}",
+            param=f"{param}.anchor",
+        )
+    low, high = EXPIRES_SECONDS
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not low <= seconds <= high:
+        raise ApiError(
+            400,
+            f"{param}.seconds: must be a whole number of seconds from {low} to {high},"
+            f" not {seconds!r}",
+            param=f"{param}.seconds",
+        )
+    return seconds
+
+
+def _form_number(text: str | None) -> object:
+    """A form field's whole number, written in ASCII digits; anything else as it came, for the
+    check to refuse."""
+    if text is not None and text.isascii() and text.isdigit() and len(text) <= 18:
+        return int(text)
+    return text
 
 
 def file_object(file: FileRow) -> dict[str, Any]:
@@ -124,14 +156,19 @@ async def upload_file(request: Request) -> Response:
     try:
         purpose = upload.fields.get("purpose")
         if purpose not in PURPOSES:
-            raise ApiError(400, f"purpose: must be 'batch', not {purpose!r}")
+            raise ApiError(400, f"purpose: must be 'batch', not {purpose!r}", param="purpose")
         if upload.file is None:
-            raise ApiError(400, "file: a file part named `file` is required")
+            raise ApiError(400, "file: a file part named `file` is required", param="file")
+        anchor = upload.fields.get("expires_after[anchor]")
+        seconds = upload.fields.get("expires_after[seconds]")
+        expires = None
+        if anchor is not None or seconds is not None:
+            expires = expires_seconds(anchor, _form_number(seconds), "expires_after")
         if upload.file.size > limit:
             raise ApiError(413, f"The file is larger than this server's limit of {limit} bytes.")
         filename = (upload.file.file_name or b"file.jsonl").decode("utf-8", "replace")
         file = await state.openai.create_file(
-            owner, upload.file.file_object, upload.file.size, filename, purpose
+            owner, upload.file.file_object, upload.file.size, filename, purpose, expires
         )
     finally:
         _discard(upload)
@@ -141,7 +178,9 @@ async def upload_file(request: Request) -> Response:
 def _limit(request: Request, default: int, most: int) -> int:
     raw = request.query_params.get("limit", str(default))
     if not raw.isdigit() or not 1 <= int(raw) <= most:
-        raise ApiError(400, f"limit: must be an integer from 1 to {most}, not {raw!r}")
+        raise ApiError(
+            400, f"limit: must be an integer from 1 to {most}, not {raw!r}", param="limit"
+        )
     return int(raw)
 
 
@@ -149,7 +188,7 @@ async def list_files(request: Request) -> Response:
     state, owner = await context(request)
     order = request.query_params.get("order", "desc")
     if order not in ("asc", "desc"):
-        raise ApiError(400, f"order: must be 'asc' or 'desc', not {order!r}")
+        raise ApiError(400, f"order: must be 'asc' or 'desc', not {order!r}", param="order")
     page, has_more = await state.openai.list_files(
         owner,
         request.query_params.get("purpose") or None,

@@ -4,6 +4,7 @@ envelope (api/openai_files.py, api/openai_batches.py; docs/api.md, "OpenAI Batch
 from typing import Any
 
 from batchgate.api.errors import ERROR_TYPES
+from batchgate.api.openai_files import EXPIRES_ANCHOR, EXPIRES_SECONDS
 from batchgate.config.settings import Settings
 from batchgate.engine.openai_requests import ENDPOINTS
 from batchgate.service.openai_batches import COMPLETION_WINDOWS
@@ -66,6 +67,19 @@ def _path_id(description: str) -> dict[str, Any]:
         "required": True,
         "description": description,
         "schema": {"type": "string"},
+    }
+
+
+def _expires_after(description: str) -> dict[str, Any]:
+    low, high = EXPIRES_SECONDS
+    return {
+        "type": "object",
+        "description": description,
+        "required": ["anchor", "seconds"],
+        "properties": {
+            "anchor": {"const": EXPIRES_ANCHOR},
+            "seconds": {"type": "integer", "minimum": low, "maximum": high},
+        },
     }
 
 
@@ -208,7 +222,7 @@ def schemas() -> dict[str, Any]:
                     "properties": {
                         "message": {"type": "string"},
                         "type": {"enum": sorted({*ERROR_TYPES.values(), "api_error"})},
-                        "param": {"type": "null"},
+                        "param": _nullable({"type": "string"}),
                         "code": {"type": "null"},
                     },
                 }
@@ -220,6 +234,14 @@ def schemas() -> dict[str, Any]:
             "properties": {
                 "file": {"type": "string", "format": "binary"},
                 "purpose": {"enum": ["batch"]},
+                # A form's nested fields, as the SDK sends `expires_after`.
+                "expires_after[anchor]": {"const": EXPIRES_ANCHOR},
+                "expires_after[seconds]": {
+                    "type": "integer",
+                    "minimum": EXPIRES_SECONDS[0],
+                    "maximum": EXPIRES_SECONDS[1],
+                    "description": "The file expires this many seconds after its upload.",
+                },
             },
         },
         "OpenAIFile": {
@@ -261,6 +283,11 @@ def schemas() -> dict[str, Any]:
                         "additionalProperties": {"type": "string", "maxLength": 512},
                     }
                 ),
+                "output_expires_after": _nullable(
+                    _expires_after(
+                        "Its output and error files expire this many seconds after they are made."
+                    )
+                ),
             },
         },
         "OpenAIBatch": {
@@ -278,7 +305,7 @@ def schemas() -> dict[str, Any]:
                 "id": {"type": "string"},
                 "object": {"const": "batch"},
                 "endpoint": {"type": "string"},
-                "model": {"type": "null"},
+                "model": _nullable({"type": "string"}),
                 "errors": _nullable(
                     {
                         "type": "object",

@@ -423,6 +423,9 @@ class Engine:
         await anyio.to_thread.run_sync(
             self._store.forget_idempotency_keys, now - self._settings.idempotency_seconds
         )
+        expired = await anyio.to_thread.run_sync(self._store.delete_expired_files, now)
+        if expired:
+            log.info("deleted %d expired files", expired)
         await anyio.to_thread.run_sync(
             self._store.forget_events,
             now - self._settings.progress_event_seconds,

@@ -9,7 +9,7 @@ first reader does it), each made from its results when read, never stored twice.
 
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 import anyio.to_thread
@@ -36,7 +36,11 @@ class FileNotFound(BatchNotFound):
 
 
 class InputFileInvalid(Exception):
-    """The create's arguments are wrong (not its file's lines): 400."""
+    """The create's arguments are wrong (not its file's lines): 400, naming the parameter."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"{param}: {message}")
+        self.param = param
 
 
 class _InputLine(msgspec.Struct):
@@ -61,6 +65,8 @@ class CheckedFile:
     custom_ids: list[str] = field(default_factory=list)
     bodies: list[msgspec.Raw] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # The model every request names (the first valid line's, where lines disagree).
+    model: str | None = None
 
     def error(self, code: str, message: str, line: int | None) -> None:
         if len(self.errors) < MAX_LINE_ERRORS:
@@ -82,7 +88,6 @@ def check_input_file(lines: Iterable[bytes], endpoint: str, max_lines: int) -> C
     """Each line checked as OpenAI checks a batch's input file, numbered from 1."""
     checked = CheckedFile()
     seen: set[str] = set()
-    model: str | None = None
     number = 0
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -118,12 +123,12 @@ def check_input_file(lines: Iterable[bytes], endpoint: str, max_lines: int) -> C
                 "invalid_body", f"The body is not a request with a model: {error}", number
             )
             continue
-        if model is None:
-            model = line_model
-        elif line_model != model:
+        if checked.model is None:
+            checked.model = line_model
+        elif line_model != checked.model:
             checked.error(
                 "mismatched_model",
-                f"Every line must name the same model: {line_model!r} after {model!r}.",
+                f"Every line must name the same model: {line_model!r} after {checked.model!r}.",
                 number,
             )
             continue
@@ -169,16 +174,26 @@ class OpenAIService:
     # --- files --------------------------------------------------------------------------
 
     async def create_file(
-        self, owner: str, upload: IO[bytes], size: int, filename: str, purpose: str
+        self,
+        owner: str,
+        upload: IO[bytes],
+        size: int,
+        filename: str,
+        purpose: str,
+        expires_seconds: int | None = None,
     ) -> FileRow:
-        """Stores an uploaded file, read from `upload` (a temporary file) in pieces."""
-        file = FileRow(new_file_id(), owner, purpose, filename, size, time.time())
+        """Stores an uploaded file, read from `upload` (a temporary file) in pieces; one with
+        `expires_seconds` is deleted that long after (the engine's housekeeping)."""
+        now = time.time()
+        expires_at = None if expires_seconds is None else now + expires_seconds
+        file = FileRow(new_file_id(), owner, purpose, filename, size, now, expires_at)
         await anyio.to_thread.run_sync(self._store.create_file, file, _pieces(upload))
         return file
 
     async def get_file(self, owner: str, file_id: str) -> FileRow:
         file = await anyio.to_thread.run_sync(self._store.get_file, owner, file_id)
-        if file is None:
+        # An expired file is gone, even in the moment before housekeeping deletes it.
+        if file is None or (file.expires_at is not None and file.expires_at <= time.time()):
             raise FileNotFound(f"No such File object: {file_id}")
         return file
 
@@ -198,6 +213,7 @@ class OpenAIService:
         return _on_threads(lines)
 
     async def delete_file(self, owner: str, file_id: str) -> None:
+        await self.get_file(owner, file_id)  # an expired one is gone already
         if not await anyio.to_thread.run_sync(self._store.delete_file, owner, file_id):
             raise FileNotFound(f"No such File object: {file_id}")
 
@@ -210,18 +226,19 @@ class OpenAIService:
         endpoint: str,
         completion_window: str,
         metadata: Mapping[str, str] | None,
+        output_expires_seconds: int | None = None,
     ) -> tuple[OpenAIBatchRow, BatchRow | None]:
         if endpoint not in ENDPOINTS:
             raise InputFileInvalid(
-                f"endpoint: {endpoint!r} is not supported; use one of {', '.join(ENDPOINTS)}"
+                "endpoint", f"{endpoint!r} is not supported; use one of {', '.join(ENDPOINTS)}"
             )
         window = COMPLETION_WINDOWS.get(completion_window)
         if window is None:
-            raise InputFileInvalid(f"completion_window: must be '24h', not {completion_window!r}")
+            raise InputFileInvalid("completion_window", f"must be '24h', not {completion_window!r}")
         file = await self.get_file(owner, input_file_id)
         if file.purpose != "batch" or file.batch_id is not None:
             raise InputFileInvalid(
-                f"input_file_id: {input_file_id} has purpose {file.purpose!r}, not 'batch'"
+                "input_file_id", f"{input_file_id} has purpose {file.purpose!r}, not 'batch'"
             )
         checked = await anyio.to_thread.run_sync(self._check, file, endpoint)
         row = OpenAIBatchRow(
@@ -232,12 +249,11 @@ class OpenAIService:
             completion_window,
             metadata or None,
             time.time(),
+            model=checked.model,
+            output_expires_seconds=output_expires_seconds,
         )
         if checked.errors:
-            failed = OpenAIBatchRow(
-                row.id, owner, endpoint, input_file_id, completion_window, row.metadata,
-                row.created_at, failed_at=row.created_at, errors=checked.errors,
-            )  # fmt: skip
+            failed = replace(row, failed_at=row.created_at, errors=checked.errors)
             await anyio.to_thread.run_sync(self._store.save_failed_openai_batch, failed)
             return failed, None
         batch, _ = await self._batches.create(
@@ -278,6 +294,9 @@ class OpenAIService:
             for line in blob.splitlines():
                 sizes["output" if openai_results.is_output(line) else "error"] += len(line) + 1
         now = time.time()
+        expires_at = None
+        if row.output_expires_seconds is not None:
+            expires_at = now + row.output_expires_seconds
         files = [
             FileRow(
                 # The batch's time-sortable part: listed by id, outputs sit by their batch's age.
@@ -287,7 +306,7 @@ class OpenAIService:
                 f"{batch.id}_{lines}.jsonl",
                 size,
                 now,
-                None,
+                expires_at,
                 batch.id,
                 lines,
             )
@@ -300,10 +319,12 @@ class OpenAIService:
         return made
 
     async def list_batches(
-        self, owner: str, after: str | None, limit: int
+        self, owner: str, after: str | None, limit: int, before: str | None = None
     ) -> tuple[list[tuple[OpenAIBatchRow, BatchRow | None]], bool]:
+        """A page newest first: older than `after`, or just newer than `before` (the dashboard's
+        way back), and whether more follow in that direction."""
         rows, has_more = await anyio.to_thread.run_sync(
-            self._store.list_openai_batches, owner, after, limit
+            self._store.list_openai_batches, owner, after, limit, before
         )
         return [await self._with_batch(row) for row in rows], has_more
 

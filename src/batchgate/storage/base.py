@@ -498,6 +498,11 @@ class Store(Protocol):
 
     def delete_file(self, owner: str, file_id: str) -> bool: ...
 
+    def delete_expired_files(self, now: float) -> int:
+        """Housekeeping: deletes files whose expires_at has passed, with their bytes, a bounded
+        number a call; returns how many."""
+        ...
+
     def save_failed_openai_batch(self, batch: OpenAIBatchRow) -> None:
         """Stores an OpenAI batch whose input file failed validation: it has no requests."""
         ...
@@ -505,9 +510,10 @@ class Store(Protocol):
     def get_openai_batch(self, owner: str, batch_id: str) -> OpenAIBatchRow | None: ...
 
     def list_openai_batches(
-        self, owner: str, after: str | None, limit: int
+        self, owner: str, after: str | None, limit: int, before: str | None = None
     ) -> tuple[list[OpenAIBatchRow], bool]:
-        """A page of the owner's OpenAI batches, newest first, and whether more follow."""
+        """A page of the owner's OpenAI batches, newest first, and whether more follow: older
+        than `after`, or else the page just newer than `before` (whether newer ones follow)."""
         ...
 
     def record_output_files(self, batch: OpenAIBatchRow, files: Sequence[FileRow]) -> None:

@@ -20,8 +20,10 @@ import orjson
 FILE_FIELDS = "id, owner, purpose, filename, bytes, created_at, expires_at, batch_id, batch_lines"
 OPENAI_BATCH_FIELDS = (
     "id, owner, endpoint, input_file_id, completion_window, metadata, created_at, failed_at,"
-    " errors, files_made, output_file_id, error_file_id"
+    " errors, files_made, output_file_id, error_file_id, model, output_expires_seconds"
 )
+# The expired files one housekeeping call deletes, at most: each turn stays short.
+EXPIRED_PER_CALL = 100
 # The pieces a reader asks for at a time.
 PIECES_PER_READ = 4
 
@@ -60,6 +62,10 @@ class OpenAIBatchRow:
     files_made: bool = False
     output_file_id: str | None = None
     error_file_id: str | None = None
+    # The one model of its input file (None when no line named one).
+    model: str | None = None
+    # `output_expires_after`: its output and error files expire this long after they are made.
+    output_expires_seconds: int | None = None
 
 
 def _file(row: Sequence[Any]) -> FileRow:
@@ -69,14 +75,14 @@ def _file(row: Sequence[Any]) -> FileRow:
 def _openai_batch(row: Sequence[Any]) -> OpenAIBatchRow:
     (
         batch_id, owner, endpoint, input_file_id, window, metadata, created_at, failed_at,
-        errors, files_made, output_file_id, error_file_id,
+        errors, files_made, output_file_id, error_file_id, model, output_expires_seconds,
     ) = row  # fmt: skip
     return OpenAIBatchRow(
         batch_id, owner, endpoint, input_file_id, window,
         None if metadata is None else orjson.loads(metadata),
         created_at, failed_at,
         None if errors is None else orjson.loads(errors),
-        bool(files_made), output_file_id, error_file_id,
+        bool(files_made), output_file_id, error_file_id, model, output_expires_seconds,
     )  # fmt: skip
 
 
@@ -160,15 +166,32 @@ def delete_file(db: Connection, mark: str, owner: str, file_id: str) -> bool:
     return True
 
 
+def delete_expired_files(db: Connection, mark: str, now: float) -> int:
+    """Deletes up to EXPIRED_PER_CALL files whose expires_at has passed, with their bytes."""
+    expired = [
+        file_id
+        for (file_id,) in db.execute(
+            f"SELECT id FROM files WHERE expires_at IS NOT NULL AND expires_at <= {mark}"
+            f" ORDER BY expires_at LIMIT {EXPIRED_PER_CALL}",
+            (now,),
+        ).fetchall()
+    ]
+    for file_id in expired:
+        db.execute(f"DELETE FROM file_pieces WHERE file_id = {mark}", (file_id,))
+        db.execute(f"DELETE FROM files WHERE id = {mark}", (file_id,))
+    return len(expired)
+
+
 def insert_openai_batch(db: Connection, mark: str, batch: OpenAIBatchRow) -> None:
     db.execute(
-        f"INSERT INTO openai_batches ({OPENAI_BATCH_FIELDS}) VALUES ({', '.join([mark] * 12)})",
+        f"INSERT INTO openai_batches ({OPENAI_BATCH_FIELDS}) VALUES ({', '.join([mark] * 14)})",
         (
             batch.id, batch.owner, batch.endpoint, batch.input_file_id, batch.completion_window,
             None if batch.metadata is None else orjson.dumps(batch.metadata).decode(),
             batch.created_at, batch.failed_at,
             None if batch.errors is None else orjson.dumps(batch.errors).decode(),
-            batch.files_made, batch.output_file_id, batch.error_file_id,
+            batch.files_made, batch.output_file_id, batch.error_file_id, batch.model,
+            batch.output_expires_seconds,
         ),
     )  # fmt: skip
 
@@ -182,19 +205,25 @@ def get_openai_batch(db: Connection, mark: str, owner: str, batch_id: str) -> Op
 
 
 def list_openai_batches(
-    db: Connection, mark: str, owner: str, after: str | None, limit: int
+    db: Connection, mark: str, owner: str, after: str | None, limit: int, before: str | None
 ) -> tuple[list[OpenAIBatchRow], bool]:
-    """A page newest first, and whether more follow."""
+    """A page newest first, and whether more follow: older than `after`, or else the page just
+    newer than `before` (read oldest first, then turned round)."""
     conditions, parameters = [f"owner = {mark}"], [owner]
+    newer = after is None and before is not None
     if after is not None:
         conditions.append(f"id < {mark}")
         parameters.append(after)
+    elif before is not None:
+        conditions.append(f"id > {mark}")
+        parameters.append(before)
     rows = db.execute(
         f"SELECT {OPENAI_BATCH_FIELDS} FROM openai_batches WHERE {' AND '.join(conditions)}"
-        f" ORDER BY id DESC LIMIT {limit + 1}",
+        f" ORDER BY id {'ASC' if newer else 'DESC'} LIMIT {limit + 1}",
         parameters,
     ).fetchall()
-    return [_openai_batch(row) for row in rows[:limit]], len(rows) > limit
+    page = [_openai_batch(row) for row in rows[:limit]]
+    return (page[::-1] if newer else page), len(rows) > limit
 
 
 def record_output_files(

@@ -548,6 +548,10 @@ class PostgresStore:
         with self._pool.connection() as db, db.transaction():
             return openai_tables.delete_file(db, "%s", owner, file_id)
 
+    def delete_expired_files(self, now: float) -> int:
+        with self._pool.connection() as db, db.transaction():
+            return openai_tables.delete_expired_files(db, "%s", now)
+
     def save_failed_openai_batch(self, batch: OpenAIBatchRow) -> None:
         with self._pool.connection() as db, db.transaction():
             openai_tables.insert_openai_batch(db, "%s", batch)
@@ -560,10 +564,10 @@ class PostgresStore:
             return openai_tables.get_openai_batch(db, "%s", owner, batch_id)
 
     def list_openai_batches(
-        self, owner: str, after: str | None, limit: int
+        self, owner: str, after: str | None, limit: int, before: str | None = None
     ) -> tuple[list[OpenAIBatchRow], bool]:
         with self._pool.connection() as db:
-            return openai_tables.list_openai_batches(db, "%s", owner, after, limit)
+            return openai_tables.list_openai_batches(db, "%s", owner, after, limit, before)
 
     def record_output_files(self, batch: OpenAIBatchRow, files: Sequence[FileRow]) -> None:
         with self._pool.connection() as db, db.transaction():

@@ -539,6 +539,10 @@ class SQLiteStore:
         with self._transaction() as db:
             return openai_tables.delete_file(db, "?", owner, file_id)
 
+    def delete_expired_files(self, now: float) -> int:
+        with self._transaction() as db:
+            return openai_tables.delete_expired_files(db, "?", now)
+
     def save_failed_openai_batch(self, batch: OpenAIBatchRow) -> None:
         with self._transaction(durable=True) as db:
             openai_tables.insert_openai_batch(db, "?", batch)
@@ -549,9 +553,9 @@ class SQLiteStore:
         return openai_tables.get_openai_batch(self._reader, "?", owner, batch_id)
 
     def list_openai_batches(
-        self, owner: str, after: str | None, limit: int
+        self, owner: str, after: str | None, limit: int, before: str | None = None
     ) -> tuple[list[OpenAIBatchRow], bool]:
-        return openai_tables.list_openai_batches(self._reader, "?", owner, after, limit)
+        return openai_tables.list_openai_batches(self._reader, "?", owner, after, limit, before)
 
     def record_output_files(self, batch: OpenAIBatchRow, files: Sequence[FileRow]) -> None:
         with self._transaction() as db:

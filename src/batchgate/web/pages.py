@@ -24,7 +24,7 @@ from batchgate.api.access import require_write
 from batchgate.api.auth import Caller
 from batchgate.api.batches import STATUSES
 from batchgate.api.errors import ApiError
-from batchgate.lifecycle.ids import BATCH_ID_PREFIX
+from batchgate.lifecycle.ids import BATCH_ID_PREFIX, OPENAI_BATCH_PREFIX
 from batchgate.lifecycle.request_lines import PROBLEMS_SHOWN, PromptSettings, RejectedLine
 from batchgate.service.batches import BatchNotFound
 from batchgate.service.result_views import ResultFilter, ResultView
@@ -99,7 +99,7 @@ def page(handler: Handler) -> Handler:
     return wrapped
 
 
-def _live(request: Request) -> bool:
+def live(request: Request) -> bool:
     """A refresh of a page's moving part (htmx), not the whole page."""
     return request.headers.get("hx-request") == "true"
 
@@ -198,7 +198,7 @@ async def _batches(request: Request, owner: str) -> BatchesPage:
     )
 
 
-def _common(request: Request, who: Caller) -> dict[str, Any]:
+def common(request: Request, who: Caller) -> dict[str, Any]:
     state = app_state(request)
     return {"caller": who, "now": state.clock(), "prices": state.prices}
 
@@ -209,7 +209,7 @@ async def batches_page(request: Request) -> Response:
     # Read before the batches: the page's stream starts there and misses nothing after them.
     events_after = await app_state(request).events.latest(who.owner)
     listed = await _batches(request, who.owner)
-    template = "batches_rows.html" if _live(request) else "batches.html"
+    template = "batches_rows.html" if live(request) else "batches.html"
     return render(
         request,
         template,
@@ -218,7 +218,7 @@ async def batches_page(request: Request) -> Response:
         batches=listed.batches,
         query=listed.query,
         query_string=urlencode(listed.query),
-        **_common(request, who),
+        **common(request, who),
     )
 
 
@@ -231,6 +231,9 @@ async def _batch(request: Request, who: Caller) -> BatchRow:
 
 @page
 async def batch_page(request: Request) -> Response:
+    batch_id = request.path_params["batch_id"]
+    if batch_id.startswith(OPENAI_BATCH_PREFIX):
+        return RedirectResponse(f"/ui/openai/{batch_id}", status_code=307)
     who = await caller(request)
     state = app_state(request)
     events_after = await state.events.latest(who.owner)  # as for the batches page
@@ -240,7 +243,7 @@ async def batch_page(request: Request) -> Response:
     sent = await anyio.to_thread.run_sync(
         state.store.batch_deliveries, who.owner, batch.id, deliveries.SHOWN
     )
-    template = "batch_live.html" if _live(request) else "batch.html"
+    template = "batch_live.html" if live(request) else "batch.html"
     return render(
         request,
         template,
@@ -249,7 +252,7 @@ async def batch_page(request: Request) -> Response:
         events_after=events_after,
         chart=chart.chart(batch, events),
         deliveries=deliveries.shown(sent, events),
-        **_common(request, who),
+        **common(request, who),
     )
 
 
@@ -290,7 +293,7 @@ async def batch_results(request: Request) -> Response:
         shown=shown,
         page_number=number,
         query={name: value for name, value in query.items() if value},
-        **_common(request, who),
+        **common(request, who),
     )
 
 
@@ -316,7 +319,7 @@ async def download(request: Request) -> Response:
 # --- actions: each checks the CSRF token, then the key's right to act --------------------------
 
 
-async def _acting(request: Request) -> tuple[Caller, str]:
+async def acting(request: Request) -> tuple[Caller, str]:
     await check_csrf(request)
     who = await caller(request)
     require_write(who)
@@ -325,21 +328,21 @@ async def _acting(request: Request) -> tuple[Caller, str]:
 
 @page
 async def cancel(request: Request) -> Response:
-    who, batch_id = await _acting(request)
+    who, batch_id = await acting(request)
     await app_state(request).batches.cancel(who.owner, batch_id)
     return RedirectResponse(f"/ui/batches/{batch_id}", status_code=303)
 
 
 @page
 async def retry_failed(request: Request) -> Response:
-    who, batch_id = await _acting(request)
+    who, batch_id = await acting(request)
     child = await app_state(request).batches.retry(who.owner, batch_id, RetrySelection())
     return RedirectResponse(f"/ui/batches/{child.id}", status_code=303)
 
 
 @page
 async def delete(request: Request) -> Response:
-    who, batch_id = await _acting(request)
+    who, batch_id = await acting(request)
     await app_state(request).batches.delete(who.owner, batch_id)
     return RedirectResponse("/ui/batches", status_code=303)
 
@@ -360,7 +363,7 @@ async def bulk_preview(request: Request) -> Response:
     only, query = _filter(request)
     action = _bulk_action(request.query_params.get("action", ""))
     preview = await bulk.preview(app_state(request).batches, who.owner, only, action)
-    return render(request, "bulk.html", preview=preview, query=query, **_common(request, who))
+    return render(request, "bulk.html", preview=preview, query=query, **common(request, who))
 
 
 @page
@@ -376,7 +379,7 @@ async def bulk_apply(request: Request) -> Response:
         _bulk_action(text(form, "action")),
         text(form, "through_id"),
     )
-    return render(request, "bulk.html", outcome=outcome, query=query, **_common(request, who))
+    return render(request, "bulk.html", outcome=outcome, query=query, **common(request, who))
 
 
 # --- submit ------------------------------------------------------------------------------------
@@ -385,7 +388,7 @@ async def bulk_apply(request: Request) -> Response:
 @page
 async def submit_form(request: Request) -> Response:
     who = await caller(request)
-    return render(request, "submit.html", form={}, **_common(request, who))
+    return render(request, "submit.html", form={}, **common(request, who))
 
 
 @page
@@ -435,7 +438,7 @@ def _refused(
         error=message,
         rejected=(rejected or [])[:PROBLEMS_SHOWN],
         more=max(0, len(rejected or []) - PROBLEMS_SHOWN),
-        **_common(request, who),
+        **common(request, who),
     )
 
 
@@ -443,8 +446,8 @@ def _refused(
 async def backends_page(request: Request) -> Response:
     who = await caller(request)
     numbers = await anyio.to_thread.run_sync(backends.backend_numbers)
-    template = "backends_live.html" if _live(request) else "backends.html"
-    return render(request, template, numbers=numbers, **_common(request, who))
+    template = "backends_live.html" if live(request) else "backends.html"
+    return render(request, template, numbers=numbers, **common(request, who))
 
 
 async def home(request: Request) -> Response:

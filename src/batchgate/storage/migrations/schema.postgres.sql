@@ -226,6 +226,8 @@ CREATE TABLE files (
     batch_lines text
 );
 CREATE INDEX files_by_owner ON files (owner, id);
+-- The files that expire, soonest first: the engine's housekeeping deletes them (version 8).
+CREATE INDEX files_expiring ON files (expires_at) WHERE expires_at IS NOT NULL;
 
 -- An uploaded file's bytes, in pieces of up to a few MB, so that none is read whole.
 CREATE TABLE file_pieces (
@@ -249,6 +251,10 @@ CREATE TABLE openai_batches (
     errors text,
     files_made boolean NOT NULL DEFAULT false,
     output_file_id text,
-    error_file_id text
+    error_file_id text,
+    -- The one model of its input file (version 8).
+    model text,
+    -- output_expires_after: its output and error files expire this long after they are made.
+    output_expires_seconds integer
 );
 CREATE INDEX openai_batches_by_owner ON openai_batches (owner, id);

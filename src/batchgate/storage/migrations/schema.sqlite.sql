@@ -202,6 +202,8 @@ CREATE TABLE files (
     batch_lines TEXT
 ) WITHOUT ROWID;
 CREATE INDEX files_by_owner ON files (owner, id);
+-- The files that expire, soonest first: the engine's housekeeping deletes them (version 8).
+CREATE INDEX files_expiring ON files (expires_at) WHERE expires_at IS NOT NULL;
 
 -- An uploaded file's bytes, in pieces of up to a few MB, so that none is read whole.
 CREATE TABLE file_pieces (
@@ -225,6 +227,10 @@ CREATE TABLE openai_batches (
     errors TEXT,
     files_made INTEGER NOT NULL DEFAULT 0,
     output_file_id TEXT,
-    error_file_id TEXT
+    error_file_id TEXT,
+    -- The one model of its input file (version 8).
+    model TEXT,
+    -- output_expires_after: its output and error files expire this long after they are made.
+    output_expires_seconds INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX openai_batches_by_owner ON openai_batches (owner, id);

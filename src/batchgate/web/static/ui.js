@@ -15,8 +15,10 @@ document.addEventListener("submit", (event) => {
   if (!holder || !window.EventSource) {
     return;
   }
+  // A Message Batch's events, then an OpenAI batch's: its end, by OpenAI's names.
   const TYPES = ["batch.created", "batch.progress", "batch.canceling", "batch.ended",
-    "batch.archived", "batch.deleted"];
+    "batch.archived", "batch.deleted",
+    "batch.completed", "batch.failed", "batch.expired", "batch.cancelled"];
   let after = holder.dataset.after;
   let source = null;
   let over = false;
