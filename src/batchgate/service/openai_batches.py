@@ -71,7 +71,10 @@ def lines_of(pieces: Iterable[bytes]) -> Iterator[bytes]:
     """The lines of a file read in pieces, without their line ends."""
     rest = b""
     for piece in pieces:
-        lines = (rest + piece).split(b"\n")
+        lines = piece.split(b"\n")
+        # Only the line that spans two pieces is joined: never a copy of the whole piece.
+        if rest:
+            lines[0] = rest + lines[0]
         rest = lines.pop()
         yield from lines
     if rest:

@@ -1,0 +1,27 @@
+"""Which lines of an OpenAI batch's results go to its output file, read from their bytes."""
+
+import pytest
+
+from batchgate.lifecycle import openai_results
+
+
+@pytest.mark.parametrize(
+    ("line", "output"),
+    [
+        (openai_results.succeeded("review-1", {"object": "chat.completion"}), True),
+        (openai_results.errored("review-1", "invalid_request_error", "Bad."), False),
+        (openai_results.errored("review-1", "overloaded_error", "Busy."), False),
+        (openai_results.canceled("review-1"), False),
+        (openai_results.expired("review-1"), False),
+        # A custom_id spelling out a status cannot pass for the line's own.
+        (
+            openai_results.errored('x"response":{"status_code":200,', "api_error", "Failed."),
+            False,
+        ),
+        (openai_results.succeeded('x"response":{"status_code":500,', {}), True),
+        # A line of another key order is decoded.
+        (b'{"response":{"body":{},"status_code":201},"custom_id":"a"}', True),
+    ],
+)
+def test_a_line_is_output_when_its_response_is_2xx(line: bytes, output: bool) -> None:
+    assert openai_results.is_output(line) is output
