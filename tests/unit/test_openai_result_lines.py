@@ -25,3 +25,16 @@ from batchgate.lifecycle import openai_results
 )
 def test_a_line_is_output_when_its_response_is_2xx(line: bytes, output: bool) -> None:
     assert openai_results.is_output(line) is output
+
+
+def test_the_bytes_of_a_part_are_shared_between_the_output_and_error_files() -> None:
+    output = [openai_results.succeeded(f"ok-{n}", {"n": n}) + b"\n" for n in range(3)]
+    errors = [
+        openai_results.errored("bad", "invalid_request_error", "Bad.") + b"\n",
+        openai_results.canceled("late") + b"\n",
+    ]
+    part = output[0] + errors[0] + output[1] + errors[1] + output[2]
+    assert openai_results.output_and_error_bytes(part) == (
+        sum(map(len, output)),
+        sum(map(len, errors)),
+    )

@@ -93,15 +93,30 @@ _STATUS_AT = b'"response":{"status_code":'
 
 
 def is_output(line: bytes) -> bool:
-    """Whether a line belongs in the output file (a 2xx response), not the error file.
+    """Whether a line belongs in the output file (a 2xx response), not the error file."""
+    return _is_output_at(line, 0, len(line))
 
-    Read from the line's bytes rather than decoded: an output file is sized and streamed by
-    reading every line of the batch."""
-    status_at = line.find(_STATUS_AT)
+
+def output_and_error_bytes(lines: bytes) -> tuple[int, int]:
+    """How many of the bytes of `lines` (each ending in a newline, as the results store them)
+    belong to the output file, and how many to the error file."""
+    output = start = 0
+    while start < len(lines):
+        end = lines.find(b"\n", start) + 1 or len(lines)
+        if _is_output_at(lines, start, end):
+            output += end - start
+        start = end
+    return output, len(lines) - output
+
+
+def _is_output_at(lines: bytes, start: int, end: int) -> bool:
+    """is_output of the line at lines[start:end], read from its bytes rather than decoded: an
+    ended batch's output file is sized and streamed by reading every line of the batch."""
+    status_at = lines.find(_STATUS_AT, start, end)
     if status_at < 0:
         # No response (a request that never ran), or a line not written by these functions.
-        response = orjson.loads(line).get("response")
+        response = orjson.loads(lines[start:end]).get("response")
         return response is not None and 200 <= response.get("status_code", 0) < 300
     status_starts = status_at + len(_STATUS_AT)
-    status = int(line[status_starts : line.index(b",", status_starts)])
+    status = int(lines[status_starts : lines.index(b",", status_starts)])
     return 200 <= status < 300

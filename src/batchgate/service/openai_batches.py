@@ -278,8 +278,9 @@ class OpenAIService:
         """Records the ended batch's output and error files, sized by reading its results once."""
         sizes = {"output": 0, "error": 0}
         for blob in self._store.iter_results(batch.id):
-            for line in blob.splitlines():
-                sizes["output" if openai_results.is_output(line) else "error"] += len(line) + 1
+            output, error = openai_results.output_and_error_bytes(blob)
+            sizes["output"] += output
+            sizes["error"] += error
         now = time.time()
         files = [
             FileRow(
