@@ -1,5 +1,6 @@
 """Which lines of an OpenAI batch's results go to its output file, read from their bytes."""
 
+import orjson
 import pytest
 
 from batchgate.lifecycle import openai_results
@@ -37,4 +38,19 @@ def test_the_bytes_of_a_part_are_shared_between_the_output_and_error_files() -> 
     assert openai_results.output_and_error_bytes(part) == (
         sum(map(len, output)),
         sum(map(len, errors)),
+    )
+
+
+def test_a_succeeded_line_is_its_dict_as_json() -> None:
+    body = {"object": "chat.completion", "choices": [{"message": {"content": 'Say "hi"\n'}}]}
+    line = openai_results.succeeded('a "quoted" id', body)
+    decoded = orjson.loads(line)
+    number = decoded["id"].removeprefix("batch_req_")
+    assert line == orjson.dumps(
+        {
+            "id": f"batch_req_{number}",
+            "custom_id": 'a "quoted" id',
+            "response": {"status_code": 200, "request_id": f"req_{number}", "body": body},
+            "error": None,
+        }
     )

@@ -34,6 +34,12 @@ EXPIRED_MESSAGE = "This request could not be executed before the completion wind
 # (the engine writes hundreds of thousands a second); unique across processes and restarts.
 _PROCESS_PREFIX = secrets.token_hex(10)
 _counter = itertools.count()
+# A succeeded line as orjson writes its dict, filled in by formatting: the engine writes one per
+# request, and the dicts around the body cost more than the body's own encoding.
+_SUCCEEDED = (
+    b'{"id":"batch_req_%s","custom_id":%s,'
+    b'"response":{"status_code":200,"request_id":"req_%s","body":%s},"error":null}'
+)
 
 
 def _ids() -> tuple[str, str]:
@@ -43,15 +49,8 @@ def _ids() -> tuple[str, str]:
 
 
 def succeeded(custom_id: str, body: dict[str, Any]) -> bytes:
-    line_id, request_id = _ids()
-    return orjson.dumps(
-        {
-            "id": line_id,
-            "custom_id": custom_id,
-            "response": {"status_code": 200, "request_id": request_id, "body": body},
-            "error": None,
-        }
-    )
+    number = f"{_PROCESS_PREFIX}{next(_counter):012x}".encode()
+    return _SUCCEEDED % (number, orjson.dumps(custom_id), number, orjson.dumps(body))
 
 
 def errored(custom_id: str, error_type: str, message: str) -> bytes:
