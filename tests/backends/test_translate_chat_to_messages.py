@@ -218,6 +218,27 @@ def test_a_chat_of_the_common_shape_decodes_to_the_params_its_translation_gives(
 
 
 @pytest.mark.parametrize(
+    "prompt",
+    [
+        pytest.param("Summarise this review in one sentence.", id="a plain echo"),
+        pytest.param("Two  spaces\tand a tab", id="not single-spaced"),
+        pytest.param("Use the weather tool " + "word " * 80, id="long, cut by max_tokens"),
+    ],
+)
+def test_a_chat_answered_in_line_is_the_translation_of_the_simulators_message(
+    prompt: str,
+) -> None:
+    body = chat({"role": "system", "content": "Be brief."}, {"role": "user", "content": prompt})
+    body["max_tokens"] = 12
+    simple = decode_simple_chat(orjson.dumps(body), DEFAULT_MAX_TOKENS)
+    assert simple is not None
+    direct = Simulator().reply_chat_simple(simple)
+    translated = chat_completion_from_message(Simulator().reply_simple(simple))
+    # `created` is the clock's second, which may tick between the two.
+    assert {**direct, "created": 0} == {**translated, "created": 0}
+
+
+@pytest.mark.parametrize(
     "body",
     [
         chat({"role": "user", "content": "Hi"}, {"role": "user", "content": "there"}),

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 import xxhash
 
+from batchgate.backends.translate_openai import chat_completion_from_message, text_chat_completion
 from batchgate.errors import RequestError
 from batchgate.lifecycle.simple_params import SimpleParams
 
@@ -84,6 +85,30 @@ class Simulator:
 
         The struct encodes to the bytes of its dict, so the reply is the same, id included.
         """
+        hex_digest, input_tokens, plain = self._plain_reply(params)
+        if plain is None:
+            return _compose_message(msgspec.to_builtins(params), hex_digest, input_tokens)
+        text, output_tokens = plain
+        content = [{"type": "text", "text": text}]
+        return _message(
+            params.model, hex_digest, content, "end_turn", None, input_tokens, output_tokens
+        )
+
+    def reply_chat_simple(self, params: SimpleParams) -> dict[str, Any]:
+        """`reply_simple` as the `chat.completion` it translates to (backends/translate_openai.py),
+        built without the Message in between: an OpenAI batch's chat answered in line."""
+        hex_digest, input_tokens, plain = self._plain_reply(params)
+        if plain is None:
+            message = _compose_message(msgspec.to_builtins(params), hex_digest, input_tokens)
+            return chat_completion_from_message(message)
+        text, output_tokens = plain
+        return text_chat_completion(
+            _message_id(hex_digest), params.model, text, input_tokens, output_tokens
+        )
+
+    def _plain_reply(self, params: SimpleParams) -> tuple[str, int, tuple[str, int] | None]:
+        """The params' digest, input tokens, and the reply's text and output tokens when it is
+        a plain echo (None otherwise)."""
         encoded = _canonical_json(params)
         hex_digest = self._digest(encoded)
         input_tokens = _input_tokens(encoded)
@@ -95,13 +120,7 @@ class Simulator:
         # JSON escapes every control character, the whitespace among them (tabs, newlines):
         # params whose JSON holds no backslash hold none.
         plain = _plain_echo(user_text, params.max_tokens, control_free=b"\\" not in encoded)
-        if plain is None:
-            return _compose_message(msgspec.to_builtins(params), hex_digest, input_tokens)
-        text, output_tokens = plain
-        content = [{"type": "text", "text": text}]
-        return _message(
-            params.model, hex_digest, content, "end_turn", None, input_tokens, output_tokens
-        )
+        return hex_digest, input_tokens, plain
 
     def _digest(self, encoded: bytes) -> str:
         """The params' digest in hex, or their simulated fault (a RequestError)."""
@@ -206,6 +225,10 @@ def _plain_echo(
     return "You said: " + echoed, output_tokens
 
 
+def _message_id(hex_digest: str) -> str:
+    return "msg_01" + hex_digest[:22]
+
+
 def _message(
     model: str,
     hex_digest: str,
@@ -216,7 +239,7 @@ def _message(
     output_tokens: int,
 ) -> dict[str, Any]:
     return {
-        "id": "msg_01" + hex_digest[:22],
+        "id": _message_id(hex_digest),
         "type": "message",
         "role": "assistant",
         "model": model,

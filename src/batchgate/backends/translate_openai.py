@@ -731,25 +731,48 @@ def chat_completion_from_message(message: dict[str, Any]) -> dict[str, Any]:
     if tool_calls:
         reply["tool_calls"] = tool_calls
     usage = message.get("usage") or {}
-    prompt_tokens = (usage.get("input_tokens") or 0) + (usage.get("cache_read_input_tokens") or 0)
-    completion_tokens = usage.get("output_tokens") or 0
+    cached_tokens = usage.get("cache_read_input_tokens") or 0
+    return _chat_completion(
+        message["id"],
+        message["model"],
+        reply,
+        _FINISH_REASONS.get(message.get("stop_reason") or "", "stop"),
+        (usage.get("input_tokens") or 0) + cached_tokens,
+        cached_tokens,
+        usage.get("output_tokens") or 0,
+    )
+
+
+def text_chat_completion(
+    message_id: str, model: str, text: str, input_tokens: int, output_tokens: int
+) -> dict[str, Any]:
+    """What `chat_completion_from_message` makes of a Message of one text block that ended its
+    turn, with nothing read from a cache, from its parts (no Message built to be read back)."""
+    reply = {"role": "assistant", "content": text, "refusal": None}
+    return _chat_completion(message_id, model, reply, "stop", input_tokens, 0, output_tokens)
+
+
+def _chat_completion(
+    message_id: str,
+    model: str,
+    reply: dict[str, Any],
+    finish_reason: str,
+    prompt_tokens: int,
+    cached_tokens: int,
+    completion_tokens: int,
+) -> dict[str, Any]:
     return {
-        "id": "chatcmpl-" + message["id"].removeprefix("msg_"),
+        "id": "chatcmpl-" + message_id.removeprefix("msg_"),
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": message["model"],
+        "model": model,
         "choices": [
-            {
-                "index": 0,
-                "message": reply,
-                "logprobs": None,
-                "finish_reason": _FINISH_REASONS.get(message.get("stop_reason") or "", "stop"),
-            }
+            {"index": 0, "message": reply, "logprobs": None, "finish_reason": finish_reason}
         ],
         "usage": {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": usage.get("cache_read_input_tokens") or 0},
+            "prompt_tokens_details": {"cached_tokens": cached_tokens},
         },
     }

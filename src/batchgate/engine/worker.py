@@ -44,7 +44,7 @@ import anyio.to_thread
 import msgspec
 import orjson
 
-from batchgate.backends.translate_openai import DEFAULT_MAX_TOKENS, chat_completion_from_message
+from batchgate.backends.translate_openai import DEFAULT_MAX_TOKENS
 from batchgate.config.prices import NO_PRICES, PriceTable
 from batchgate.config.settings import Settings
 from batchgate.engine.abort_watch import AbortWatch
@@ -601,8 +601,7 @@ class Engine:
                 route = self._router.route_for(simple.model)
                 if route.answer_at_once is not None:
                     route_name = route.config.model
-                    message = route.answer_at_once.reply_simple(simple)
-                    answer = chat_completion_from_message(message)
+                    answer = route.answer_at_once.reply_chat_simple(simple)
                     return _openai_succeeded(custom_id, answer, simple.model, route_name)
             request = OpenAIRequest.decode(endpoint, raw)
             route = self._router.route_for(request.model)

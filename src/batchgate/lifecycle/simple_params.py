@@ -12,7 +12,6 @@ messages of strings, alternating after the system ones) decodes to SimpleParams 
 to what its translation (backends/translate_openai.py) would give.
 """
 
-import itertools
 from typing import Annotated, Literal
 
 import msgspec
@@ -78,21 +77,19 @@ def decode_simple_chat(
         chat = _decode_chat(raw_body)
     except msgspec.DecodeError:
         return None
-    system = [
-        message.content for message in chat.messages if message.role in ("system", "developer")
-    ]
-    turns = [
-        SimpleMessage(message.role, message.content)
-        for message in chat.messages
-        if message.role == "user" or message.role == "assistant"
-    ]
-    if (
-        not turns
-        or any(a.role == b.role for a, b in itertools.pairwise(turns))
-        or any(turn.role == "assistant" and not turn.content for turn in turns)
-    ):
-        # The general path merges turns of one role, drops empty assistant turns and refuses
-        # a conversation without any.
+    system: list[str] = []
+    turns: list[SimpleMessage] = []
+    for message in chat.messages:
+        role = message.role
+        if role == "system" or role == "developer":
+            system.append(message.content)
+        elif (turns and turns[-1].role == role) or (role == "assistant" and not message.content):
+            # The general path merges turns of one role and drops empty assistant turns.
+            return None
+        else:
+            turns.append(SimpleMessage(role, message.content))
+    if not turns:
+        # The general path refuses a conversation without any.
         return None
     joined = "\n".join(system)
     return SimpleParams(

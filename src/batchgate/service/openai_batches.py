@@ -77,7 +77,10 @@ def lines_of(pieces: Iterable[bytes]) -> Iterator[bytes]:
     """The lines of a file read in pieces, without their line ends."""
     rest = b""
     for piece in pieces:
-        lines = (rest + piece).split(b"\n")
+        lines = piece.split(b"\n")
+        # Only the line that spans two pieces is joined: never a copy of the whole piece.
+        if rest:
+            lines[0] = rest + lines[0]
         rest = lines.pop()
         yield from lines
     if rest:
@@ -142,8 +145,12 @@ def check_input_file(lines: Iterable[bytes], endpoint: str, max_lines: int) -> C
 def into_chunks(checked: CheckedFile, chunk_size: int) -> Iterator[NewChunk]:
     for start in range(0, len(checked.custom_ids), chunk_size):
         ids = checked.custom_ids[start : start + chunk_size]
-        bodies = b",".join(checked.bodies[start : start + chunk_size])
-        yield NewChunk(count=len(ids), custom_ids=orjson.dumps(ids), params=b"[" + bodies + b"]")
+        # The JSON array `[body,body,...]` in one copy of the bodies (a chunk of large bodies
+        # is megabytes): the brackets and commas go between them.
+        pieces: list[bytes | msgspec.Raw] = [b","] * (2 * len(ids) + 1)
+        pieces[0], pieces[-1] = b"[", b"]"
+        pieces[1::2] = checked.bodies[start : start + chunk_size]
+        yield NewChunk(count=len(ids), custom_ids=orjson.dumps(ids), params=b"".join(pieces))
 
 
 def _pieces(upload: IO[bytes]) -> Iterator[bytes]:
@@ -291,8 +298,9 @@ class OpenAIService:
         """Records the ended batch's output and error files, sized by reading its results once."""
         sizes = {"output": 0, "error": 0}
         for blob in self._store.iter_results(batch.id):
-            for line in blob.splitlines():
-                sizes["output" if openai_results.is_output(line) else "error"] += len(line) + 1
+            output, error = openai_results.output_and_error_bytes(blob)
+            sizes["output"] += output
+            sizes["error"] += error
         now = time.time()
         expires_at = None
         if row.output_expires_seconds is not None:
