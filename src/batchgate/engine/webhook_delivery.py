@@ -10,15 +10,17 @@ endpoint; any other answer (a redirect, which is never followed, or a 4xx) fails
 import asyncio
 import contextlib
 import email.utils
+import ipaddress
 import logging
 import random
+import socket
 import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio.to_thread
-import httpx
+import aiohttp
+import aiohttp.abc
 import orjson
 from standardwebhooks import Webhook
 
@@ -26,7 +28,7 @@ from batchgate.config.settings import Settings
 from batchgate.engine.outages import Outages
 from batchgate.lifecycle.events import OPENAI_EVENT_TYPES, event_id, timestamp
 from batchgate.observability import metrics
-from batchgate.service.webhooks import WebhookRefused, check_url_form, resolve_public
+from batchgate.service.webhooks import WebhookRefused, check_url_form, refuse_private
 from batchgate.storage.base import DeliveryOutcome, LeasedDelivery, Store
 
 log = logging.getLogger("batchgate.webhooks")
@@ -91,6 +93,47 @@ def retry_after_seconds(value: str | None) -> float | None:
     return min(max(0.0, with_date.timestamp() - time.time()), MAX_RETRY_AFTER_SECONDS)
 
 
+class PublicAddressesOnly(aiohttp.abc.AbstractResolver):
+    """Resolves as aiohttp does, refusing a name with any loopback, link-local or private
+    address. The addresses checked are the very ones connected to, so a name cannot pass a
+    check and then resolve into the server's own network for the connection (DNS rebinding)."""
+
+    def __init__(self) -> None:
+        self._resolver = aiohttp.ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        results = await self._resolver.resolve(host, port, family)
+        refuse_private(host, [result["host"] for result in results])
+        return results
+
+    async def close(self) -> None:
+        await self._resolver.close()
+
+
+def refuse_private_literal(url: str) -> None:
+    """A URL's host that is an address is connected to without resolving: checked here."""
+    host, _ = check_url_form(url)
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return  # a name: PublicAddressesOnly checks what it resolves to
+    refuse_private(host, [str(address)])
+
+
+def webhook_session(allow_private_addresses: bool) -> aiohttp.ClientSession:
+    """The client deliveries are posted with: redirects and proxies are never followed, and an
+    answer is read as it came (never decompressed)."""
+    resolver = None if allow_private_addresses else PublicAddressesOnly()
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=MAX_IN_FLIGHT, resolver=resolver),
+        timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
+        auto_decompress=False,
+        trust_env=False,
+    )
+
+
 class WebhookDelivery:
     def __init__(self, store: Store, settings: Settings, worker_id: str, outages: Outages) -> None:
         self._store = store
@@ -110,9 +153,7 @@ class WebhookDelivery:
         await self._outages.retry(
             self._store.on_events_written, lambda _: loop.call_soon_threadsafe(self._wake.set)
         )
-        async with httpx.AsyncClient(
-            timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False
-        ) as client:
+        async with webhook_session(self._settings.webhook_allow_private_addresses) as client:
             try:
                 while not self.stopping:
                     self._wake.clear()
@@ -130,7 +171,7 @@ class WebhookDelivery:
                 if self._in_flight:
                     await asyncio.wait(self._in_flight, timeout=TIMEOUT_SECONDS + 1)
 
-    async def _start_due(self, client: httpx.AsyncClient) -> bool:
+    async def _start_due(self, client: aiohttp.ClientSession) -> bool:
         """Starts attempts of the due deliveries it has room for; True if room ran out."""
         room = MAX_IN_FLIGHT - len(self._in_flight)
         if room <= 0:
@@ -151,7 +192,7 @@ class WebhookDelivery:
             log.error("webhook delivery failed", exc_info=task.exception())
         self._wake.set()
 
-    async def _attempt(self, client: httpx.AsyncClient, leased: LeasedDelivery) -> None:
+    async def _attempt(self, client: aiohttp.ClientSession, leased: LeasedDelivery) -> None:
         outcome = await self._post(client, leased)
         metrics.WEBHOOK_ATTEMPTS.labels(
             "retry" if outcome.state == "pending" else outcome.state
@@ -160,31 +201,31 @@ class WebhookDelivery:
             self._store.finish_attempt, self._worker_id, leased.delivery.id, outcome
         )
 
-    async def _post(self, client: httpx.AsyncClient, leased: LeasedDelivery) -> DeliveryOutcome:
+    async def _post(self, client: aiohttp.ClientSession, leased: LeasedDelivery) -> DeliveryOutcome:
         now = time.time()
         attempt: dict[str, Any] = {"at": now}
         url = leased.delivery.url
         started = time.monotonic()
         try:
             if not self._settings.webhook_allow_private_addresses:
-                # Checked at every attempt: a name may resolve elsewhere by now.
-                host, port = check_url_form(url)
-                await anyio.to_thread.run_sync(resolve_public, host, port)
+                refuse_private_literal(url)
             body = payload(leased)
             headers = signed_headers(leased, body, datetime.fromtimestamp(now, UTC))
-            async with client.stream("POST", url, content=body, headers=headers) as response:
+            async with client.post(
+                url, data=body, headers=headers, allow_redirects=False
+            ) as response:
                 answer = await _read_capped(response)
         except WebhookRefused as error:
             attempt["error"] = str(error)
             return self._retry_or_fail(leased, attempt, None)
-        except httpx.TimeoutException:
+        except TimeoutError:
             attempt["error"] = f"timed out after {TIMEOUT_SECONDS:g} s"
             return self._retry_or_fail(leased, attempt, None)
-        except httpx.HTTPError as error:
+        except aiohttp.ClientError as error:
             attempt["error"] = f"{type(error).__name__}: {error}"[:LOGGED_RESPONSE_CHARS]
             return self._retry_or_fail(leased, attempt, None)
         attempt["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
-        status = response.status_code
+        status = response.status
         attempt["status_code"] = status
         if answer:
             attempt["response"] = answer[:LOGGED_RESPONSE_CHARS]
@@ -214,9 +255,9 @@ class WebhookDelivery:
         return DeliveryOutcome(attempt, "pending", attempt["at"] + delay)
 
 
-async def _read_capped(response: httpx.Response) -> str:
+async def _read_capped(response: aiohttp.ClientResponse) -> str:
     read = bytearray()
-    async for chunk in response.aiter_raw():
+    async for chunk in response.content.iter_any():
         read += chunk
         if len(read) >= MAX_RESPONSE_BYTES:
             break

@@ -6,7 +6,7 @@ import base64
 import ipaddress
 import secrets
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
 import anyio.to_thread
@@ -58,21 +58,25 @@ def _private(address: str) -> bool:
     return not ip.is_global or ip.is_multicast
 
 
-def resolve_public(host: str, port: int) -> list[str]:
-    """The addresses `host` resolves to, refusing any loopback, link-local or private one (a
-    webhook must not reach into the server's own network). Blocking: call it on a thread."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as error:
-        raise WebhookRefused(f"url: the host {host!r} cannot be resolved ({error})") from None
-    addresses = [str(info[4][0]) for info in infos]
+def refuse_private(host: str, addresses: Iterable[str]) -> None:
+    """WebhookRefused if any of the addresses `host` resolved to is loopback, link-local or
+    private: a webhook must not reach into the server's own network."""
     for address in addresses:
         if _private(address):
             raise WebhookRefused(
                 f"url: {host} resolves to {address}, a loopback, link-local or private address;"
                 " set webhook_allow_private_addresses to allow such webhooks"
             )
-    return addresses
+
+
+def check_resolves_public(host: str, port: int) -> None:
+    """WebhookRefused unless every address `host` resolves to is public. Blocking: call it on a
+    thread."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as error:
+        raise WebhookRefused(f"url: the host {host!r} cannot be resolved ({error})") from None
+    refuse_private(host, [str(info[4][0]) for info in infos])
 
 
 async def check_url(url: str, settings: Settings) -> None:
@@ -80,7 +84,7 @@ async def check_url(url: str, settings: Settings) -> None:
     if not settings.webhook_allow_private_addresses:
         try:
             await asyncio.wait_for(
-                anyio.to_thread.run_sync(resolve_public, host, port), DNS_TIMEOUT_SECONDS
+                anyio.to_thread.run_sync(check_resolves_public, host, port), DNS_TIMEOUT_SECONDS
             )
         except TimeoutError:
             raise WebhookRefused(
