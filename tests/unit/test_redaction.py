@@ -34,3 +34,16 @@ def test_an_unreadable_answer_is_quoted_without_any_part_of_a_key() -> None:
     error = upstream_errors.not_a_message(answer, Secrets([LONG_KEY]))
     assert LONG_KEY[:8] not in error.message
     assert error.message.endswith("xxx[reda'")
+
+
+def test_a_long_error_page_is_cut_after_its_key_is_redacted() -> None:
+    page = "<html>" + "y" * (upstream_errors.MAX_DETAIL_CHARS - 10) + LONG_KEY + "z" * 5000
+    error = upstream_errors.status_error(502, {}, page, "", Secrets([LONG_KEY]))
+    detail = error.message.removeprefix("the upstream server answered HTTP 502: ")
+    assert detail.startswith("<html>yyy") and LONG_KEY[:8] not in detail
+    assert detail.endswith(
+        f"… ({len(page) - len(LONG_KEY) + len(REDACTED) - 1000} more characters)"
+    )
+    assert len(detail) < upstream_errors.MAX_DETAIL_CHARS + 40
+    short = upstream_errors.status_error(400, {}, {"error": {"message": "bad"}}, "", Secrets([]))
+    assert short.message == "the upstream server answered HTTP 400: bad"

@@ -23,6 +23,9 @@ ERROR_TYPES_BY_STATUS = {
     503: "overloaded_error",
     529: "overloaded_error",
 }
+# Of the upstream's own words, at most this much is kept in a result: an error page of a proxy
+# in front of it would otherwise be stored whole in every errored result.
+MAX_DETAIL_CHARS = 1000
 # Error types of Anthropic's own vocabulary, which an Anthropic-style upstream names in its body.
 ANTHROPIC_ERROR_TYPES = frozenset(
     {
@@ -59,7 +62,7 @@ def status_error(
     detail = error_detail(body) or fallback_detail
     return RequestError(
         error_type,
-        secrets.redact(f"the upstream server answered HTTP {status}: {detail}"),
+        f"the upstream server answered HTTP {status}: {shortened(detail, secrets)}",
         transient=transient,
         retry_after=retry_after(headers) if transient else None,
     )
@@ -76,14 +79,15 @@ def connection_error(failure: BaseException, secrets: Secrets) -> RequestError:
     reason = failure.__cause__ or failure
     return RequestError(
         "api_error",
-        secrets.redact(f"the upstream server cannot be reached: {reason}"),
+        f"the upstream server cannot be reached: {shortened(str(reason), secrets)}",
         transient=True,
     )
 
 
 def unreadable_answer(failure: BaseException, secrets: Secrets) -> RequestError:
     return RequestError(
-        "api_error", secrets.redact(f"the upstream server sent an unreadable answer: {failure}")
+        "api_error",
+        f"the upstream server sent an unreadable answer: {shortened(str(failure), secrets)}",
     )
 
 
@@ -92,6 +96,15 @@ def not_a_message(answer: bytes, secrets: Secrets) -> RequestError:
     so that no part of a key is left at the cut."""
     quoted = secrets.redact(answer.decode(errors="replace"))[:200]
     return RequestError("api_error", f"the upstream server sent an unreadable answer: {quoted!r}")
+
+
+def shortened(detail: str, secrets: Secrets) -> str:
+    """`detail` without the key, then cut to MAX_DETAIL_CHARS (redacted first, so that no part
+    of a key is left at the cut)."""
+    redacted = secrets.redact(detail)
+    if len(redacted) <= MAX_DETAIL_CHARS:
+        return redacted
+    return f"{redacted[:MAX_DETAIL_CHARS]}… ({len(redacted) - MAX_DETAIL_CHARS} more characters)"
 
 
 def error_detail(body: object) -> str:
