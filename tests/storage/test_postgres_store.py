@@ -9,10 +9,13 @@ from collections.abc import Callable
 
 import orjson
 import psycopg
+from psycopg import sql
 
 from batchgate.storage.base import LeasedChunk, ResultCounts, ResultPart, open_store
+from batchgate.storage.migrations.postgres import migrate
 from batchgate.storage.postgres import PostgresStore
 from batchgate.storage.postgres_presence import ENGINE_LOCK_CLASS, SETTLING_SECONDS
+from postgres_databases import Databases
 from storage.builders import LEASE, NOW, OWNER, create, part, result_lines
 
 WORKERS = 4
@@ -238,3 +241,32 @@ def test_an_engine_whose_own_connection_just_came_back_takes_no_chunks_yet(
     assert postgres_store.recover_abandoned_chunks() == 0
     time.sleep(SETTLING_SECONDS)
     assert postgres_store.recover_abandoned_chunks() == 1
+
+
+def test_an_engine_keeps_its_lock_on_a_database_that_ends_idle_sessions(
+    databases: Databases,
+) -> None:
+    """Managed databases often set idle_session_timeout; the LISTEN connection is idle by
+    nature, and its end would drop the engine's lock (its chunks would look abandoned)."""
+    url = databases.create()
+    migrate(url)
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(
+            sql.SQL("ALTER DATABASE {} SET idle_session_timeout = '300ms'").format(
+                sql.Identifier(psycopg.conninfo.conninfo_to_dict(url)["dbname"])
+            )
+        )
+    store = PostgresStore(url, pool_size=2)
+    woken = threading.Event()
+    try:
+        store.register_engine("patient")
+        store.on_work_announced(woken.set)
+        holder = lock_holder(url, "patient")
+        assert holder is not None
+        time.sleep(1.5)  # five timeouts' worth of idling
+        assert lock_holder(url, "patient") == holder
+        woken.clear()
+        store.announce_work()  # a pooled connection, idle as long, is replaced unnoticed
+        assert woken.wait(2)
+    finally:
+        store.close()

@@ -34,6 +34,8 @@ PARTS_CHANNEL = "batchgate_parts"
 # Events committed: the payload is their workspace.
 EVENTS_CHANNEL = "batchgate_events"
 LISTEN_CHECK_SECONDS = 0.25
+# The server version that has idle_session_timeout (PostgreSQL 14).
+IDLE_SESSION_TIMEOUT_SINCE = 140000
 RECONNECT_SECONDS = (0.1, 0.5, 1.0)
 # "batc": the first half of every engine's lock key (the migration lock has a one-part key).
 ENGINE_LOCK_CLASS = 0x62617463
@@ -136,6 +138,10 @@ class WorkListener:
             keepalives_interval=5,
             keepalives_count=3,
         )
+        if connection.info.server_version >= IDLE_SESSION_TIMEOUT_SINCE:
+            # Idle is what this connection is for: a database that ends idle sessions (as
+            # managed ones often do) would otherwise end it, and the engine's lock with it.
+            connection.execute("SET idle_session_timeout = 0")
         connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
         with self._state:
             self._connected_at = time.monotonic()
