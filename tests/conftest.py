@@ -76,6 +76,7 @@ class Server:
                 return self
             except httpx.TransportError:
                 time.sleep(0.05)
+        self.stop()
         raise RuntimeError(f"server did not start: {self.log.read_text()}")
 
     def kill(self) -> None:
@@ -191,9 +192,13 @@ class Worker:
         self.process.wait()
 
     def stop(self) -> None:
+        """Terminates it; one that has not exited 15 s later is killed, never left behind."""
         if self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=15)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
 
 
 @pytest.fixture
