@@ -19,6 +19,7 @@ from batchgate.storage.base import NewChunk, Store
 from batchgate.storage.postgres import PostgresStore
 
 CHUNK_SIZE = 10
+SLOW_MS = 4000
 
 
 def create_batch(store: Store, batch_id: str, chunks: int) -> None:
@@ -78,7 +79,9 @@ def test_a_worker_on_a_slow_route_leaves_the_rest_of_a_batch_to_others(database_
     store, other_store = PostgresStore(database_url), PostgresStore(database_url)
     settings = Settings(chunk_size=CHUNK_SIZE, max_concurrency=64)
     places = chunk_places(settings)
-    slow = (RouteConfig(model="*", backend="simulator", latency_ms=1200),)
+    # Slow enough that the second engine starts, on a loaded machine too, before the first
+    # engine's chunks end (it would then take the rest of the batch itself, rightly).
+    slow = (RouteConfig(model="*", backend="simulator", latency_ms=SLOW_MS),)
     first = Engine(store, settings, Router.from_config(slow, settings))
     second = Engine(other_store, settings, Router.from_config(slow, settings))
 
@@ -89,7 +92,7 @@ def test_a_worker_on_a_slow_route_leaves_the_rest_of_a_batch_to_others(database_
         running_first = asyncio.create_task(first.run())
         # A chunk of the slow route ends first: the engine knows its chunks are slow.
         create_batch(store, "msgbatch_warmup", chunks=1)
-        await wait_until(lambda: ended(store, "msgbatch_warmup"))
+        await wait_until(lambda: ended(store, "msgbatch_warmup"), timeout=20)
 
         create_batch(store, "msgbatch_shared", chunks=2 * places)
         await wait_until(lambda: leased_by(first) == places)
@@ -97,7 +100,7 @@ def test_a_worker_on_a_slow_route_leaves_the_rest_of_a_batch_to_others(database_
         await wait_until(lambda: leased_by(second) == places)
         assert leased_by(first) == places
 
-        await wait_until(lambda: ended(store, "msgbatch_shared"))
+        await wait_until(lambda: ended(store, "msgbatch_shared"), timeout=20)
         first.stop()
         second.stop()
         await asyncio.gather(running_first, running_second)
