@@ -179,7 +179,8 @@ def test_a_batch_page_lists_the_webhook_deliveries_of_its_events(
     expect(rows).to_have_count(2)
     for row, event in zip(rows.all(), ("batch.ended", "batch.created"), strict=True):
         cells = row.locator("td")
-        expect(cells).to_have_text([event, answering.url, "delivered", "1", "204", ""])
+        # Delivered to the batch's own webhook_url: nothing to redeliver.
+        expect(cells).to_have_text([event, answering.url, "delivered", "1", "204", "", ""])
 
     page.goto(f"{dashboard.url}/batches/{pending}")
     rows = page.get_by_test_id("deliveries").locator("tbody tr")
@@ -190,6 +191,55 @@ def test_a_batch_page_lists_the_webhook_deliveries_of_its_events(
         expect(cells.nth(4)).to_have_text("503")
         expect(cells.nth(5)).to_have_text(re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"))
     shoot(page, "batch-deliveries")
+
+
+def test_a_failed_delivery_to_an_endpoint_is_redelivered_from_the_batch_page(
+    page: Page, context: BrowserContext, dashboard: Dashboard
+) -> None:
+    # Its first call is refused with a 400 (never retried), the next one accepted.
+    receiver = Receiver(answer=lambda number: 400 if number == 0 else 204).start()
+    hooks = dashboard.client().with_options(max_retries=0)
+    webhook: Any = hooks.post(
+        "/v1/webhooks",
+        body={"url": receiver.url, "event_types": ["batch.ended"]},
+        cast_to=object,
+    )
+    try:
+        batch_id = dashboard.create(2, "redelivered")
+        deadline = time.monotonic() + 30
+        while not receiver.calls:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        sign_in(page, dashboard, dashboard.blue)
+        page.goto(f"{dashboard.url}/batches/{batch_id}")
+        row = page.get_by_test_id("deliveries").locator("tbody tr")
+        expect(row.locator("td").nth(2)).to_have_text("failed", timeout=LIVE_TIMEOUT_MS)
+        expect(row.locator("td").nth(4)).to_have_text("400")
+        row.get_by_role("button", name="Redeliver").click()
+        expect(page).to_have_url(f"{dashboard.url}/batches/{batch_id}")
+        receiver.wait_for(lambda delivered: len(delivered) == 1)
+        page.reload()
+        cells = page.get_by_test_id("deliveries").locator("tbody tr td")
+        expect(cells).to_have_text(
+            ["batch.ended", receiver.url, "delivered", "2", "204", "", "Redeliver"]
+        )
+        assert receiver.calls[0].body == receiver.calls[1].body  # the same event, again
+
+        # A read-only key sees the deliveries but no button; a forged post changes nothing.
+        page.get_by_role("button", name="Sign out").click()
+        sign_in(page, dashboard, dashboard.viewer)
+        page.goto(f"{dashboard.url}/batches/{batch_id}")
+        expect(page.get_by_test_id("deliveries").locator("tbody tr td")).to_have_count(6)
+        deliveries: Any = hooks.get(f"/v1/webhooks/{webhook['id']}/deliveries", cast_to=object)
+        [delivery] = deliveries["data"]
+        number = delivery["id"].removeprefix("whdlv_")
+        action = f"{dashboard.url}/batches/{batch_id}/deliveries/{number}/redeliver"
+        assert post_form(context, action) == 403
+        time.sleep(1)
+        assert len(receiver.calls) == 2
+    finally:
+        hooks.delete(f"/v1/webhooks/{webhook['id']}", cast_to=object)
+        receiver.stop()
 
 
 def test_filters_and_search_find_batches(page: Page, dashboard: Dashboard) -> None:

@@ -10,6 +10,9 @@ SHOWN = 50
 
 @dataclass(frozen=True, slots=True)
 class ShownDelivery:
+    id: int
+    # The workspace endpoint it goes to; None for the batch's own webhook_url.
+    webhook_id: str | None
     event_type: str
     url: str
     state: str  # pending, delivered or failed
@@ -19,6 +22,11 @@ class ShownDelivery:
     next_attempt_at: float | None
     delivered_at: float | None
 
+    @property
+    def redeliverable(self) -> bool:
+        """A delivery to an endpoint that is not waiting for its next attempt anyway."""
+        return self.webhook_id is not None and self.state != "pending"
+
 
 def shown(deliveries: list[DeliveryRow], events: list[BatchEvent]) -> list[ShownDelivery]:
     types = {event.number: event.type for event in events}
@@ -27,6 +35,8 @@ def shown(deliveries: list[DeliveryRow], events: list[BatchEvent]) -> list[Shown
         latest = delivery.attempt_log[-1] if delivery.attempt_log else {}
         listed.append(
             ShownDelivery(
+                delivery.id,
+                delivery.webhook_id,
                 types.get(delivery.event_number, ""),
                 delivery.url,
                 delivery.state,

@@ -29,6 +29,7 @@ from batchgate.lifecycle.request_lines import PROBLEMS_SHOWN, PromptSettings, Re
 from batchgate.service.batches import BatchNotFound
 from batchgate.service.result_views import ResultFilter, ResultView
 from batchgate.service.retries import RetrySelection
+from batchgate.service.webhooks import WebhookNotFound
 from batchgate.storage.base import BatchFilter, BatchRow, WrongState
 from batchgate.web import backends, bulk, chart, deliveries, display, results, streams, submit
 from batchgate.web.session import (
@@ -82,7 +83,7 @@ def page(handler: Handler) -> Handler:
             if request.headers.get("hx-request"):
                 return Response(status_code=204, headers={"hx-redirect": target})
             return RedirectResponse(target, status_code=303)
-        except BatchNotFound as error:
+        except (BatchNotFound, WebhookNotFound) as error:
             return _error_page(request, 404, "Not found", str(error))
         except CsrfRefused:
             return _error_page(
@@ -341,6 +342,22 @@ async def retry_failed(request: Request) -> Response:
 
 
 @page
+async def redeliver(request: Request) -> Response:
+    """Attempts one of the batch's deliveries to a workspace endpoint again, now."""
+    who, batch_id = await acting(request)
+    state = app_state(request)
+    delivery_id = request.path_params["delivery_id"]
+    sent = await anyio.to_thread.run_sync(
+        state.store.batch_deliveries, who.owner, batch_id, deliveries.SHOWN
+    )
+    webhook_id = next((d.webhook_id for d in sent if d.id == delivery_id), None)
+    if webhook_id is None:
+        raise WebhookNotFound(f"No delivery {delivery_id} of batch {batch_id} to an endpoint.")
+    await state.webhooks.redeliver(who.owner, webhook_id, delivery_id)
+    return RedirectResponse(f"/ui/batches/{batch_id}", status_code=303)
+
+
+@page
 async def delete(request: Request) -> Response:
     who, batch_id = await acting(request)
     await app_state(request).batches.delete(who.owner, batch_id)
@@ -484,6 +501,11 @@ routes = [
             Route("/batches/{batch_id}/cancel", cancel, methods=["POST"]),
             Route("/batches/{batch_id}/retry", retry_failed, methods=["POST"]),
             Route("/batches/{batch_id}/delete", delete, methods=["POST"]),
+            Route(
+                "/batches/{batch_id}/deliveries/{delivery_id:int}/redeliver",
+                redeliver,
+                methods=["POST"],
+            ),
             Route("/{rest:path}", not_found),
         ],
     ),
