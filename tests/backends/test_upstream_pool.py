@@ -108,6 +108,12 @@ async def send_rounds(
                 *(backend.create_message(params()) for _ in range(requests))
             )
             assert all(message["content"][0]["text"] == "Paris." for message in messages)
+        await backend.aclose()
+        # The upstream sees the pool's connections end (the engine's stop does this).
+        for _ in range(100):
+            if not upstream.open:
+                break
+            await asyncio.sleep(0.01)
     return upstream
 
 
@@ -116,6 +122,7 @@ def test_a_route_opens_at_most_its_width_and_keeps_them_alive(backend_name: str)
     upstream = asyncio.run(send_rounds(backend_name, route_width=3, engine_width=256, requests=9))
     assert upstream.most_open == 3
     assert upstream.opened == 3
+    assert upstream.open == 0  # closed by aclose
 
 
 def test_the_engine_width_caps_a_wider_route() -> None:

@@ -48,6 +48,9 @@ class AnthropicUpstreamBackend:
         self._upstream_model = upstream_model
         self._timeout = timeout
 
+    async def aclose(self) -> None:
+        await self._client.close()
+
     async def create_message(self, params: dict[str, Any]) -> dict[str, Any]:
         body = {field: value for field, value in params.items() if field not in _ARGUMENT_FIELDS}
         try:

@@ -10,3 +10,7 @@ class Backend(Protocol):
         Raises `batchgate.errors.RequestError` when the request cannot succeed.
         """
         ...
+
+    async def aclose(self) -> None:
+        """Closes the connections it holds, once the engine that called it has stopped."""
+        ...

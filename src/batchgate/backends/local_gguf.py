@@ -42,6 +42,9 @@ class LocalGGUFBackend:
         # for it.
         self._embedder = _shared_model(resolved, n_ctx, n_threads, embedding=True)
 
+    async def aclose(self) -> None:
+        """It holds no connections; its model stays loaded for the process's other routes."""
+
     async def create_message(self, params: dict[str, Any]) -> dict[str, Any]:
         request = chat_request_from_params(params, params["model"])
         for field in _FIELDS_WITHOUT_LOCAL_MEANING:

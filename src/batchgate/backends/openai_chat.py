@@ -46,6 +46,9 @@ class OpenAIChatBackend:
         self._upstream_model = upstream_model
         self._timeout = timeout
 
+    async def aclose(self) -> None:
+        await self._client.close()
+
     async def create_message(self, params: dict[str, Any]) -> dict[str, Any]:
         request = chat_request_from_params(params, self._upstream_model or params["model"])
         completion = await self._post("/chat/completions", request)

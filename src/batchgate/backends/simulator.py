@@ -70,6 +70,9 @@ class Simulator:
         """With no latency the engine calls `reply` directly: no task, no slot, no await."""
         return self._latency_s == 0
 
+    async def aclose(self) -> None:
+        """It holds no connections."""
+
     async def create_message(self, params: dict[str, Any]) -> dict[str, Any]:
         if self._latency_s > 0:
             await asyncio.sleep(self._latency_s)

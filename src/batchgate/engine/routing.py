@@ -84,6 +84,11 @@ class Router:
     def routes(self) -> tuple[Route, ...]:
         return self._routes
 
+    async def aclose(self) -> None:
+        """Closes every route's connections: the engine has stopped."""
+        for route in self._routes:
+            await route.backend.aclose()
+
     def withdraw(self, batch_id: str) -> None:
         """The batch was canceled: its requests waiting on any route stop waiting."""
         for route in self._routes:

@@ -249,6 +249,7 @@ class Engine:
             metrics.REQUESTS_IN_FLIGHT.set(0)
             for task in self._chunks:
                 task.cancel()
+            await self._router.aclose()
 
     async def _drain(self) -> None:
         """Waits for the chunks in flight to commit what they started, then releases them."""
