@@ -56,6 +56,10 @@ class _Model(msgspec.Struct):
 
 _LINE = msgspec.json.Decoder(_InputLine)
 _MODEL = msgspec.json.Decoder(_Model)
+# A line of an input file: a view into the stored piece that holds it, or bytes.
+Line = bytes | memoryview
+# What bytes.strip() strips.
+_WHITESPACE = frozenset(b" \t\n\r\x0b\x0c")
 
 
 @dataclass
@@ -73,27 +77,41 @@ class CheckedFile:
             self.errors.append({"code": code, "message": message, "param": None, "line": line})
 
 
-def lines_of(pieces: Iterable[bytes]) -> Iterator[bytes]:
-    """The lines of a file read in pieces, without their line ends."""
-    rest = b""
+def lines_of(pieces: Iterable[bytes]) -> Iterator[Line]:
+    """The lines of a file read in pieces, without their line ends: views into the pieces, never
+    copies, but for a line that spans pieces (joined once)."""
+    spanning: list[Line] = []
     for piece in pieces:
-        lines = piece.split(b"\n")
-        # Only the line that spans two pieces is joined: never a copy of the whole piece.
-        if rest:
-            lines[0] = rest + lines[0]
-        rest = lines.pop()
-        yield from lines
-    if rest:
-        yield rest
+        start = 0
+        if spanning:
+            end = piece.find(b"\n")
+            if end < 0:
+                spanning.append(piece)
+                continue
+            yield b"".join([*spanning, piece[:end]])
+            spanning, start = [], end + 1
+        view = memoryview(piece)
+        while (end := piece.find(b"\n", start)) >= 0:
+            yield view[start:end]
+            start = end + 1
+        if start < len(piece):
+            spanning.append(view[start:])
+    if spanning:
+        yield b"".join(spanning)
 
 
-def check_input_file(lines: Iterable[bytes], endpoint: str, max_lines: int) -> CheckedFile:
+def _is_blank(line: Line) -> bool:
+    # A view has no strip(): only a line that starts with whitespace is copied to be checked.
+    return not line or (line[0] in _WHITESPACE and not bytes(line).strip())
+
+
+def check_input_file(lines: Iterable[Line], endpoint: str, max_lines: int) -> CheckedFile:
     """Each line checked as OpenAI checks a batch's input file, numbered from 1."""
     checked = CheckedFile()
     seen: set[str] = set()
     number = 0
     for number, line in enumerate(lines, 1):
-        if not line.strip():
+        if _is_blank(line):
             continue
         if len(checked.custom_ids) >= max_lines:
             checked.error("too_many_tasks", f"The file has more than {max_lines} requests.", number)
