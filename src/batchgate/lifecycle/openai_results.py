@@ -33,6 +33,7 @@ EXPIRED_MESSAGE = "This request could not be executed before the completion wind
 # Line and request ids: random per process, then counted, which costs a tenth of drawing each
 # (the engine writes hundreds of thousands a second); unique across processes and restarts.
 _PROCESS_PREFIX = secrets.token_hex(10)
+_PROCESS_PREFIX_BYTES = _PROCESS_PREFIX.encode()
 _counter = itertools.count()
 # A succeeded line as orjson writes its dict, filled in by formatting: the engine writes one per
 # request, and the dicts around the body cost more than the body's own encoding.
@@ -49,7 +50,8 @@ def _ids() -> tuple[str, str]:
 
 
 def succeeded(custom_id: str, body: dict[str, Any]) -> bytes:
-    number = f"{_PROCESS_PREFIX}{next(_counter):012x}".encode()
+    # Formatted as bytes at once, not as a string then encoded.
+    number = b"%b%012x" % (_PROCESS_PREFIX_BYTES, next(_counter))
     return _SUCCEEDED % (number, orjson.dumps(custom_id), number, orjson.dumps(body))
 
 

@@ -313,12 +313,8 @@ class OpenAIService:
         return row, batch
 
     def _make_output_files(self, row: OpenAIBatchRow, batch: BatchRow) -> OpenAIBatchRow:
-        """Records the ended batch's output and error files, sized by reading its results once."""
-        sizes = {"output": 0, "error": 0}
-        for blob in self._store.iter_results(batch.id):
-            output, error = openai_results.output_and_error_bytes(blob)
-            sizes["output"] += output
-            sizes["error"] += error
+        """Records the ended batch's output and error files."""
+        sizes = self._output_and_error_bytes(batch)
         now = time.time()
         expires_at = None
         if row.output_expires_seconds is not None:
@@ -343,6 +339,24 @@ class OpenAIService:
         made = self._store.get_openai_batch(row.owner, row.id)
         assert made is not None
         return made
+
+    def _output_and_error_bytes(self, batch: BatchRow) -> dict[str, int]:
+        """The sizes of the ended batch's output and error files.
+
+        Each request's line is in the output file if it succeeded (a 200), else in the error
+        file. When all went one way, as most batches' do, that file holds all the results, which
+        the store sizes without reading them (reading them was about 1 µs a line, inside the
+        time a batch takes to end); otherwise each line is read for its status."""
+        if batch.succeeded == batch.total:
+            return {"output": self._store.results_bytes(batch.id), "error": 0}
+        if batch.succeeded == 0:
+            return {"output": 0, "error": self._store.results_bytes(batch.id)}
+        sizes = {"output": 0, "error": 0}
+        for blob in self._store.iter_results(batch.id):
+            output, error = openai_results.output_and_error_bytes(blob)
+            sizes["output"] += output
+            sizes["error"] += error
+        return sizes
 
     async def list_batches(
         self, owner: str, after: str | None, limit: int, before: str | None = None

@@ -516,6 +516,10 @@ class Store(Protocol):
         than `after`, or else the page just newer than `before` (whether newer ones follow)."""
         ...
 
+    def results_bytes(self, batch_id: str) -> int:
+        """The size of all the batch's result lines, without reading them."""
+        ...
+
     def record_output_files(self, batch: OpenAIBatchRow, files: Sequence[FileRow]) -> None:
         """Stores an ended OpenAI batch's output and error files, once."""
         ...

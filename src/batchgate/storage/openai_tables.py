@@ -226,6 +226,14 @@ def list_openai_batches(
     return (page[::-1] if newer else page), len(rows) > limit
 
 
+def results_bytes(db: Connection, mark: str, batch_id: str) -> int:
+    """The size of all the batch's result lines, summed by the database without reading them."""
+    [(size,)] = db.execute(
+        f"SELECT coalesce(sum(length(lines)), 0) FROM results WHERE batch_id = {mark}", (batch_id,)
+    ).fetchall()
+    return int(size)
+
+
 def record_output_files(
     db: Connection, mark: str, batch: OpenAIBatchRow, files: Sequence[FileRow]
 ) -> None:

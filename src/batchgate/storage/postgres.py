@@ -569,6 +569,10 @@ class PostgresStore:
         with self._pool.connection() as db:
             return openai_tables.list_openai_batches(db, "%s", owner, after, limit, before)
 
+    def results_bytes(self, batch_id: str) -> int:
+        with self._pool.connection() as db:
+            return openai_tables.results_bytes(db, "%s", batch_id)
+
     def record_output_files(self, batch: OpenAIBatchRow, files: Sequence[FileRow]) -> None:
         with self._pool.connection() as db, db.transaction():
             openai_tables.record_output_files(db, "%s", batch, files)

@@ -557,6 +557,9 @@ class SQLiteStore:
     ) -> tuple[list[OpenAIBatchRow], bool]:
         return openai_tables.list_openai_batches(self._reader, "?", owner, after, limit, before)
 
+    def results_bytes(self, batch_id: str) -> int:
+        return openai_tables.results_bytes(self._reader, "?", batch_id)
+
     def record_output_files(self, batch: OpenAIBatchRow, files: Sequence[FileRow]) -> None:
         with self._transaction() as db:
             openai_tables.record_output_files(db, "?", batch, files)
