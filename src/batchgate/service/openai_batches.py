@@ -68,9 +68,23 @@ class CheckedFile:
     # The model every request names (the first valid line's, where lines disagree).
     model: str | None = None
 
-    def error(self, code: str, message: str, line: int | None) -> None:
+    def error(self, code: str, message: str, line: int | None, param: str | None = None) -> None:
         if len(self.errors) < MAX_LINE_ERRORS:
-            self.errors.append({"code": code, "message": message, "param": None, "line": line})
+            self.errors.append({"code": code, "message": message, "param": param, "line": line})
+
+
+def _field_at_fault(error: msgspec.DecodeError, within: str | None = None) -> str | None:
+    """The field a line's decode error names (`custom_id`, `body.model`, ...), as a dotted path
+    under `within`; None where the line as a whole is at fault (not JSON, not an object)."""
+    text = str(error)
+    field = None
+    if text.startswith("Object missing required field `"):
+        field = text.split("`")[1]
+    elif " - at `$." in text:
+        field = text.rsplit(" - at `$.", 1)[1].rstrip("`")
+    if field is None:
+        return within
+    return field if within is None else f"{within}.{field}"
 
 
 def lines_of(pieces: Iterable[bytes]) -> Iterator[bytes]:
@@ -101,29 +115,41 @@ def check_input_file(lines: Iterable[bytes], endpoint: str, max_lines: int) -> C
         try:
             request = _LINE.decode(line)
         except msgspec.DecodeError as error:
-            checked.error("invalid_json_line", f"This line is not a valid request: {error}", number)
+            checked.error(
+                "invalid_json_line",
+                f"This line is not a valid request: {error}",
+                number,
+                _field_at_fault(error),
+            )
             continue
         if request.custom_id in seen:
             checked.error(
                 "duplicate_custom_id",
                 f"The custom_id {request.custom_id!r} is used by an earlier line.",
                 number,
+                "custom_id",
             )
             continue
         seen.add(request.custom_id)
         if request.method != "POST":
-            checked.error("invalid_method", "The method must be POST.", number)
+            checked.error("invalid_method", "The method must be POST.", number, "method")
             continue
         if request.url != endpoint:
             checked.error(
-                "mismatched_url", f"The url must be the batch's endpoint, {endpoint}.", number
+                "mismatched_url",
+                f"The url must be the batch's endpoint, {endpoint}.",
+                number,
+                "url",
             )
             continue
         try:
             line_model = _MODEL.decode(request.body).model
         except msgspec.DecodeError as error:
             checked.error(
-                "invalid_body", f"The body is not a request with a model: {error}", number
+                "invalid_body",
+                f"The body is not a request with a model: {error}",
+                number,
+                _field_at_fault(error, "body"),
             )
             continue
         if checked.model is None:
@@ -133,6 +159,7 @@ def check_input_file(lines: Iterable[bytes], endpoint: str, max_lines: int) -> C
                 "mismatched_model",
                 f"Every line must name the same model: {line_model!r} after {checked.model!r}.",
                 number,
+                "body.model",
             )
             continue
         checked.custom_ids.append(request.custom_id)
@@ -190,8 +217,12 @@ class OpenAIService:
         expires_seconds: int | None = None,
     ) -> FileRow:
         """Stores an uploaded file, read from `upload` (a temporary file) in pieces; one with
-        `expires_seconds` is deleted that long after (the engine's housekeeping)."""
+        `expires_seconds` is deleted that long after (the engine's housekeeping). A batch input
+        file uploaded without it expires after `openai_batch_file_expiry_seconds`, if set."""
         now = time.time()
+        default_expiry = self._settings.openai_batch_file_expiry_seconds
+        if expires_seconds is None and purpose == "batch" and default_expiry > 0:
+            expires_seconds = int(default_expiry)
         expires_at = None if expires_seconds is None else now + expires_seconds
         file = FileRow(new_file_id(), owner, purpose, filename, size, now, expires_at)
         await anyio.to_thread.run_sync(self._store.create_file, file, _pieces(upload))
@@ -301,10 +332,13 @@ class OpenAIService:
             output, error = openai_results.output_and_error_bytes(blob)
             sizes["output"] += output
             sizes["error"] += error
-        now = time.time()
+        # Made when the batch ended, whenever the first reader records them: their expiry
+        # counts from then.
+        assert batch.ended_at is not None
+        made_at = batch.ended_at
         expires_at = None
         if row.output_expires_seconds is not None:
-            expires_at = now + row.output_expires_seconds
+            expires_at = made_at + row.output_expires_seconds
         files = [
             FileRow(
                 # The batch's time-sortable part: listed by id, outputs sit by their batch's age.
@@ -313,7 +347,7 @@ class OpenAIService:
                 "batch_output",
                 f"{batch.id}_{lines}.jsonl",
                 size,
-                now,
+                made_at,
                 expires_at,
                 batch.id,
                 lines,
