@@ -143,6 +143,11 @@ def test_workspaces_see_only_their_own_files_and_batches_and_read_only_keys_chan
         lambda: other.files.content(ended.output_file_id or ""),
         lambda: other.batches.retrieve(batch.id),
         lambda: other.batches.cancel(batch.id),
+        lambda: other.post(f"/batches/{batch.id}/retry", cast_to=httpx.Response),
+        lambda: other.get(
+            f"/batches/{batch.id}/results", cast_to=httpx.Response, options={"params": {}}
+        ),
+        lambda: other.get(f"/batches/{batch.id}/events", cast_to=httpx.Response),
         lambda: other.batches.create(
             input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h"
         ),
@@ -162,6 +167,7 @@ def test_workspaces_see_only_their_own_files_and_batches_and_read_only_keys_chan
             input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h"
         ),
         lambda: reader.batches.cancel(batch.id),
+        lambda: reader.post(f"/batches/{batch.id}/retry", cast_to=httpx.Response),
     ):
         with pytest.raises(openai.PermissionDeniedError) as refused:
             call()

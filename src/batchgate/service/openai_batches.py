@@ -4,9 +4,12 @@ An OpenAI batch runs as any batch does (BatchService.create: the same chunks, en
 once), its requests' bodies stored as its chunks' params. Its input file is checked line by
 line first: a file with bad lines makes a batch that is `failed` at once, its errors naming the
 lines, and runs nothing. Once a batch has ended, its output and error files are recorded (the
-first reader does it), each made from its results when read, never stored twice.
+first reader does it), each made from its results when read, never stored twice. An ended
+batch's failed requests can be retried as a child batch of a new input file (service/retries.py
+picks them).
 """
 
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -20,12 +23,25 @@ from batchgate.config.settings import Settings
 from batchgate.engine.openai_requests import ENDPOINTS
 from batchgate.lifecycle import openai_results
 from batchgate.lifecycle.ids import OPENAI_BATCH_PREFIX, new_file_id, new_openai_batch_id
+from batchgate.lifecycle.openai_status import openai_status
+from batchgate.service import retries
 from batchgate.service.batches import BatchNotFound, BatchService
-from batchgate.storage.base import BatchOptions, BatchRow, NewChunk, Store, WrongState
+from batchgate.service.result_views import ResultFilter, ResultView
+from batchgate.storage.base import (
+    BatchOptions,
+    BatchRow,
+    NewChunk,
+    ResultCounts,
+    RetryRow,
+    Store,
+    WrongState,
+)
 from batchgate.storage.openai_tables import FileRow, OpenAIBatchRow
 
 # The pieces a file is stored in.
 PIECE_BYTES = 4 * 1024 * 1024
+# A retry's input file is written to disk past this size.
+IN_MEMORY_BYTES = 1024 * 1024
 COMPLETION_WINDOWS = {"24h": 24 * 3600.0}
 # The errors a failed batch lists, at most: enough to fix a file, not a second copy of it.
 MAX_LINE_ERRORS = 100
@@ -265,7 +281,10 @@ class OpenAIService:
         completion_window: str,
         metadata: Mapping[str, str] | None,
         output_expires_seconds: int | None = None,
+        retry_of: tuple[str, ResultCounts] | None = None,
     ) -> tuple[OpenAIBatchRow, BatchRow | None]:
+        """A batch of the input file's requests; with `retry_of` (the parent's id and the
+        results it retries), recorded as that batch's retry."""
         if endpoint not in ENDPOINTS:
             raise InputFileInvalid(
                 "endpoint", f"{endpoint!r} is not supported; use one of {', '.join(ENDPOINTS)}"
@@ -290,6 +309,9 @@ class OpenAIService:
             model=checked.model,
             output_expires_seconds=output_expires_seconds,
         )
+        link = (
+            None if retry_of is None else RetryRow(row.id, retry_of[0], row.created_at, retry_of[1])
+        )
         if checked.errors:
             failed = replace(row, failed_at=row.created_at, errors=checked.errors)
             await anyio.to_thread.run_sync(self._store.save_failed_openai_batch, failed)
@@ -301,6 +323,7 @@ class OpenAIService:
             BatchOptions(metadata=metadata or None, openai=row),
             window,
             batch_id=row.id,
+            retry_of=link,
         )
         return row, batch
 
@@ -369,6 +392,63 @@ class OpenAIService:
             self._store.list_openai_batches, owner, after, limit, before
         )
         return [await self._with_batch(row) for row in rows], has_more
+
+    async def results(
+        self, owner: str, batch_id: str, view: ResultView, wanted: ResultFilter
+    ) -> tuple[int | None, AsyncIterator[bytes]]:
+        """The batch's output and error lines as a view asks for them (BatchService.results),
+        while it runs too: what its output and error files will hold."""
+        row, _ = await self.get_batch(owner, batch_id)
+        if row.failed_at is not None:
+            raise WrongState(f"Batch {batch_id} has failed: it ran nothing, its errors say why.")
+        return await self._batches.results(owner, batch_id, view, wanted, openai=True)
+
+    async def retry_batch(
+        self, owner: str, batch_id: str
+    ) -> tuple[OpenAIBatchRow, BatchRow | None]:
+        """A new batch of the ended batch's failed requests (its error file's), from a new input
+        file of exactly those request lines, recorded as its retry (service/retries.py)."""
+        row, parent = await self.get_batch(owner, batch_id)
+        if parent is None:
+            raise WrongState(f"Batch {batch_id} has failed: it ran nothing to retry.")
+        if parent.status != "ended":
+            raise WrongState(
+                f"Batch {batch_id} is still {openai_status(parent)}; only ended batches can be"
+                " retried."
+            )
+        taken = await anyio.to_thread.run_sync(
+            retries.count_taken, self._store, batch_id, retries.OPENAI_FAILED
+        )
+        if not taken.total:
+            raise WrongState(f"No request of batch {batch_id} failed: there is nothing to retry.")
+        links = await anyio.to_thread.run_sync(self._store.retries_of, [batch_id])
+        if any(link.parent_id == batch_id for link in links):
+            raise WrongState(
+                f"Batch {batch_id} has been retried already: retry its retry batch instead."
+            )
+        with tempfile.SpooledTemporaryFile(IN_MEMORY_BYTES) as lines:
+            size = await anyio.to_thread.run_sync(self._write_failed_lines, row, lines)
+            file = await self.create_file(owner, lines, size, f"{batch_id}_retry.jsonl", "batch")
+        return await self.create_batch(
+            owner,
+            file.id,
+            row.endpoint,
+            row.completion_window,
+            row.metadata,
+            row.output_expires_seconds,
+            retry_of=(batch_id, taken),
+        )
+
+    def _write_failed_lines(self, row: OpenAIBatchRow, lines: IO[bytes]) -> int:
+        """Writes the request lines of the batch's failed requests as submitted; their size."""
+        for custom_id, body in retries.taken_requests(self._store, row.id, retries.OPENAI_FAILED):
+            lines.write(
+                orjson.dumps(
+                    {"custom_id": custom_id, "method": "POST", "url": row.endpoint, "body": body}
+                )
+                + b"\n"
+            )
+        return lines.tell()
 
     async def cancel_batch(
         self, owner: str, batch_id: str
