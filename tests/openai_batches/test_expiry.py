@@ -13,7 +13,13 @@ import psycopg
 import pytest
 
 from conftest import Server
-from openai_batches.conftest import chat_line, openai_client, wait_until_done, write_jsonl
+from openai_batches.conftest import (
+    chat_line,
+    jsonl,
+    openai_client,
+    wait_until_done,
+    write_jsonl,
+)
 
 HOUR = 3600
 THIRTY_DAYS = 30 * 24 * HOUR
@@ -44,7 +50,8 @@ def test_an_uploaded_file_expires_and_is_deleted_with_its_bytes(
     path = write_jsonl(tmp_path / "in.jsonl", [chat_line("a", "Hi")])
     kept = _upload(client, path)
     expiring = _upload(client, path, expires_after={"anchor": "created_at", "seconds": HOUR})
-    assert kept.expires_at is None
+    # A batch file without `expires_after` expires after 30 days, as OpenAI's do.
+    assert kept.expires_at == kept.created_at + THIRTY_DAYS
     assert expiring.expires_at == expiring.created_at + HOUR
     assert client.files.retrieve(expiring.id).expires_at == expiring.expires_at
 
@@ -62,6 +69,60 @@ def test_an_uploaded_file_expires_and_is_deleted_with_its_bytes(
     assert _database(server, f"SELECT piece FROM file_pieces WHERE file_id = '{expiring.id}'") == []
     assert [file.id for file in client.files.list()] == [kept.id]
     assert client.files.content(kept.id).read() == path.read_bytes()
+
+
+def test_the_default_expiry_of_batch_files_is_a_setting(
+    tmp_path: Path, start_server: Callable[..., Server]
+) -> None:
+    path = write_jsonl(tmp_path / "in.jsonl", [chat_line("a", "Hi")])
+    weekly = openai_client(start_server(openai_batch_file_expiry_seconds=str(7 * 24 * HOUR)))
+    file = _upload(weekly, path)
+    assert file.expires_at == file.created_at + 7 * 24 * HOUR
+    explicit = _upload(weekly, path, expires_after={"anchor": "created_at", "seconds": HOUR})
+    assert explicit.expires_at == explicit.created_at + HOUR
+
+    kept = _upload(openai_client(start_server(openai_batch_file_expiry_seconds="0")), path)
+    assert kept.expires_at is None
+
+
+@pytest.mark.parametrize("gone", ["expired", "deleted"])
+def test_a_batch_runs_to_its_end_when_its_input_file_goes_meanwhile(
+    tmp_path: Path, start_on_store: Callable[..., Server], gone: str
+) -> None:
+    server = start_on_store(simulator_latency_ms="200", max_concurrency="2", chunk_size="4")
+    client = openai_client(server)
+    lines = [chat_line(f"r{i}", f"Question {i}") for i in range(30)]
+    input_file = _upload(client, write_jsonl(tmp_path / "in.jsonl", lines))
+    created = client.batches.create(
+        input_file_id=input_file.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    if gone == "expired":
+        _database(
+            server,
+            f"UPDATE files SET expires_at = expires_at - {THIRTY_DAYS + HOUR}"
+            f" WHERE id = '{input_file.id}'",
+        )
+    else:
+        client.files.delete(input_file.id)
+    deadline = time.monotonic() + 10
+    while _database(server, f"SELECT id FROM files WHERE id = '{input_file.id}'"):
+        assert time.monotonic() < deadline, "housekeeping did not delete the expired file"
+        time.sleep(0.1)
+    assert (
+        _database(server, f"SELECT piece FROM file_pieces WHERE file_id = '{input_file.id}'") == []
+    )
+    running = client.batches.retrieve(created.id)
+    # The file went while the batch still had requests to run.
+    assert running.status == "in_progress"
+    assert running.request_counts is not None and running.request_counts.completed < 30
+
+    batch = wait_until_done(client, created.id)
+    assert batch.status == "completed"
+    assert batch.request_counts is not None and batch.request_counts.completed == 30
+    assert batch.output_file_id is not None and batch.error_file_id is None
+    answered = jsonl(client.files.content(batch.output_file_id).text)
+    assert sorted(line["custom_id"] for line in answered) == sorted(f"r{i}" for i in range(30))
+    assert batch.input_file_id == input_file.id
 
 
 @pytest.mark.parametrize(
@@ -102,11 +163,21 @@ def test_a_batch_with_output_expires_after_gives_its_files_that_expiry(
         output_expires_after={"anchor": "created_at", "seconds": 2 * HOUR},
     )
     assert created.model == "gpt-4o-mini"
+    # Waited for in the database: the first retrieve after the end records the output files,
+    # and it comes late here, as a client's may.
+    deadline = time.monotonic() + 60
+    query = f"SELECT ended_at FROM batches WHERE id = '{created.id}'"
+    while (ended_at := _database(server, query)[0][0]) is None:
+        assert time.monotonic() < deadline, "the batch did not end"
+        time.sleep(0.1)
+    time.sleep(1.5)
     batch = wait_until_done(client, created.id)
     assert batch.status == "completed" and batch.output_file_id and batch.error_file_id
+    # Their expiry counts from the batch's end, not from when they were first read.
     for file_id in (batch.output_file_id, batch.error_file_id):
         file = client.files.retrieve(file_id)
-        assert file.expires_at == file.created_at + 2 * HOUR
+        assert file.created_at == batch.completed_at
+        assert file.expires_at == int(ended_at + 2 * HOUR)  # type: ignore[operator]
 
     output = batch.output_file_id
     _database(

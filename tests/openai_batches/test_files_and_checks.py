@@ -36,6 +36,10 @@ def test_a_bad_input_file_makes_a_failed_batch_naming_its_lines(
                 json.dumps({**chat_line("d", "Hi"), "method": "GET"}),
                 json.dumps(chat_line("e", "Hi", model="another-model")),
                 json.dumps(chat_line("f", "Hi")),
+                json.dumps({**chat_line("g", "Hi"), "custom_id": 7}),
+                json.dumps({key: value for key, value in good.items() if key != "url"}),
+                json.dumps({**chat_line("h", "Hi"), "body": {"messages": []}}),
+                json.dumps({**chat_line("i", "Hi"), "body": {"model": ["gpt-4o-mini"]}}),
             ]
         )
         + "\n"
@@ -47,13 +51,18 @@ def test_a_bad_input_file_makes_a_failed_batch_naming_its_lines(
     )
     assert batch.status == "failed" and batch.failed_at is not None
     assert batch.errors is not None and batch.errors.data is not None
-    found = [(error.line, error.code) for error in batch.errors.data]
+    found = [(error.line, error.code, error.param) for error in batch.errors.data]
+    # Each names the field to blame where one is; a line that is not JSON has none.
     assert found == [
-        (2, "invalid_json_line"),
-        (3, "duplicate_custom_id"),
-        (4, "mismatched_url"),
-        (5, "invalid_method"),
-        (6, "mismatched_model"),
+        (2, "invalid_json_line", None),
+        (3, "duplicate_custom_id", "custom_id"),
+        (4, "mismatched_url", "url"),
+        (5, "invalid_method", "method"),
+        (6, "mismatched_model", "body.model"),
+        (8, "invalid_json_line", "custom_id"),
+        (9, "invalid_json_line", "url"),
+        (10, "invalid_body", "body.model"),
+        (11, "invalid_body", "body.model"),
     ]
     assert all(error.message for error in batch.errors.data)
     assert batch.output_file_id is None and batch.error_file_id is None
@@ -134,6 +143,11 @@ def test_workspaces_see_only_their_own_files_and_batches_and_read_only_keys_chan
         lambda: other.files.content(ended.output_file_id or ""),
         lambda: other.batches.retrieve(batch.id),
         lambda: other.batches.cancel(batch.id),
+        lambda: other.post(f"/batches/{batch.id}/retry", cast_to=httpx.Response),
+        lambda: other.get(
+            f"/batches/{batch.id}/results", cast_to=httpx.Response, options={"params": {}}
+        ),
+        lambda: other.get(f"/batches/{batch.id}/events", cast_to=httpx.Response),
         lambda: other.batches.create(
             input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h"
         ),
@@ -153,6 +167,7 @@ def test_workspaces_see_only_their_own_files_and_batches_and_read_only_keys_chan
             input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h"
         ),
         lambda: reader.batches.cancel(batch.id),
+        lambda: reader.post(f"/batches/{batch.id}/retry", cast_to=httpx.Response),
     ):
         with pytest.raises(openai.PermissionDeniedError) as refused:
             call()

@@ -32,7 +32,7 @@ CHECKS = (
 SHORT_CASES = 30
 LONG_CASES = 2000
 # Every operation but the workspace's event stream.
-OPERATIONS = 26
+OPERATIONS = 29
 
 
 def test_the_document_is_public_and_names_every_route(start_server: Callable[..., Server]) -> None:

@@ -75,6 +75,44 @@ def test_an_openai_batch_page_shows_its_counts_timestamps_and_files(
         assert download.value.suggested_filename == f"{batch.id}_{name}.jsonl"
 
 
+def test_an_openai_batch_page_follows_its_progress_without_reloading(
+    page: Page, dashboard: Dashboard
+) -> None:
+    client = _client(dashboard)
+    batch = _create(client, 400, "followed")
+    sign_in(page, dashboard, dashboard.blue)
+    streams: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            streams.append(request.url.split("?")[0])
+            if request.resource_type == "eventsource"
+            else None
+        ),
+    )
+    page.goto(f"{dashboard.url}/openai/{batch.id}")
+    page.evaluate("window.notReloaded = true")
+    first = int(page.get_by_test_id("count-completed").inner_text())
+    # Its counts move while it is still in progress: its batch.progress events refresh the page.
+    page.wait_for_function(
+        """first => {
+            const shown = (id) => document.querySelector(`[data-testid=${id}]`).textContent;
+            return shown("status") === "in_progress" && Number(shown("count-completed")) > first;
+        }""",
+        arg=first,
+        timeout=LIVE_TIMEOUT_MS,
+    )
+    expect(page.get_by_test_id("status")).to_have_text("completed", timeout=LIVE_TIMEOUT_MS)
+    counts = client.batches.retrieve(batch.id).request_counts
+    assert counts is not None
+    expect(page.get_by_test_id("count-completed")).to_have_text(str(counts.completed))
+    expect(page.get_by_test_id("count-failed")).to_have_text(str(counts.failed))
+    assert page.evaluate("window.notReloaded") is True
+    # The batch's own stream, closed after its end.
+    assert streams == [f"{dashboard.url}/openai/{batch.id}/events"]
+    expect(page.locator("[data-events]")).to_have_attribute("data-stream", "closed")
+
+
 def test_a_failed_openai_batch_shows_the_errors_of_its_lines(
     page: Page, dashboard: Dashboard, shoot: Screenshots
 ) -> None:

@@ -69,7 +69,7 @@ def batch_object(
     }
 
 
-async def _counted(blobs: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def counted(blobs: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     async for blob in blobs:
         metrics.RESULTS_BYTES.inc(len(blob))
         yield blob
@@ -251,7 +251,7 @@ async def batch_results(request: Request) -> Response:
     headers = {"content-disposition": f"attachment; filename*=utf-8''{batch_id}_results.jsonl"}
     if last_part is not None:
         headers[LAST_PART_HEADER] = str(last_part)
-    return StreamingResponse(_counted(results), media_type="application/x-jsonl", headers=headers)
+    return StreamingResponse(counted(results), media_type="application/x-jsonl", headers=headers)
 
 
 routes = [

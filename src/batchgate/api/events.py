@@ -1,5 +1,6 @@
-"""The event streams (docs/events.md): a batch's at /v1/messages/batches/{id}/events, the whole
-workspace's at /v1/events, as Server-Sent Events resumed with Last-Event-ID."""
+"""The event streams (docs/events.md): a batch's at /v1/messages/batches/{id}/events (an OpenAI
+batch's at /v1/batches/{id}/events), the whole workspace's at /v1/events, as Server-Sent Events
+resumed with Last-Event-ID."""
 
 from collections.abc import AsyncIterator
 
@@ -39,6 +40,15 @@ async def batch_events(request: Request) -> Response:
     return _stream(state.events.stream(owner, after, batch.id, batch.status == "ended"))
 
 
+async def openai_batch_events(request: Request) -> Response:
+    state, owner = await context(request)
+    row, batch = await state.openai.get_batch(owner, request.path_params["id"])
+    after = _last_event_id(request) or 0
+    # A batch failed at validation has no batch row: its batch.failed is its only event.
+    ended = batch is None or batch.status == "ended"
+    return _stream(state.events.stream(owner, after, row.id, ended))
+
+
 async def workspace_events(request: Request) -> Response:
     state, owner = await context(request)
     after = _last_event_id(request)
@@ -50,5 +60,6 @@ async def workspace_events(request: Request) -> Response:
 
 routes = [
     Route("/v1/messages/batches/{batch_id}/events", batch_events, methods=["GET"]),
+    Route("/v1/batches/{id}/events", openai_batch_events, methods=["GET"]),
     Route("/v1/events", workspace_events, methods=["GET"]),
 ]

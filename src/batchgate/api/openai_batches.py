@@ -5,21 +5,29 @@ Message Batch) and its OpenAI row: `validating` passes within the create, which 
 file line by line; `in_progress`, `cancelling`, then `completed`, `cancelled` or `expired` once
 it has ended (`finalizing` takes no time: the output files are made from the stored results as
 they are read). A file with bad lines makes a `failed` batch at once.
+
+Our extensions: a batch's output and error lines while it runs (`/results`, the Message
+Batches' result views), and the retry of its failed requests (`/retry`), whose lineage the Batch
+objects of a chain carry.
 """
 
 from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from batchgate.api.batches import acting_context, context, json_response
+from batchgate.api.batches import acting_context, context, counted, json_response
 from batchgate.api.errors import ApiError
 from batchgate.api.ingest import read_capped_body
 from batchgate.api.openai_files import expires_seconds
-from batchgate.lifecycle.openai_status import openai_status
+from batchgate.api.result_query import LAST_PART_HEADER, result_view
+from batchgate.api.state import AppState
+from batchgate.lifecycle.openai_status import openai_request_counts, openai_status
 from batchgate.service.openai_batches import InputFileInvalid
+from batchgate.service.result_views import ResultFilter
+from batchgate.service.retries import Lineage
 from batchgate.storage.base import BatchRow
 from batchgate.storage.openai_tables import OpenAIBatchRow
 
@@ -28,13 +36,18 @@ MAX_CREATE_BYTES = 64 * 1024
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 512
+# `lines` of the results extension: those of the output file, or of the error file.
+LINES = ("output", "error")
 
 
 def _seconds(value: float | None) -> int | None:
     return None if value is None else int(value)
 
 
-def batch_object(row: OpenAIBatchRow, batch: BatchRow | None) -> dict[str, Any]:
+def batch_object(
+    row: OpenAIBatchRow, batch: BatchRow | None, lineage: Lineage | None = None
+) -> dict[str, Any]:
+    """The Batch object; a batch of a retry chain carries its `lineage` too (extension)."""
     status = openai_status(batch)
     ended = None if batch is None else batch.ended_at
     usage = None
@@ -48,11 +61,7 @@ def batch_object(row: OpenAIBatchRow, batch: BatchRow | None) -> dict[str, Any]:
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": tokens.input_tokens + tokens.output_tokens,
         }
-        counts = {
-            "total": batch.total,
-            "completed": batch.succeeded,
-            "failed": batch.errored + batch.canceled + batch.expired,
-        }
+        counts = openai_request_counts(batch)
     return {
         "id": row.id,
         "object": "batch",
@@ -76,7 +85,29 @@ def batch_object(row: OpenAIBatchRow, batch: BatchRow | None) -> dict[str, Any]:
         "request_counts": counts,
         "metadata": dict(row.metadata) if row.metadata else None,
         "usage": usage,
+        **({} if lineage is None else _lineage_fields(lineage)),
     }
+
+
+def _lineage_fields(lineage: Lineage) -> dict[str, Any]:
+    """A Message Batch's lineage, its merged counts as OpenAI counts them."""
+    shown = lineage.fields()
+    merged = shown.pop("merged_request_counts", None)
+    if isinstance(merged, dict):
+        shown["merged_request_counts"] = {
+            "total": sum(merged.values()),
+            "completed": merged["succeeded"],
+            "failed": merged["errored"] + merged["canceled"] + merged["expired"],
+        }
+    return shown
+
+
+async def _objects(
+    state: AppState, owner: str, pairs: list[tuple[OpenAIBatchRow, BatchRow | None]]
+) -> list[dict[str, Any]]:
+    """The Batch objects of `pairs`, with the lineage of those in a retry chain."""
+    lineages = await state.batches.lineage(owner, [batch for _, batch in pairs if batch])
+    return [batch_object(row, batch, lineages.get(row.id)) for row, batch in pairs]
 
 
 def _metadata(value: object) -> dict[str, str] | None:
@@ -147,16 +178,38 @@ async def create_batch(request: Request) -> Response:
 
 async def retrieve_batch(request: Request) -> Response:
     state, owner = await context(request)
-    return json_response(
-        batch_object(*await state.openai.get_batch(owner, request.path_params["id"]))
-    )
+    found = await state.openai.get_batch(owner, request.path_params["id"])
+    return json_response((await _objects(state, owner, [found]))[0])
 
 
 async def cancel_batch(request: Request) -> Response:
     state, owner = await acting_context(request)
-    return json_response(
-        batch_object(*await state.openai.cancel_batch(owner, request.path_params["id"]))
-    )
+    cancelled = await state.openai.cancel_batch(owner, request.path_params["id"])
+    return json_response((await _objects(state, owner, [cancelled]))[0])
+
+
+async def retry_batch(request: Request) -> Response:
+    """(extension) A new batch of the ended batch's failed requests, recorded as its retry."""
+    state, owner = await acting_context(request)
+    retry = await state.openai.retry_batch(owner, request.path_params["id"])
+    return json_response((await _objects(state, owner, [retry]))[0])
+
+
+async def batch_results(request: Request) -> Response:
+    """(extension) The batch's output and error lines, while it runs too: the Message Batches'
+    `partial`, `follow`, `after_part` and `skip_lines` (api/result_query.py), and `lines` to
+    keep one file's."""
+    state, owner = await context(request)
+    batch_id = request.path_params["id"]
+    lines = request.query_params.get("lines")
+    if lines not in (None, *LINES):
+        raise ApiError(400, f"lines: must be 'output' or 'error', not {lines!r}", param="lines")
+    wanted = ResultFilter(openai_output=None if lines is None else lines == "output")
+    last_part, results = await state.openai.results(owner, batch_id, result_view(request), wanted)
+    headers = {"content-disposition": f"attachment; filename*=utf-8''{batch_id}_results.jsonl"}
+    if last_part is not None:
+        headers[LAST_PART_HEADER] = str(last_part)
+    return StreamingResponse(counted(results), media_type="application/x-jsonl", headers=headers)
 
 
 async def list_batches(request: Request) -> Response:
@@ -170,7 +223,7 @@ async def list_batches(request: Request) -> Response:
     return json_response(
         {
             "object": "list",
-            "data": [batch_object(row, batch) for row, batch in page],
+            "data": await _objects(state, owner, page),
             "first_id": page[0][0].id if page else None,
             "last_id": page[-1][0].id if page else None,
             "has_more": has_more,
@@ -183,4 +236,6 @@ routes = [
     Route("/v1/batches", list_batches, methods=["GET"]),
     Route("/v1/batches/{id}", retrieve_batch, methods=["GET"]),
     Route("/v1/batches/{id}/cancel", cancel_batch, methods=["POST"]),
+    Route("/v1/batches/{id}/results", batch_results, methods=["GET"]),
+    Route("/v1/batches/{id}/retry", retry_batch, methods=["POST"]),
 ]

@@ -4,6 +4,7 @@ envelope (api/openai_files.py, api/openai_batches.py; docs/api.md, "OpenAI Batch
 from typing import Any
 
 from batchgate.api.errors import ERROR_TYPES
+from batchgate.api.openai_batches import LINES
 from batchgate.api.openai_files import EXPIRES_ANCHOR, EXPIRES_SECONDS
 from batchgate.config.settings import Settings
 from batchgate.engine.openai_requests import ENDPOINTS
@@ -97,7 +98,9 @@ def _list_of(item: str) -> dict[str, Any]:
     }
 
 
-def paths(settings: Settings) -> dict[str, Any]:
+def paths(settings: Settings, view_parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    """The paths; `view_parameters` are the Message Batches' results' `partial`, `follow`,
+    `after_part` and `skip_lines` (api/openapi.py), which an OpenAI batch's results take too."""
     file_id = _path_id("The file's id (file-…).")
     batch_id = _path_id("The batch's id (batch_…).")
     return {
@@ -195,6 +198,64 @@ def paths(settings: Settings) -> dict[str, Any]:
                 (404,),
             ),
         },
+        "/v1/batches/{id}/events": {
+            "parameters": [batch_id],
+            "get": _operation(
+                "openaiBatchEvents",
+                "(batchgate extension) The batch's events as Server-Sent Events: its"
+                " batch.progress (at most one a second while its counts move), then its end"
+                " (batch.completed, batch.cancelled, batch.expired; batch.failed for a batch"
+                " failed at create), after which the stream ends. Last-Event-ID resumes it.",
+                {
+                    "description": "`id:` the event's number, `event:` its type,"
+                    " `data:` the event.",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                },
+                (400, 404),
+                parameters=[
+                    {
+                        "name": "last-event-id",
+                        "in": "header",
+                        "required": False,
+                        "description": "Resume after this event number (an `id:` of the stream).",
+                        "schema": {"type": "string", "pattern": "^[0-9]{0,18}$"},
+                    }
+                ],
+            ),
+        },
+        "/v1/batches/{id}/results": {
+            "parameters": [batch_id],
+            "get": _operation(
+                "openaiBatchResults",
+                "(batchgate extension) The batch's output and error lines (those of its output"
+                " and error files), on a running batch too with partial or follow.",
+                {
+                    "description": "JSONL: a line per request ended, in any order; the"
+                    " batchgate-last-part header names the position a partial response reaches.",
+                    "content": {"application/x-jsonl": {"schema": {"type": "string"}}},
+                },
+                (400, 404),
+                parameters=[
+                    *view_parameters,
+                    _query(
+                        "lines",
+                        {"enum": list(LINES)},
+                        "Only the lines of the output file (2xx answers), or of the error file.",
+                    ),
+                ],
+            ),
+        },
+        "/v1/batches/{id}/retry": {
+            "parameters": [batch_id],
+            "post": _operation(
+                "retryOpenAIBatch",
+                "(batchgate extension) A new batch of the ended batch's failed requests (its"
+                " error file's), from a new input file of exactly those request lines, recorded"
+                " as its retry (no body needed).",
+                _json("The retry batch.", "OpenAIBatch"),
+                (400, 403, 404),
+            ),
+        },
         "/v1/batches/{id}/cancel": {
             "parameters": [batch_id],
             "post": _operation(
@@ -240,7 +301,9 @@ def schemas() -> dict[str, Any]:
                     "type": "integer",
                     "minimum": EXPIRES_SECONDS[0],
                     "maximum": EXPIRES_SECONDS[1],
-                    "description": "The file expires this many seconds after its upload.",
+                    "description": "The file expires this many seconds after its upload"
+                    " (without it, a batch file expires after the server's"
+                    " openai_batch_file_expiry_seconds, 30 days by default).",
                 },
             },
         },
@@ -285,7 +348,7 @@ def schemas() -> dict[str, Any]:
                 ),
                 "output_expires_after": _nullable(
                     _expires_after(
-                        "Its output and error files expire this many seconds after they are made."
+                        "Its output and error files expire this many seconds after it ended."
                     )
                 ),
             },
@@ -318,7 +381,7 @@ def schemas() -> dict[str, Any]:
                                     "properties": {
                                         "code": {"type": "string"},
                                         "message": {"type": "string"},
-                                        "param": {"type": "null"},
+                                        "param": _nullable({"type": "string"}),
                                         "line": _nullable({"type": "integer"}),
                                     },
                                 },
@@ -358,6 +421,26 @@ def schemas() -> dict[str, Any]:
                     {"type": "object", "additionalProperties": {"type": "string"}}
                 ),
                 "usage": _nullable({"type": "object"}),
+                # Lineage, on the batches of a retry chain only.
+                "parent_batch_id": {
+                    **_nullable({"type": "string"}),
+                    "description": "(batchgate extension) The batch this one retries.",
+                },
+                "retry_batch_ids": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "(batchgate extension) The batch that retries this one.",
+                },
+                "merged_request_counts": {
+                    "type": "object",
+                    "description": "(batchgate extension) The counts of its requests' latest"
+                    " outcomes down its retry chain.",
+                    "properties": {
+                        "total": {"type": "integer"},
+                        "completed": {"type": "integer"},
+                        "failed": {"type": "integer"},
+                    },
+                },
             },
         },
         "OpenAIBatchList": _list_of("OpenAIBatch"),

@@ -424,8 +424,9 @@ def _listed(name: str, description: str, items: dict[str, Any]) -> dict[str, Any
     }
 
 
-# The results endpoint's extensions: without them it is Anthropic's (docs/api.md).
-_RESULT_PARAMETERS = [
+# The results endpoint's extensions: without them it is Anthropic's (docs/api.md). The first
+# four, the view, are an OpenAI batch's results' too (api/openai_openapi.py).
+_VIEW_PARAMETERS = [
     _flag(
         "partial",
         "(batchgate extension) The results committed so far, on a running batch too; the"
@@ -456,6 +457,9 @@ _RESULT_PARAMETERS = [
         ),
         "schema": {"type": "integer", "minimum": 0},
     },
+]
+_RESULT_PARAMETERS = [
+    *_VIEW_PARAMETERS,
     _flag(
         "merged",
         "(batchgate extension) One line per request of the batch: its latest outcome down its"
@@ -694,7 +698,7 @@ def document(settings: Settings) -> dict[str, Any]:
                 ),
             },
             **openapi_events.paths(_operation, _json, _BATCH_ID),
-            **openai_openapi.paths(settings),
+            **openai_openapi.paths(settings, _VIEW_PARAMETERS),
         },
         "components": {
             "securitySchemes": {

@@ -40,41 +40,44 @@ def result_types(request: Request) -> frozenset[str]:
     return wanted
 
 
-def result_query(request: Request) -> tuple[ResultView, ResultFilter]:
+def _count(request: Request, name: str) -> int | None:
+    """A whole number of 0 or more; absent is None."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(
+            400, f"{name}: Input should be a valid integer, got {raw!r}", param=name
+        ) from None
+    if value < 0:
+        raise ApiError(400, f"{name}: Input should be 0 or more, got {value}", param=name)
+    return value
+
+
+def result_view(request: Request, merged: bool = False) -> ResultView:
+    """`partial`, `follow`, `after_part` and `skip_lines`: which lines, in which order. The
+    results of Message Batches and of OpenAI batches (api/openai_batches.py) read them alike."""
     follow = flag(request, "follow")
-    merged = flag(request, "merged")
-    after_part = None
-    if (raw := request.query_params.get("after_part")) is not None:
-        try:
-            after_part = int(raw)
-        except ValueError:
-            raise ApiError(
-                400, f"after_part: Input should be a valid integer, got {raw!r}"
-            ) from None
-        if after_part < 0:
-            raise ApiError(400, f"after_part: Input should be 0 or more, got {after_part}")
-    skip_lines = 0
-    if (raw := request.query_params.get("skip_lines")) is not None:
-        try:
-            skip_lines = int(raw)
-        except ValueError:
-            raise ApiError(
-                400, f"skip_lines: Input should be a valid integer, got {raw!r}"
-            ) from None
-        if skip_lines < 0:
-            raise ApiError(400, f"skip_lines: Input should be 0 or more, got {skip_lines}")
+    after_part = _count(request, "after_part")
+    skip_lines = _count(request, "skip_lines") or 0
     if merged and (follow or after_part is not None or skip_lines):
         raise ApiError(400, "merged: cannot be combined with follow, after_part or skip_lines.")
-    custom_ids = listed(request, "custom_id")
-    if len(custom_ids) > MAX_CUSTOM_IDS:
-        raise ApiError(
-            400, f"custom_id: at most {MAX_CUSTOM_IDS} may be given, not {len(custom_ids)}"
-        )
-    view = ResultView(
+    return ResultView(
         partial=flag(request, "partial") or follow,
         follow=follow,
         after_part=after_part,
         skip_lines=skip_lines,
         merged=merged,
     )
+
+
+def result_query(request: Request) -> tuple[ResultView, ResultFilter]:
+    view = result_view(request, flag(request, "merged"))
+    custom_ids = listed(request, "custom_id")
+    if len(custom_ids) > MAX_CUSTOM_IDS:
+        raise ApiError(
+            400, f"custom_id: at most {MAX_CUSTOM_IDS} may be given, not {len(custom_ids)}"
+        )
     return view, ResultFilter(result_types(request), custom_ids)

@@ -41,6 +41,9 @@ class Settings:
     # input file may have.
     openai_max_file_bytes: int = 200 * 1024 * 1024
     openai_max_batch_lines: int = 50_000
+    # An uploaded file of purpose `batch` without `expires_after` expires this long after its
+    # upload, as OpenAI's do; 0 keeps such files until deleted.
+    openai_batch_file_expiry_seconds: float = 30 * DAY
     # Requests stored, leased and written back together.
     chunk_size: int = 1000
     # Backend calls one worker keeps in flight at once.

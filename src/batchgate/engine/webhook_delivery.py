@@ -26,7 +26,7 @@ from standardwebhooks import Webhook
 
 from batchgate.config.settings import Settings
 from batchgate.engine.outages import Outages
-from batchgate.lifecycle.events import OPENAI_EVENT_TYPES, event_id, timestamp
+from batchgate.lifecycle.events import event_id, is_openai, timestamp
 from batchgate.observability import metrics
 from batchgate.service.webhooks import WebhookRefused, check_url_form, refuse_private
 from batchgate.storage.base import DeliveryOutcome, LeasedDelivery, Store
@@ -52,7 +52,7 @@ def payload(leased: LeasedDelivery) -> bytes:
     """The thin payload: type, timestamp and the batch's ids, status and counts; an OpenAI
     batch's event as OpenAI's webhooks send it, `{"id", "object", "type", "created_at", "data"}`."""
     event = leased.event
-    if event.type in OPENAI_EVENT_TYPES:
+    if is_openai(event.batch_id):
         return orjson.dumps(
             {
                 "id": event_id(event.batch_id, event.seq),

@@ -26,6 +26,8 @@ STATUS_OF_ERROR_TYPE = {
     "overloaded_error": 503,
     "timeout_error": 504,
 }
+CANCELLED_CODE = "batch_cancelled"
+EXPIRED_CODE = "batch_expired"
 CANCELLED_MESSAGE = "This request was not executed because the batch was cancelled."
 EXPIRED_MESSAGE = "This request could not be executed before the completion window expired."
 
@@ -81,11 +83,11 @@ def _not_run(custom_id: str, code: str, message: str) -> bytes:
 
 
 def canceled(custom_id: str) -> bytes:
-    return _not_run(custom_id, "batch_cancelled", CANCELLED_MESSAGE)
+    return _not_run(custom_id, CANCELLED_CODE, CANCELLED_MESSAGE)
 
 
 def expired(custom_id: str) -> bytes:
-    return _not_run(custom_id, "batch_expired", EXPIRED_MESSAGE)
+    return _not_run(custom_id, EXPIRED_CODE, EXPIRED_MESSAGE)
 
 
 # Where a line written here says its status, which always has three digits (200, or one of

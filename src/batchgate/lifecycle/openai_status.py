@@ -1,5 +1,5 @@
-"""An OpenAI batch's status, read from its batch's row: what the Batch object shows and what
-names its events (lifecycle/events.py)."""
+"""An OpenAI batch's status and counts, read from its batch's row: what the Batch object shows
+and what its events name and carry (lifecycle/events.py)."""
 
 from batchgate.storage.base import BatchRow
 
@@ -17,3 +17,12 @@ def openai_status(batch: BatchRow | None) -> str:
     if batch.expired and batch.ended_at is not None and batch.ended_at >= batch.expires_at:
         return "expired"
     return "completed"
+
+
+def openai_request_counts(batch: BatchRow) -> dict[str, int]:
+    """`{total, completed, failed}`: failed counts errored, cancelled and expired requests."""
+    return {
+        "total": batch.total,
+        "completed": batch.succeeded,
+        "failed": batch.errored + batch.canceled + batch.expired,
+    }

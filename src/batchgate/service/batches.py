@@ -134,6 +134,7 @@ class BatchService:
         completion_window: float | None = None,
         idempotent: IdempotentCreate | None = None,
         batch_id: str | None = None,
+        retry_of: RetryRow | None = None,
     ) -> tuple[BatchRow, bool]:
         """Stores a batch of `total` requests, in chunks read lazily, and wakes the engines.
         Returns once the batch is durably stored, with False; or, for a create `idempotent`
@@ -141,7 +142,7 @@ class BatchService:
 
         The batch expires after `completion_window` seconds, at most the server's
         `expiry_seconds`. Raises IdempotencyKeyReused and IdempotentCreateInProgress. An OpenAI
-        batch brings its own `batch_id`."""
+        batch brings its own `batch_id`, and its retry the `retry_of` that makes it a child."""
         now = self._clock()
         if idempotent is not None:
             replayed = await self._claim(owner, idempotent, now)
@@ -160,7 +161,7 @@ class BatchService:
                 now + lifetime,
                 total,
                 chunks,
-                None,
+                retry_of,
                 options,
             )
         except BaseException:
@@ -260,10 +261,12 @@ class BatchService:
         batch_id: str,
         view: ResultView = WHOLE_RESULTS,
         wanted: ResultFilter = EVERY_LINE,
+        openai: bool = False,
     ) -> tuple[int | None, AsyncIterator[bytes]]:
         """The result lines a view asks for, as JSONL blobs, and for views in commit order the
-        position of the last part committed as the response began. Checks before it streams."""
-        batch = await self._readable(owner, batch_id, "results")
+        position of the last part committed as the response began. Checks before it streams.
+        With `openai`, an OpenAI batch's output and error lines."""
+        batch = await self._readable(owner, batch_id, "results", openai)
         if view.merged:
             chain, _ = await self._chain(owner, batch)
             if not view.partial:
@@ -377,8 +380,10 @@ class BatchService:
         chunks = self._store.iter_request_chunks(batch.id)
         return _on_threads(_requests_as_jsonl(chunks, result_types))
 
-    async def _readable(self, owner: str, batch_id: str, what: str) -> BatchRow:
-        batch = await self.get(owner, batch_id)
+    async def _readable(
+        self, owner: str, batch_id: str, what: str, openai: bool = False
+    ) -> BatchRow:
+        batch = await self.get(owner, batch_id, openai)
         if batch.archived_at is not None:
             raise BatchNotFound(
                 f"The {what} of batch {batch.id} were archived after the retention period."

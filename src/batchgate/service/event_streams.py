@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import anyio.to_thread
 import orjson
 
-from batchgate.lifecycle.events import ENDED, event_id, timestamp
+from batchgate.lifecycle.events import LAST_EVENT_TYPES, event_id, timestamp
 from batchgate.service.part_watch import PartWatch
 from batchgate.storage.base import BatchEvent, Store
 
@@ -61,7 +61,8 @@ class EventStreams:
         self, owner: str, after: int, batch_id: str | None = None, ended: bool = False
     ) -> AsyncIterator[bytes]:
         """The owner's events after number `after` (of `batch_id` only, if given) as they come;
-        a batch's stream ends after its batch.ended (`ended`: it had ended when asked)."""
+        a batch's stream ends after its last event, batch.ended or an OpenAI batch's end
+        (`ended`: it had ended when asked)."""
         await self._watch.start()
         yield b"retry: %d\n\n" % RETRY_MILLISECONDS
         with self._watch.watching(owner) as news:
@@ -73,7 +74,7 @@ class EventStreams:
                 for event in events:
                     yield sse_message(event)
                     after = event.number
-                    if batch_id is not None and event.type == ENDED:
+                    if batch_id is not None and event.type in LAST_EVENT_TYPES:
                         return
                 if len(events) == EVENTS_PER_READ:
                     continue

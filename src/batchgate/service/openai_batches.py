@@ -4,9 +4,12 @@ An OpenAI batch runs as any batch does (BatchService.create: the same chunks, en
 once), its requests' bodies stored as its chunks' params. Its input file is checked line by
 line first: a file with bad lines makes a batch that is `failed` at once, its errors naming the
 lines, and runs nothing. Once a batch has ended, its output and error files are recorded (the
-first reader does it), each made from its results when read, never stored twice.
+first reader does it), each made from its results when read, never stored twice. An ended
+batch's failed requests can be retried as a child batch of a new input file (service/retries.py
+picks them).
 """
 
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -20,12 +23,25 @@ from batchgate.config.settings import Settings
 from batchgate.engine.openai_requests import ENDPOINTS
 from batchgate.lifecycle import openai_results
 from batchgate.lifecycle.ids import OPENAI_BATCH_PREFIX, new_file_id, new_openai_batch_id
+from batchgate.lifecycle.openai_status import openai_status
+from batchgate.service import retries
 from batchgate.service.batches import BatchNotFound, BatchService
-from batchgate.storage.base import BatchOptions, BatchRow, NewChunk, Store, WrongState
+from batchgate.service.result_views import ResultFilter, ResultView
+from batchgate.storage.base import (
+    BatchOptions,
+    BatchRow,
+    NewChunk,
+    ResultCounts,
+    RetryRow,
+    Store,
+    WrongState,
+)
 from batchgate.storage.openai_tables import FileRow, OpenAIBatchRow
 
 # The pieces a file is stored in.
 PIECE_BYTES = 4 * 1024 * 1024
+# A retry's input file is written to disk past this size.
+IN_MEMORY_BYTES = 1024 * 1024
 COMPLETION_WINDOWS = {"24h": 24 * 3600.0}
 # The errors a failed batch lists, at most: enough to fix a file, not a second copy of it.
 MAX_LINE_ERRORS = 100
@@ -72,9 +88,23 @@ class CheckedFile:
     # The model every request names (the first valid line's, where lines disagree).
     model: str | None = None
 
-    def error(self, code: str, message: str, line: int | None) -> None:
+    def error(self, code: str, message: str, line: int | None, param: str | None = None) -> None:
         if len(self.errors) < MAX_LINE_ERRORS:
-            self.errors.append({"code": code, "message": message, "param": None, "line": line})
+            self.errors.append({"code": code, "message": message, "param": param, "line": line})
+
+
+def _field_at_fault(error: msgspec.DecodeError, within: str | None = None) -> str | None:
+    """The field a line's decode error names (`custom_id`, `body.model`, ...), as a dotted path
+    under `within`; None where the line as a whole is at fault (not JSON, not an object)."""
+    text = str(error)
+    field = None
+    if text.startswith("Object missing required field `"):
+        field = text.split("`")[1]
+    elif " - at `$." in text:
+        field = text.rsplit(" - at `$.", 1)[1].rstrip("`")
+    if field is None:
+        return within
+    return field if within is None else f"{within}.{field}"
 
 
 def lines_of(pieces: Iterable[bytes]) -> Iterator[Line]:
@@ -119,29 +149,41 @@ def check_input_file(lines: Iterable[Line], endpoint: str, max_lines: int) -> Ch
         try:
             request = _LINE.decode(line)
         except msgspec.DecodeError as error:
-            checked.error("invalid_json_line", f"This line is not a valid request: {error}", number)
+            checked.error(
+                "invalid_json_line",
+                f"This line is not a valid request: {error}",
+                number,
+                _field_at_fault(error),
+            )
             continue
         if request.custom_id in seen:
             checked.error(
                 "duplicate_custom_id",
                 f"The custom_id {request.custom_id!r} is used by an earlier line.",
                 number,
+                "custom_id",
             )
             continue
         seen.add(request.custom_id)
         if request.method != "POST":
-            checked.error("invalid_method", "The method must be POST.", number)
+            checked.error("invalid_method", "The method must be POST.", number, "method")
             continue
         if request.url != endpoint:
             checked.error(
-                "mismatched_url", f"The url must be the batch's endpoint, {endpoint}.", number
+                "mismatched_url",
+                f"The url must be the batch's endpoint, {endpoint}.",
+                number,
+                "url",
             )
             continue
         try:
             line_model = _MODEL.decode(request.body).model
         except msgspec.DecodeError as error:
             checked.error(
-                "invalid_body", f"The body is not a request with a model: {error}", number
+                "invalid_body",
+                f"The body is not a request with a model: {error}",
+                number,
+                _field_at_fault(error, "body"),
             )
             continue
         if checked.model is None:
@@ -151,6 +193,7 @@ def check_input_file(lines: Iterable[Line], endpoint: str, max_lines: int) -> Ch
                 "mismatched_model",
                 f"Every line must name the same model: {line_model!r} after {checked.model!r}.",
                 number,
+                "body.model",
             )
             continue
         checked.custom_ids.append(request.custom_id)
@@ -208,8 +251,12 @@ class OpenAIService:
         expires_seconds: int | None = None,
     ) -> FileRow:
         """Stores an uploaded file, read from `upload` (a temporary file) in pieces; one with
-        `expires_seconds` is deleted that long after (the engine's housekeeping)."""
+        `expires_seconds` is deleted that long after (the engine's housekeeping). A batch input
+        file uploaded without it expires after `openai_batch_file_expiry_seconds`, if set."""
         now = time.time()
+        default_expiry = self._settings.openai_batch_file_expiry_seconds
+        if expires_seconds is None and purpose == "batch" and default_expiry > 0:
+            expires_seconds = int(default_expiry)
         expires_at = None if expires_seconds is None else now + expires_seconds
         file = FileRow(new_file_id(), owner, purpose, filename, size, now, expires_at)
         await anyio.to_thread.run_sync(self._store.create_file, file, _pieces(upload))
@@ -252,7 +299,10 @@ class OpenAIService:
         completion_window: str,
         metadata: Mapping[str, str] | None,
         output_expires_seconds: int | None = None,
+        retry_of: tuple[str, ResultCounts] | None = None,
     ) -> tuple[OpenAIBatchRow, BatchRow | None]:
+        """A batch of the input file's requests; with `retry_of` (the parent's id and the
+        results it retries), recorded as that batch's retry."""
         if endpoint not in ENDPOINTS:
             raise InputFileInvalid(
                 "endpoint", f"{endpoint!r} is not supported; use one of {', '.join(ENDPOINTS)}"
@@ -277,6 +327,9 @@ class OpenAIService:
             model=checked.model,
             output_expires_seconds=output_expires_seconds,
         )
+        link = (
+            None if retry_of is None else RetryRow(row.id, retry_of[0], row.created_at, retry_of[1])
+        )
         if checked.errors:
             failed = replace(row, failed_at=row.created_at, errors=checked.errors)
             await anyio.to_thread.run_sync(self._store.save_failed_openai_batch, failed)
@@ -288,6 +341,7 @@ class OpenAIService:
             BatchOptions(metadata=metadata or None, openai=row),
             window,
             batch_id=row.id,
+            retry_of=link,
         )
         return row, batch
 
@@ -315,10 +369,13 @@ class OpenAIService:
     def _make_output_files(self, row: OpenAIBatchRow, batch: BatchRow) -> OpenAIBatchRow:
         """Records the ended batch's output and error files."""
         sizes = self._output_and_error_bytes(batch)
-        now = time.time()
+        # Made when the batch ended, whenever the first reader records them: their expiry
+        # counts from then.
+        assert batch.ended_at is not None
+        made_at = batch.ended_at
         expires_at = None
         if row.output_expires_seconds is not None:
-            expires_at = now + row.output_expires_seconds
+            expires_at = made_at + row.output_expires_seconds
         files = [
             FileRow(
                 # The batch's time-sortable part: listed by id, outputs sit by their batch's age.
@@ -327,7 +384,7 @@ class OpenAIService:
                 "batch_output",
                 f"{batch.id}_{lines}.jsonl",
                 size,
-                now,
+                made_at,
                 expires_at,
                 batch.id,
                 lines,
@@ -367,6 +424,63 @@ class OpenAIService:
             self._store.list_openai_batches, owner, after, limit, before
         )
         return [await self._with_batch(row) for row in rows], has_more
+
+    async def results(
+        self, owner: str, batch_id: str, view: ResultView, wanted: ResultFilter
+    ) -> tuple[int | None, AsyncIterator[bytes]]:
+        """The batch's output and error lines as a view asks for them (BatchService.results),
+        while it runs too: what its output and error files will hold."""
+        row, _ = await self.get_batch(owner, batch_id)
+        if row.failed_at is not None:
+            raise WrongState(f"Batch {batch_id} has failed: it ran nothing, its errors say why.")
+        return await self._batches.results(owner, batch_id, view, wanted, openai=True)
+
+    async def retry_batch(
+        self, owner: str, batch_id: str
+    ) -> tuple[OpenAIBatchRow, BatchRow | None]:
+        """A new batch of the ended batch's failed requests (its error file's), from a new input
+        file of exactly those request lines, recorded as its retry (service/retries.py)."""
+        row, parent = await self.get_batch(owner, batch_id)
+        if parent is None:
+            raise WrongState(f"Batch {batch_id} has failed: it ran nothing to retry.")
+        if parent.status != "ended":
+            raise WrongState(
+                f"Batch {batch_id} is still {openai_status(parent)}; only ended batches can be"
+                " retried."
+            )
+        taken = await anyio.to_thread.run_sync(
+            retries.count_taken, self._store, batch_id, retries.OPENAI_FAILED
+        )
+        if not taken.total:
+            raise WrongState(f"No request of batch {batch_id} failed: there is nothing to retry.")
+        links = await anyio.to_thread.run_sync(self._store.retries_of, [batch_id])
+        if any(link.parent_id == batch_id for link in links):
+            raise WrongState(
+                f"Batch {batch_id} has been retried already: retry its retry batch instead."
+            )
+        with tempfile.SpooledTemporaryFile(IN_MEMORY_BYTES) as lines:
+            size = await anyio.to_thread.run_sync(self._write_failed_lines, row, lines)
+            file = await self.create_file(owner, lines, size, f"{batch_id}_retry.jsonl", "batch")
+        return await self.create_batch(
+            owner,
+            file.id,
+            row.endpoint,
+            row.completion_window,
+            row.metadata,
+            row.output_expires_seconds,
+            retry_of=(batch_id, taken),
+        )
+
+    def _write_failed_lines(self, row: OpenAIBatchRow, lines: IO[bytes]) -> int:
+        """Writes the request lines of the batch's failed requests as submitted; their size."""
+        for custom_id, body in retries.taken_requests(self._store, row.id, retries.OPENAI_FAILED):
+            lines.write(
+                orjson.dumps(
+                    {"custom_id": custom_id, "method": "POST", "url": row.endpoint, "body": body}
+                )
+                + b"\n"
+            )
+        return lines.tell()
 
     async def cancel_batch(
         self, owner: str, batch_id: str

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import anyio.to_thread
 import orjson
 
+from batchgate.lifecycle import openai_results
 from batchgate.service.part_watch import PartWatch
 from batchgate.storage.base import Store
 
@@ -55,13 +56,15 @@ async def skipping(blobs: AsyncIterator[bytes], lines: int) -> AsyncIterator[byt
 @dataclass(frozen=True, slots=True)
 class ResultFilter:
     """Lines whose result type is one of `result_types` and whose custom_id is one of
-    `custom_ids`; an empty set keeps every line."""
+    `custom_ids`; an empty set keeps every line. Of an OpenAI batch's lines, `openai_output`
+    keeps those of its output file (True) or of its error file (False)."""
 
     result_types: frozenset[str] = frozenset()
     custom_ids: frozenset[str] = frozenset()
+    openai_output: bool | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.result_types or self.custom_ids)
+        return bool(self.result_types or self.custom_ids or self.openai_output is not None)
 
     def apply(self, blob: bytes, excluded: frozenset[str] = frozenset()) -> bytes:
         """The lines of `blob` (JSONL) that pass, and whose custom_id is not `excluded`."""
@@ -69,6 +72,10 @@ class ResultFilter:
             return blob
         kept = []
         for line in blob.splitlines(keepends=True):
+            if self.openai_output is not None and openai_results.is_output(line) != (
+                self.openai_output
+            ):
+                continue
             parsed = orjson.loads(line)
             if parsed["custom_id"] in excluded:
                 continue

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from batchgate.lifecycle import openai_results
 from batchgate.storage.base import BatchRow, NewChunk, ResultCounts, RetryRow, Store
 
 DEFAULT_RESULT_TYPES = frozenset({"errored", "expired"})
@@ -25,29 +26,51 @@ class RetrySelection:
     error_types: frozenset[str] = frozenset()
 
     def takes(self, line: Mapping[str, Any]) -> bool:
-        """Whether the selection takes a result line (parsed)."""
-        result = line["result"]
-        if result["type"] not in self.result_types:
+        """Whether the selection takes a result line (parsed), of either format."""
+        kind = result_type(line)
+        if kind not in self.result_types:
             return False
-        if result["type"] == "errored" and self.error_types:
-            return _error_type(result) in self.error_types
+        if kind == "errored" and self.error_types:
+            return _error_type(line) in self.error_types
         return True
 
 
-def _error_type(result: dict[str, object]) -> object:
-    error = result.get("error")
-    inner = error.get("error") if isinstance(error, dict) else None
+# An OpenAI batch's retry takes the lines of its error file: every request that failed.
+OPENAI_FAILED = RetrySelection(frozenset({"errored", "canceled", "expired"}))
+
+
+def result_type(line: Mapping[str, Any]) -> str:
+    """A result line's type: a Message Batch's `result.type`, or what an OpenAI batch's line
+    (lifecycle/openai_results.py) stands for."""
+    if "result" in line:
+        return str(line["result"]["type"])
+    response = line["response"]
+    if response is not None:
+        return "succeeded" if 200 <= response["status_code"] < 300 else "errored"
+    return "canceled" if line["error"]["code"] == openai_results.CANCELLED_CODE else "expired"
+
+
+def _error_type(line: Mapping[str, Any]) -> object:
+    """The error's type: `result.error.error.type`, or an OpenAI line's `response.body.error`."""
+    if "result" in line:
+        error = line["result"].get("error")
+        inner = error.get("error") if isinstance(error, dict) else None
+    else:
+        body = line["response"].get("body")
+        inner = body.get("error") if isinstance(body, dict) else None
     return inner.get("type") if isinstance(inner, dict) else None
 
 
-def _taken(store: Store, batch_id: str, selection: RetrySelection) -> Iterator[tuple[str, object]]:
+def taken_requests(
+    store: Store, batch_id: str, selection: RetrySelection
+) -> Iterator[tuple[str, object]]:
     """(custom_id, params) of the requests the selection takes, in the batch's order."""
     for chunk in store.iter_request_chunks(batch_id):
         taken = {}
         for line in chunk.result_lines.splitlines():
             parsed = orjson.loads(line)
             if selection.takes(parsed):
-                taken[parsed["custom_id"]] = parsed["result"]["type"]
+                taken[parsed["custom_id"]] = result_type(parsed)
         if not taken:
             continue
         for custom_id, params in zip(
@@ -65,7 +88,7 @@ def count_taken(store: Store, batch_id: str, selection: RetrySelection) -> Resul
         for line in chunk.result_lines.splitlines():
             parsed = orjson.loads(line)
             if selection.takes(parsed):
-                kind = parsed["result"]["type"]
+                kind = result_type(parsed)
                 setattr(counts, kind, getattr(counts, kind) + 1)
     return counts
 
@@ -76,7 +99,7 @@ def child_chunks(
     """The child's chunks, built one at a time as the store writes them."""
     custom_ids: list[str] = []
     params: list[object] = []
-    for custom_id, request_params in _taken(store, batch_id, selection):
+    for custom_id, request_params in taken_requests(store, batch_id, selection):
         custom_ids.append(custom_id)
         params.append(request_params)
         if len(custom_ids) == chunk_size:

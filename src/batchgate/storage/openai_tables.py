@@ -64,7 +64,7 @@ class OpenAIBatchRow:
     error_file_id: str | None = None
     # The one model of its input file (None when no line named one).
     model: str | None = None
-    # `output_expires_after`: its output and error files expire this long after they are made.
+    # `output_expires_after`: its output and error files expire this long after it ended.
     output_expires_seconds: int | None = None
 
 

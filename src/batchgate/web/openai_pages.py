@@ -2,8 +2,8 @@
 list, and one batch with its Batch object's counts and timestamps, the errors of a failed
 input file by line, its input, output and error files to download, and its cancel.
 
-An OpenAI batch's only events are its end (lifecycle/events.py), so these pages refresh when a
-batch of the workspace ends, not as each of its requests finishes.
+A batch's page follows its own events (its batch.progress, at most one a second while its
+counts move, then its end) and the list the workspace's, refreshing as they come.
 """
 
 from dataclasses import dataclass
@@ -17,6 +17,7 @@ from batchgate.api.openai_batches import batch_object
 from batchgate.service.openai_batches import FileNotFound
 from batchgate.storage.base import BatchRow
 from batchgate.storage.openai_tables import OpenAIBatchRow
+from batchgate.web import streams
 from batchgate.web.pages import PAGE_SIZE, acting, common, live, page, render
 from batchgate.web.session import app_state, caller
 
@@ -127,6 +128,7 @@ async def cancel(request: Request) -> Response:
 routes = [
     Route("/ui/openai", batches_page),
     Route("/ui/openai/{batch_id}", batch_page),
+    Route("/ui/openai/{batch_id}/events", page(streams.openai_batch_events)),
     Route("/ui/openai/{batch_id}/{name}.jsonl", download),
     Route("/ui/openai/{batch_id}/cancel", cancel, methods=["POST"]),
 ]

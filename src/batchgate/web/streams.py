@@ -38,3 +38,12 @@ async def batch_events(request: Request) -> Response:
     after = await _after(request, who.owner)
     batch = await app_state(request).batches.get(who.owner, request.path_params["batch_id"])
     return _stream(request, who.owner, after, batch.id, batch.status == "ended")
+
+
+async def openai_batch_events(request: Request) -> Response:
+    who = await caller(request)
+    after = await _after(request, who.owner)
+    row, batch = await app_state(request).openai.get_batch(
+        who.owner, request.path_params["batch_id"]
+    )
+    return _stream(request, who.owner, after, row.id, batch is None or batch.status == "ended")

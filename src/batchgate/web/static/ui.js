@@ -15,7 +15,8 @@ document.addEventListener("submit", (event) => {
   if (!holder || !window.EventSource) {
     return;
   }
-  // A Message Batch's events, then an OpenAI batch's: its end, by OpenAI's names.
+  // A Message Batch's events, then an OpenAI batch's end, by OpenAI's names (its progress is
+  // batch.progress).
   const TYPES = ["batch.created", "batch.progress", "batch.canceling", "batch.ended",
     "batch.archived", "batch.deleted",
     "batch.completed", "batch.failed", "batch.expired", "batch.cancelled"];
@@ -41,8 +42,9 @@ document.addEventListener("submit", (event) => {
   const heard = (event) => {
     after = event.lastEventId || after;
     refresh();
-    // A batch's stream ends with its batch.ended: nothing more to wait for.
-    if (event.type === holder.dataset.lastEvent) {
+    // A batch's stream ends with its last event (data-last-event: its types, space-separated):
+    // nothing more to wait for.
+    if ((holder.dataset.lastEvent || "").split(" ").includes(event.type)) {
       over = true;
       close();
     }
