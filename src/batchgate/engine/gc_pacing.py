@@ -1,0 +1,85 @@
+"""Keeps the garbage collector's pauses short while thousands of requests are in flight.
+
+A collection holds the GIL, so it pauses the whole process: in `serve`, the API too. Its cost is
+the objects it walks. Requests in flight on a wide, slow upstream (a thousand at once, each for
+seconds) hold about a hundred tracked objects each (the SDK's request, httpx's and aiohttp's
+objects, the chain of coroutines awaiting them), and CPython 3.11 to 3.13 decides when to collect
+the youngest generation by a count of allocations *minus deallocations*. While one request ends
+for each that starts, that count hardly moves, but the youngest generation keeps every new
+request's objects: when a collection finally came, it walked all of them (40 to 130 ms, each a
+retrieve's wait; docs/benchmarks.md, "Wide upstreams").
+
+So the youngest generation is collected by the clock instead, every YOUNG_COLLECTION_SECONDS on
+a thread of its own (the engine's event loop may be busy for longer): each pass walks only what
+was made since the last one, a few milliseconds of work. What it moves on to the older
+generations mostly ends there by reference counting, without a walk; a full collection every
+FULL_COLLECTION_SECONDS frees the cycles among them.
+
+Every collection's pause, paced or not, is timed for `batchgate_gc_pause_seconds`.
+"""
+
+import gc
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from batchgate.observability import metrics
+
+# The count that triggers a collection by itself: only bursts of allocations reach it between
+# two paced passes (a large create decoded on the API's thread).
+GC_YOUNGEST_THRESHOLD = 100_000
+YOUNG_COLLECTION_SECONDS = 0.05
+FULL_COLLECTION_SECONDS = 60.0
+
+
+class CollectionPacer:
+    """Collects the youngest generation every YOUNG_COLLECTION_SECONDS and everything every
+    FULL_COLLECTION_SECONDS, from `start` until `stop`."""
+
+    def __init__(self) -> None:
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="batchgate-gc", daemon=True)
+        self._began = 0.0
+        # (generation, seconds) of the collections not yet in the metric: a collection may
+        # happen anywhere, even inside the metric's lock, so it is observed on the next pass.
+        self._pauses: deque[tuple[int, float]] = deque()
+
+    def start(self) -> None:
+        # What is alive by now (modules, the SDKs' hundreds of model classes) lives as long as
+        # the process. Frozen, it is no longer walked by every full collection, which the
+        # engine's stream of short-lived objects triggers often: 20% more requests/s.
+        gc.freeze()
+        gc.set_threshold(GC_YOUNGEST_THRESHOLD, *gc.get_threshold()[1:])
+        gc.callbacks.append(self._time)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ends the passes; returns once the one under way, if any, is done."""
+        self._stopped.set()
+        self._thread.join()
+        gc.callbacks.remove(self._time)
+        self._observe_pauses()
+
+    def _time(self, phase: str, info: dict[str, Any]) -> None:
+        # Collections never overlap: each holds the GIL from its start to its stop.
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self._pauses.append((info["generation"], time.perf_counter() - self._began))
+
+    def _observe_pauses(self) -> None:
+        while self._pauses:
+            generation, seconds = self._pauses.popleft()
+            metrics.GC_PAUSES.labels(str(generation)).observe(seconds)
+
+    def _run(self) -> None:
+        passes_between_full = round(FULL_COLLECTION_SECONDS / YOUNG_COLLECTION_SECONDS)
+        passes = 0
+        while not self._stopped.wait(YOUNG_COLLECTION_SECONDS):
+            passes += 1
+            if passes % passes_between_full == 0:
+                gc.collect()
+            else:
+                gc.collect(0)
+            self._observe_pauses()
