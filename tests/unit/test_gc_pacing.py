@@ -19,7 +19,7 @@ class Node:
 @pytest.fixture
 def collections(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """The generations collected meanwhile; the collector's settings restored after."""
-    monkeypatch.setattr(gc_pacing, "YOUNG_COLLECTION_SECONDS", 0.01)
+    monkeypatch.setattr(gc_pacing, "FREEZE_SECONDS", 0.01)
     monkeypatch.setattr(gc_pacing, "FULL_COLLECTION_SECONDS", 0.1)
     thresholds = gc.get_threshold()
     collected: list[int] = []
@@ -37,31 +37,37 @@ def collections(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
         gc.unfreeze()
 
 
-def test_the_youngest_generation_is_collected_by_the_clock_not_by_its_count(
-    collections: list[int],
+def test_what_lives_is_frozen_by_the_clock_where_no_collection_walks_it(
+    collections: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(gc_pacing, "FULL_COLLECTION_SECONDS", 100)
     pacer = CollectionPacer()
     pacer.start()
-    time.sleep(0.2)
-    pacer.stop()
-    # Far fewer objects than the threshold were made meanwhile.
+    try:
+        frozen = gc.get_freeze_count()
+        alive = [[index] for index in range(1000)]
+        deadline = time.monotonic() + 5
+        while gc.get_freeze_count() < frozen + len(alive) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        pacer.stop()
+    assert gc.get_freeze_count() >= frozen + len(alive)
     assert gc.get_threshold()[0] == gc_pacing.GC_YOUNGEST_THRESHOLD
-    assert collections.count(0) >= 5
-    passes = len(collections)
-    time.sleep(0.05)
-    assert len(collections) == passes, "a pass after stop"
 
 
-def test_cycles_that_reached_the_oldest_generation_are_freed_by_the_full_collection(
+def test_cycles_among_frozen_objects_are_freed_by_the_full_collection(
     collections: list[int],
 ) -> None:
     pacer = CollectionPacer()
     pacer.start()  # freezes what lives by then: the node comes after
     try:
+        frozen = gc.get_freeze_count()
         node = Node()
         gone = weakref.ref(node)
-        gc.collect(1)  # the node survives into the oldest generation
-        del node
+        deadline = time.monotonic() + 5
+        while gc.get_freeze_count() <= frozen and time.monotonic() < deadline:
+            time.sleep(0.001)
+        del node  # frozen by now: only the full collection can free it
         deadline = time.monotonic() + 5
         while gone() is not None and time.monotonic() < deadline:
             time.sleep(0.01)

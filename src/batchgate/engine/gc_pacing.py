@@ -3,19 +3,21 @@
 A collection holds the GIL, so it pauses the whole process: in `serve`, the API too. Its cost is
 the objects it walks. Requests in flight on a wide, slow upstream (a thousand at once, each for
 seconds) hold about a hundred tracked objects each (the SDK's request, httpx's and aiohttp's
-objects, the chain of coroutines awaiting them), and CPython 3.11 to 3.13 decides when to collect
-the youngest generation by a count of allocations *minus deallocations*. While one request ends
-for each that starts, that count hardly moves, but the youngest generation keeps every new
-request's objects: when a collection finally came, it walked all of them (40 to 130 ms, each a
-retrieve's wait; docs/benchmarks.md, "Wide upstreams").
+objects, the chain of coroutines awaiting them), and CPython 3.11 to 3.13 decides when to
+collect the youngest generation by a count of allocations *minus deallocations*. While one
+request ends for each that starts, that count hardly moves, but the youngest generation keeps
+every new request's objects: when a collection finally came, it walked all of them (60 to 130
+ms, each a retrieve's wait; docs/benchmarks.md, "Wide upstreams"). Collecting the youngest
+generation by the clock instead kept each pause short but walked every request's objects once:
+a tenth more CPU per request.
 
-So the youngest generation is collected by the clock instead, every YOUNG_COLLECTION_SECONDS on
-a thread of its own (the engine's event loop may be busy for longer): each pass walks only what
-was made since the last one, a few milliseconds of work. What it moves on to the older
-generations mostly ends there by reference counting, without a walk; a full collection every
-FULL_COLLECTION_SECONDS frees the cycles among them.
+So every FREEZE_SECONDS, on a thread of its own, what is alive is moved into the permanent
+generation (`gc.freeze()` relinks the generations' lists: it walks nothing), where no collection
+walks it. What is frozen is still freed by reference counting as usual; only cycles among frozen
+objects wait for the full collection every FULL_COLLECTION_SECONDS, which unfreezes everything,
+collects, and freezes what is left.
 
-Every collection's pause, paced or not, is timed for `batchgate_gc_pause_seconds`.
+Every collection's pause is timed for `batchgate_gc_pause_seconds`.
 """
 
 import gc
@@ -27,14 +29,14 @@ from typing import Any
 from batchgate.observability import metrics
 
 # The count that triggers a collection by itself: only bursts of allocations reach it between
-# two paced passes (a large create decoded on the API's thread).
+# two freezes (a large create decoded on the API's thread).
 GC_YOUNGEST_THRESHOLD = 100_000
-YOUNG_COLLECTION_SECONDS = 0.05
+FREEZE_SECONDS = 0.05
 FULL_COLLECTION_SECONDS = 60.0
 
 
 class CollectionPacer:
-    """Collects the youngest generation every YOUNG_COLLECTION_SECONDS and everything every
+    """Freezes what is alive every FREEZE_SECONDS and collects everything every
     FULL_COLLECTION_SECONDS, from `start` until `stop`."""
 
     def __init__(self) -> None:
@@ -47,11 +49,13 @@ class CollectionPacer:
 
     def start(self) -> None:
         # What is alive by now (modules, the SDKs' hundreds of model classes) lives as long as
-        # the process. Frozen, it is no longer walked by every full collection, which the
-        # engine's stream of short-lived objects triggers often: 20% more requests/s.
+        # the process, and is walked only by the full collections.
         gc.freeze()
         gc.set_threshold(GC_YOUNGEST_THRESHOLD, *gc.get_threshold()[1:])
         gc.callbacks.append(self._time)
+        for generation in range(3):
+            # Exported from the start, at zero while that generation is never collected.
+            metrics.GC_PAUSES.labels(str(generation))
         self._thread.start()
 
     def stop(self) -> None:
@@ -74,12 +78,11 @@ class CollectionPacer:
             metrics.GC_PAUSES.labels(str(generation)).observe(seconds)
 
     def _run(self) -> None:
-        passes_between_full = round(FULL_COLLECTION_SECONDS / YOUNG_COLLECTION_SECONDS)
-        passes = 0
-        while not self._stopped.wait(YOUNG_COLLECTION_SECONDS):
-            passes += 1
-            if passes % passes_between_full == 0:
+        next_full = time.monotonic() + FULL_COLLECTION_SECONDS
+        while not self._stopped.wait(FREEZE_SECONDS):
+            if time.monotonic() >= next_full:
+                gc.unfreeze()
                 gc.collect()
-            else:
-                gc.collect(0)
+                next_full = time.monotonic() + FULL_COLLECTION_SECONDS
+            gc.freeze()
             self._observe_pauses()
