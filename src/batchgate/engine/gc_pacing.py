@@ -59,9 +59,12 @@ class CollectionPacer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Ends the passes; returns once the one under way, if any, is done."""
+        """Ends the passes once the one under way, if any, is done, and hands what is frozen
+        back to the collector: a process that goes on without its engine (tests) keeps no
+        cycles frozen."""
         self._stopped.set()
         self._thread.join()
+        gc.unfreeze()
         gc.callbacks.remove(self._time)
         self._observe_pauses()
 
