@@ -10,8 +10,9 @@ flight each:
 - a plain aiohttp loop (no SDK): what the transport alone allows;
 - batchgate: one batch through `batchgate serve` on an `anthropic` route, then one on an
   `openai` route, each route and the engine at `width`. Requests/s from the batch's created_at
-  to its ended_at; the server's CPU time per request; its RSS while the batch runs; and the
-  latency of the retrieves polled meanwhile.
+  to its ended_at; the server's CPU time per request; its RSS while the batch runs; the
+  latency of the retrieves polled meanwhile; and the garbage collections meanwhile, each of which
+  pauses the whole server (`batchgate_gc_pause_seconds`).
 """
 
 import argparse
@@ -32,6 +33,7 @@ import aiohttp
 import anthropic
 import httpx2
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 from saturation import KEY, MODEL, free_port, message_params, wait_until_serving
 
 OPENAI_MODEL = "gpt-bench"
@@ -191,6 +193,40 @@ class BatchRun:
     cpu_seconds: float
     rss_mib: list[float] = field(default_factory=list)
     retrieve_ms: list[float] = field(default_factory=list)
+    gc_pauses: "GcPauses | None" = None
+
+
+@dataclass
+class GcPauses:
+    """The server's garbage collections, all generations, from its histogram."""
+
+    count: float
+    seconds: float
+    over_25_ms: float
+
+    def __sub__(self, before: "GcPauses") -> "GcPauses":
+        return GcPauses(
+            self.count - before.count,
+            self.seconds - before.seconds,
+            self.over_25_ms - before.over_25_ms,
+        )
+
+
+def gc_pauses(base_url: str) -> GcPauses:
+    text = httpx2.get(f"{base_url}/metrics").text
+    pauses = GcPauses(0.0, 0.0, 0.0)
+    for family in text_string_to_metric_families(text):
+        if family.name != "batchgate_gc_pause_seconds":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_count"):
+                pauses.count += sample.value
+                pauses.over_25_ms += sample.value
+            elif sample.name.endswith("_sum"):
+                pauses.seconds += sample.value
+            elif sample.name.endswith("_bucket") and sample.labels["le"] == "0.025":
+                pauses.over_25_ms -= sample.value
+    return pauses
 
 
 def cpu_seconds(pid: int) -> float:
@@ -230,7 +266,7 @@ def batchgate_runs(directory: Path, upstream: str, count: int, width: int) -> di
         wait_until_serving(f"{base_url}/v1/messages/batches", server)
         client = anthropic.Anthropic(base_url=base_url, api_key=KEY, max_retries=0)
         return {
-            backend: one_batch(client, server.pid, model, count)
+            backend: one_batch(client, base_url, server.pid, model, count)
             for backend, model in (("anthropic", MODEL), ("openai", OPENAI_MODEL))
         }
     finally:
@@ -238,12 +274,15 @@ def batchgate_runs(directory: Path, upstream: str, count: int, width: int) -> di
         server.wait()
 
 
-def one_batch(client: anthropic.Anthropic, pid: int, model: str, count: int) -> BatchRun:
+def one_batch(
+    client: anthropic.Anthropic, base_url: str, pid: int, model: str, count: int
+) -> BatchRun:
     requests = [
         {"custom_id": f"r-{index}", "params": {**message_params(index), "model": model}}
         for index in range(count)
     ]
     cpu_before = cpu_seconds(pid)
+    gc_before = gc_pauses(base_url)
     batch = client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
     run = BatchRun(rate=0.0, cpu_seconds=0.0)
     while batch.processing_status != "ended":
@@ -253,6 +292,7 @@ def one_batch(client: anthropic.Anthropic, pid: int, model: str, count: int) -> 
         batch = client.messages.batches.retrieve(batch.id)
         run.retrieve_ms.append((time.perf_counter() - asked) * 1000)
     run.cpu_seconds = cpu_seconds(pid) - cpu_before
+    run.gc_pauses = gc_pauses(base_url) - gc_before
     succeeded = batch.request_counts.succeeded
     if succeeded != count:
         failed = next(
@@ -328,14 +368,16 @@ def main() -> None:
         print(f"{name:<28}{run.rate:>9.1f}{run.rate / ideal:>10.2f}{run.rate / sdk_aiohttp:>16.2f}")
     print(
         f"{'batchgate server':<28}{'CPU µs/req':>11}"
-        f"{'RSS MiB first/max/last':>24}{'retrieve p99':>14}"
+        f"{'RSS MiB first/max/last':>24}{'retrieve p99':>14}{'GC pauses n/ms/>25 ms':>24}"
     )
     for backend, run in batches.items():
         samples = run.rss_mib or [0.0]
         rss = f"{samples[0]:.0f}/{max(samples):.0f}/{samples[-1]:.0f}"
+        pauses = run.gc_pauses or GcPauses(0.0, 0.0, 0.0)
+        gc = f"{pauses.count:.0f}/{pauses.seconds * 1000:.0f}/{pauses.over_25_ms:.0f}"
         print(
             f"{backend:<28}{run.cpu_seconds / count * 1e6:>11.0f}{rss:>24}"
-            f"{p99(run.retrieve_ms):>11.1f} ms"
+            f"{p99(run.retrieve_ms):>11.1f} ms{gc:>24}"
         )
 
 

@@ -63,6 +63,13 @@ def test_metrics_count_a_batch_without_a_key_and_without_ids(
     assert total(samples, "batchgate_batches", status="in_progress") == 0
     assert total(samples, "batchgate_create_bytes_total") > 0
     assert total(samples, "batchgate_results_bytes_total") > 0
+    # The engine times every garbage collection, those of the generations it keeps from
+    # collecting included.
+    for generation in ("0", "1", "2"):
+        assert (
+            "batchgate_gc_pause_seconds_count",
+            frozenset({("generation", generation)}),
+        ) in samples
 
     by_template = {
         dict(labels)["route_template"]

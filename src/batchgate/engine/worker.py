@@ -26,7 +26,6 @@ Shutting down (`stop`) ends leasing, lets the requests already started finish fo
 
 import asyncio
 import contextlib
-import gc
 import logging
 import math
 import operator
@@ -49,6 +48,7 @@ from batchgate.config.prices import NO_PRICES, PriceTable
 from batchgate.config.settings import Settings
 from batchgate.engine.abort_watch import AbortWatch
 from batchgate.engine.flow import Overdue, Withdrawn
+from batchgate.engine.gc_pacing import CollectionPacer
 from batchgate.engine.internal_errors import InternalErrors
 from batchgate.engine.openai_requests import CHAT_COMPLETIONS, OpenAIRequest, usage_message
 from batchgate.engine.outages import Outages, retry_delay
@@ -91,7 +91,6 @@ IDLE_POLL_SECONDS = 0.25
 # hands the GIL over a few times too, and this bounds its latency (docs/benchmarks.md).
 GIL_SWITCH_SECONDS = 0.0002
 HOUSEKEEPING_SECONDS = 1.0
-GC_YOUNGEST_THRESHOLD = 100_000
 
 
 def chunk_places(settings: Settings) -> int:
@@ -218,14 +217,8 @@ class Engine:
             self._loop.call_soon_threadsafe(self._webhooks.stop)
 
     async def run(self) -> None:
-        # What is alive by now (modules, the SDKs' hundreds of model classes) lives as long as
-        # the process. Frozen, it is no longer walked by every full garbage collection, which
-        # the engine's stream of short-lived objects triggers often: 20% more requests/s.
-        gc.freeze()
-        # Requests in flight for seconds, thousands at once (a wide upstream), each hold
-        # hundreds of objects that outlive the youngest generation: with its default threshold
-        # (700) the collector walked them again and again.
-        gc.set_threshold(GC_YOUNGEST_THRESHOLD, *gc.get_threshold()[1:])
+        collections = CollectionPacer()
+        collections.start()
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
         loop = self._loop = asyncio.get_running_loop()
         # Announcements arrive on other threads (a NOTIFY listener, an API worker thread).
@@ -245,6 +238,7 @@ class Engine:
                 await self._drain()
                 renewing.cancel()
         finally:
+            collections.stop()
             self.running = False
             metrics.REQUESTS_IN_FLIGHT.set(0)
             for task in self._chunks:

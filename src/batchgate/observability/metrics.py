@@ -73,6 +73,13 @@ CREATE_BYTES = Counter(
     "batchgate_create_bytes_total", "Bytes of create bodies accepted into batches."
 )
 RESULTS_BYTES = Counter("batchgate_results_bytes_total", "Bytes of results streamed to clients.")
+GC_PAUSES = Histogram(
+    "batchgate_gc_pause_seconds",
+    "Garbage collections in a process that runs an engine, by generation (0 youngest, 2 full):"
+    " each pauses every thread of the process, the API's included.",
+    ["generation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
 WEBHOOK_ATTEMPTS = Counter(
     "batchgate_webhook_attempts_total",
     "Webhook delivery attempts by what came of the delivery: delivered, retry (tried again"

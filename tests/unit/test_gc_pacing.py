@@ -1,0 +1,80 @@
+"""The engine's garbage collection by the clock (engine/gc_pacing.py)."""
+
+import gc
+import time
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from batchgate.engine import gc_pacing
+from batchgate.engine.gc_pacing import CollectionPacer
+
+
+class Node:
+    def __init__(self) -> None:
+        self.myself = self
+
+
+@pytest.fixture
+def collections(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The generations collected meanwhile; the collector's settings restored after."""
+    monkeypatch.setattr(gc_pacing, "FREEZE_SECONDS", 0.01)
+    monkeypatch.setattr(gc_pacing, "FULL_COLLECTION_SECONDS", 0.1)
+    thresholds = gc.get_threshold()
+    collected: list[int] = []
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            collected.append(info["generation"])
+
+    gc.callbacks.append(record)
+    try:
+        yield collected
+    finally:
+        gc.callbacks.remove(record)
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
+def test_what_lives_is_frozen_by_the_clock_where_no_collection_walks_it(
+    collections: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gc_pacing, "FULL_COLLECTION_SECONDS", 100)
+    pacer = CollectionPacer()
+    pacer.start()
+    try:
+        frozen = gc.get_freeze_count()
+        alive = [[index] for index in range(1000)]
+        deadline = time.monotonic() + 5
+        while gc.get_freeze_count() < frozen + len(alive) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        frozen_while_running = gc.get_freeze_count() - frozen
+    finally:
+        pacer.stop()
+    assert frozen_while_running >= len(alive)
+    assert gc.get_threshold()[0] == gc_pacing.GC_YOUNGEST_THRESHOLD
+    # Once stopped, the collector has everything back.
+    assert gc.get_freeze_count() == 0
+
+
+def test_cycles_among_frozen_objects_are_freed_by_the_full_collection(
+    collections: list[int],
+) -> None:
+    pacer = CollectionPacer()
+    pacer.start()  # freezes what lives by then: the node comes after
+    try:
+        frozen = gc.get_freeze_count()
+        node = Node()
+        gone = weakref.ref(node)
+        deadline = time.monotonic() + 5
+        while gc.get_freeze_count() <= frozen and time.monotonic() < deadline:
+            time.sleep(0.001)
+        del node  # frozen by now: only the full collection can free it
+        deadline = time.monotonic() + 5
+        while gone() is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        pacer.stop()
+    assert gone() is None
+    assert 2 in collections
