@@ -59,8 +59,9 @@ def test_what_lives_is_frozen_by_the_clock_where_no_collection_walks_it(
 
 
 def test_cycles_among_frozen_objects_are_freed_by_the_full_collection(
-    collections: list[int],
+    collections: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(gc_pacing, "LEAST_GROWTH", 1)
     pacer = CollectionPacer()
     pacer.start()  # freezes what lives by then: the node comes after
     try:
@@ -78,3 +79,31 @@ def test_cycles_among_frozen_objects_are_freed_by_the_full_collection(
         pacer.stop()
     assert gone() is None
     assert 2 in collections
+
+
+def test_a_quiet_process_is_never_walked_whole(collections: list[int]) -> None:
+    """Little grown since the last full collection: none, however many periods pass."""
+    pacer = CollectionPacer()
+    pacer.start()
+    try:
+        time.sleep(0.5)  # five periods of the fixture's full collections
+    finally:
+        pacer.stop()
+    assert 2 not in collections
+
+
+def test_a_fast_growth_is_collected_before_its_period(
+    collections: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gc_pacing, "FULL_COLLECTION_SECONDS", 100)
+    monkeypatch.setattr(gc_pacing, "MOST_GROWTH", 5_000)
+    pacer = CollectionPacer()
+    pacer.start()
+    try:
+        alive = [[index] for index in range(20_000)]
+        deadline = time.monotonic() + 5
+        while 2 not in collections and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        pacer.stop()
+    assert 2 in collections and len(alive) == 20_000
