@@ -87,18 +87,18 @@ class CollectionPacer:
 
     def _run(self) -> None:
         next_full = time.monotonic() + FULL_COLLECTION_SECONDS
-        after_full = gc.get_freeze_count()
+        # Tracked objects allocated minus those freed since the last full collection, from the
+        # youngest generation's count before each freeze (gc.get_freeze_count() would walk the
+        # whole frozen list each time).
+        grown = 0
         while not self._stopped.wait(FREEZE_SECONDS):
-            grown = gc.get_freeze_count() - after_full
+            grown += gc.get_count()[0]
             due = time.monotonic() >= next_full
             if grown >= MOST_GROWTH or (due and grown >= LEAST_GROWTH):
                 gc.unfreeze()
                 gc.collect()
-                gc.freeze()
-                after_full = gc.get_freeze_count()
+                grown = 0
+            gc.freeze()
+            if due or not grown:
                 next_full = time.monotonic() + FULL_COLLECTION_SECONDS
-            else:
-                gc.freeze()
-                if due:  # too little grown to be worth a pause: looked at again later
-                    next_full = time.monotonic() + FULL_COLLECTION_SECONDS
             self._observe_pauses()
