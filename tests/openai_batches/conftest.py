@@ -72,6 +72,20 @@ def write_jsonl(path: Path, lines: Sequence[object]) -> Path:
     return path
 
 
+def create_chat_batch(
+    client: openai.OpenAI, path: Path, lines: Sequence[object], **options: Any
+) -> Batch:
+    """Uploads `lines` as a JSONL file and creates a chat batch of it."""
+    with write_jsonl(path, lines).open("rb") as upload:
+        input_file = client.files.create(file=upload, purpose="batch")
+    return client.batches.create(
+        input_file_id=input_file.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        **options,
+    )
+
+
 def wait_until_done(client: openai.OpenAI, batch_id: str, timeout: float = 60) -> Batch:
     deadline = time.monotonic() + timeout
     while True:

@@ -19,7 +19,12 @@ import pytest
 from conftest import KEY, Server
 from events.receiver import Receiver, verified
 from events.sse import messages, stream
-from openai_batches.conftest import chat_line, openai_client, wait_until_done, write_jsonl
+from openai_batches.conftest import (
+    chat_line,
+    create_chat_batch,
+    openai_client,
+    wait_until_done,
+)
 
 OPENAI_TYPES = ["batch.completed", "batch.failed", "batch.expired", "batch.cancelled"]
 SETTINGS = {"webhook_allow_private_addresses": "1", "webhook_retry_scale": "0.0005"}
@@ -29,14 +34,6 @@ def api(server: Server, method: str, path: str, **kwargs: Any) -> httpx.Response
     return httpx.request(
         method, f"{server.base_url}{path}", headers={"x-api-key": KEY}, timeout=30, **kwargs
     )
-
-
-def create_batch(client: openai.OpenAI, path: Path, lines: list[dict[str, Any]]) -> str:
-    with write_jsonl(path, lines).open("rb") as upload:
-        input_file = client.files.create(file=upload, purpose="batch")
-    return client.batches.create(
-        input_file_id=input_file.id, endpoint="/v1/chat/completions", completion_window="24h"
-    ).id
 
 
 def test_openai_batches_send_openai_webhook_events(
@@ -54,14 +51,14 @@ def test_openai_batches_send_openai_webhook_events(
     assert response.status_code == 200, response.text
     secret = response.json()["secret"]
 
-    completed = create_batch(client, tmp_path / "a.jsonl", [chat_line("r1", "Hi")])
-    cancelled = create_batch(
+    completed = create_chat_batch(client, tmp_path / "a.jsonl", [chat_line("r1", "Hi")]).id
+    cancelled = create_chat_batch(
         client, tmp_path / "b.jsonl", [chat_line(f"r{i}", "Hi") for i in range(40)]
-    )
+    ).id
     client.batches.cancel(cancelled)
-    failed = create_batch(
+    failed = create_chat_batch(
         client, tmp_path / "c.jsonl", [chat_line("same", "Hi"), chat_line("same", "Hi")]
-    )
+    ).id
     assert client.batches.retrieve(failed).status == "failed"
     assert wait_until_done(client, completed).status == "completed"
     assert wait_until_done(client, cancelled).status == "cancelled"
@@ -112,9 +109,9 @@ def test_an_openai_batch_past_its_window_sends_batch_expired(
         server, "POST", "/v1/webhooks", json={"url": receiver.url, "event_types": OPENAI_TYPES}
     )
     secret = response.json()["secret"]
-    expiring = create_batch(
+    expiring = create_chat_batch(
         client, tmp_path / "in.jsonl", [chat_line(f"r{i}", "Hi") for i in range(20)]
-    )
+    ).id
     assert wait_until_done(client, expiring, timeout=30).status == "expired"
 
     [call] = receiver.wait_for(lambda calls: len(calls) >= 1)
@@ -158,9 +155,9 @@ def test_an_openai_batch_streams_and_sends_its_progress(
         json={"url": receiver.url, "event_types": ["batch.progress", "batch.completed"]},
     )
     secret = response.json()["secret"]
-    batch_id = create_batch(
+    batch_id = create_chat_batch(
         client, tmp_path / "in.jsonl", [chat_line(f"r{i}", "Hi") for i in range(100)]
-    )
+    ).id
 
     # The batch's own stream, read whole with the SDK: it ends after the batch's end.
     answer = client.get(
@@ -216,9 +213,9 @@ def test_a_failed_openai_batchs_stream_is_its_failure_and_others_are_404(
     tmp_path: Path, start_server: Callable[..., Server]
 ) -> None:
     client = openai_client(start_server())
-    failed = create_batch(
+    failed = create_chat_batch(
         client, tmp_path / "in.jsonl", [chat_line("same", "Hi"), chat_line("same", "Hi")]
-    )
+    ).id
     answer = client.get(f"/batches/{failed}/events", cast_to=httpx.Response)
     assert [(kind, event["data"]) for kind, event in _sse(answer.text)] == [
         ("batch.failed", {"id": failed})

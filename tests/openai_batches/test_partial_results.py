@@ -7,14 +7,18 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import openai
 import pytest
 
 from conftest import Server
-from openai_batches.conftest import chat_line, openai_client, wait_until_done, write_jsonl
+from openai_batches.conftest import (
+    chat_line,
+    create_chat_batch,
+    openai_client,
+    wait_until_done,
+)
 
 COUNT = 40
 
@@ -31,14 +35,6 @@ def _lines(response: httpx.Response) -> list[bytes]:
     return response.content.splitlines()
 
 
-def _create(client: openai.OpenAI, path: Path, lines: list[dict[str, Any]]) -> str:
-    with write_jsonl(path, lines).open("rb") as upload:
-        input_file = client.files.create(file=upload, purpose="batch")
-    return client.batches.create(
-        input_file_id=input_file.id, endpoint="/v1/chat/completions", completion_window="24h"
-    ).id
-
-
 def test_an_openai_batchs_lines_are_read_while_it_runs(
     tmp_path: Path, start_on_store: Callable[..., Server]
 ) -> None:
@@ -50,9 +46,9 @@ def test_an_openai_batchs_lines_are_read_while_it_runs(
         simulator_fault_types="invalid_request_error",
     )
     client = openai_client(server)
-    batch_id = _create(
+    batch_id = create_chat_batch(
         client, tmp_path / "in.jsonl", [chat_line(f"r{i}", f"Q {i}") for i in range(COUNT)]
-    )
+    ).id
     # Anthropic's rule as Message Batches': the whole results wait for the end.
     with pytest.raises(openai.BadRequestError):
         _results(client, batch_id)
@@ -92,7 +88,7 @@ def test_bad_queries_and_failed_or_unknown_batches_are_refused(
     tmp_path: Path, start_server: Callable[..., Server]
 ) -> None:
     client = openai_client(start_server())
-    batch_id = _create(client, tmp_path / "in.jsonl", [chat_line("a", "Hi")])
+    batch_id = create_chat_batch(client, tmp_path / "in.jsonl", [chat_line("a", "Hi")]).id
     for params, param in (
         ({"lines": "both"}, "lines"),
         ({"partial": "maybe"}, None),
@@ -103,9 +99,9 @@ def test_bad_queries_and_failed_or_unknown_batches_are_refused(
             _results(client, batch_id, **params)
         assert refused.value.param == param
         assert refused.value.type == "invalid_request_error"
-    failed = _create(
+    failed = create_chat_batch(
         client, tmp_path / "bad.jsonl", [chat_line("same", "Hi"), chat_line("same", "Hi")]
-    )
+    ).id
     with pytest.raises(openai.BadRequestError) as refused:
         _results(client, failed, partial="true")
     assert "failed" in refused.value.message

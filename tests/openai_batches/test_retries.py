@@ -11,20 +11,15 @@ import pytest
 from openai.types import Batch
 
 from conftest import Server
-from openai_batches.conftest import chat_line, jsonl, openai_client, wait_until_done, write_jsonl
+from openai_batches.conftest import (
+    chat_line,
+    create_chat_batch,
+    jsonl,
+    openai_client,
+    wait_until_done,
+)
 
 THIRTY_DAYS = 30 * 24 * 3600
-
-
-def _create(client: openai.OpenAI, path: Path, lines: list[dict[str, object]]) -> Batch:
-    with write_jsonl(path, lines).open("rb") as upload:
-        input_file = client.files.create(file=upload, purpose="batch")
-    return client.batches.create(
-        input_file_id=input_file.id,
-        endpoint="/v1/chat/completions",
-        completion_window="24h",
-        metadata={"run": "retried"},
-    )
 
 
 def _retry(client: openai.OpenAI, batch_id: str) -> Batch:
@@ -38,7 +33,7 @@ def test_a_retry_runs_exactly_the_failed_requests_as_submitted(
         start_on_store(simulator_fault_rate="0.5", simulator_fault_types="api_error")
     )
     lines = [chat_line(f"r{i}", f"Question {i}", temperature=0.5) for i in range(30)]
-    created = _create(client, tmp_path / "in.jsonl", lines)
+    created = create_chat_batch(client, tmp_path / "in.jsonl", lines, metadata={"run": "retried"})
     parent = wait_until_done(client, created.id)
     assert parent.request_counts is not None and parent.error_file_id is not None
     failed_ids = {
@@ -98,11 +93,18 @@ def test_what_cannot_be_retried_is_refused(
     tmp_path: Path, start_server: Callable[..., Server]
 ) -> None:
     client = openai_client(start_server(simulator_latency_ms="2000"))
-    running = _create(client, tmp_path / "a.jsonl", [chat_line("a", "Hi")])
+    running = create_chat_batch(
+        client, tmp_path / "a.jsonl", [chat_line("a", "Hi")], metadata={"run": "retried"}
+    )
     with pytest.raises(openai.BadRequestError) as refused:
         _retry(client, running.id)
     assert "only ended batches" in refused.value.message
-    failed = _create(client, tmp_path / "b.jsonl", [chat_line("s", "Hi"), chat_line("s", "Hi")])
+    failed = create_chat_batch(
+        client,
+        tmp_path / "b.jsonl",
+        [chat_line("s", "Hi"), chat_line("s", "Hi")],
+        metadata={"run": "retried"},
+    )
     assert failed.status == "failed"
     with pytest.raises(openai.BadRequestError):
         _retry(client, failed.id)
