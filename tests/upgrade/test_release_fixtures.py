@@ -2,22 +2,26 @@
 as they were, and the batch that was running when the release was killed finishes exactly once.
 
 Each folder under fixtures/ was written by a release (make_fixtures.py says how): a SQLite file
-and a PostgreSQL dump, each with what the release served (expected.json, <batch>.jsonl).
+and a PostgreSQL dump, each with what the release served (expected.json, <batch>.jsonl). Those
+of releases that served the OpenAI Batch API hold OpenAI batches too.
 """
 
 import contextlib
 import json
 import shutil
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import openai
 import psycopg
 import pytest
 
+from batchgate.storage.migrations.sqlite import file_schema_status
 from conftest import Server, run_cli, simple_request, wait_until_ended
 from postgres_databases import Databases
 
@@ -54,6 +58,39 @@ def check_what_the_release_left(server: Server, fixture: Path) -> None:
     fresh = client.messages.batches.create(requests=[simple_request("after-the-upgrade")])
     after = wait_until_ended(client, fresh.id)
     assert after.request_counts.succeeded == 1
+    if "openai" in expected:
+        check_the_openai_batches(server, fixture, expected)
+
+
+def check_the_openai_batches(server: Server, fixture: Path, expected: dict[str, Any]) -> None:
+    """The ended OpenAI batch, its input, output and error files as the release served them; the
+    interrupted one finished with each custom_id once."""
+    left = expected["openai"]
+    client = openai.OpenAI(
+        base_url=f"{server.base_url}/v1", api_key=expected["api_key"], max_retries=0
+    )
+    ended = left["ended"]
+    now = client.batches.with_raw_response.retrieve(ended["id"]).http_response.json()
+    assert {key: now[key] for key in ended} == ended
+    input_file = left["input_file"]
+    now = client.files.with_raw_response.retrieve(input_file["id"]).http_response.json()
+    assert {key: now[key] for key in input_file} == input_file
+    assert client.files.content(input_file["id"]).content == left["input_bytes"].encode()
+    for kind in ("output", "error"):
+        content = client.files.content(ended[f"{kind}_file_id"]).content
+        assert content == (fixture / f"openai_ended.{kind}.jsonl").read_bytes()
+
+    interrupted = left["interrupted"]
+    deadline = time.monotonic() + 60
+    while (batch := client.batches.retrieve(interrupted["id"])).status != "completed":
+        assert time.monotonic() < deadline, batch.status
+        time.sleep(0.05)
+    assert batch.request_counts is not None
+    assert batch.request_counts.completed == batch.request_counts.total == 60
+    assert batch.output_file_id is not None and batch.error_file_id is None
+    lines = client.files.content(batch.output_file_id).text.splitlines()
+    seen = Counter(json.loads(line)["custom_id"] for line in lines)
+    assert seen == Counter(f"openai-{name}" for name in expected["interrupted_custom_ids"])
 
 
 @pytest.mark.parametrize("release", RELEASES)
@@ -64,11 +101,16 @@ def test_a_sqlite_file_of_an_earlier_release_opens_with_no_command(
     database = tmp_path / "batchgate.db"
     shutil.copyfile(fixture / "batchgate.sqlite3", database)
 
+    upgraded = file_schema_status(str(database)).pending
+
     server = start_server(**SETTINGS)
 
     check_what_the_release_left(server, fixture)
-    [backup] = tmp_path.glob("batchgate.db.before-v*")
-    assert every_row(backup) == every_row(fixture / "batchgate.sqlite3")
+    # The file is copied before it is upgraded; the last release's, at this schema, is not.
+    backups = list(tmp_path.glob("batchgate.db.before-v*"))
+    assert len(backups) == (1 if upgraded else 0)
+    for backup in backups:
+        assert every_row(backup) == every_row(fixture / "batchgate.sqlite3")
 
 
 def every_row(path: Path) -> dict[str, list[tuple[Any, ...]]]:
