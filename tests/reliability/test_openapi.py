@@ -16,6 +16,7 @@ from batchgate.api import (
     events,
     openai_batches,
     openai_files,
+    openai_retry_body,
     usage,
     webhooks,
 )
@@ -65,6 +66,13 @@ def test_the_document_is_public_and_names_every_route(start_server: Callable[...
         if method != "HEAD"
     }
     assert described == served
+    # The extensions' parameters and bodies, as the handlers read them.
+    openai_retry = document["components"]["schemas"]["RetryOpenAIBatch"]["properties"]
+    assert tuple(openai_retry) == openai_retry_body.FIELDS
+    for path in ("/v1/messages/batches/{batch_id}/results", "/v1/batches/{id}/results"):
+        assert "merged" in {
+            parameter["name"] for parameter in document["paths"][path]["get"]["parameters"]
+        }
     limits = document["components"]["schemas"]["CreateMessageBatch"]["properties"]["requests"]
     assert limits["maxItems"] == 500, "the document states this server's own limits"
     assert set(document["components"]["securitySchemes"]) == {"ApiKey", "Bearer"}

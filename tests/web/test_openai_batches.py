@@ -1,6 +1,7 @@
 """OpenAI batches in the dashboard, in Chromium: their list with paging, a batch's counts,
-timestamps and files, a failed batch's errors by line, cancel, a read-only key, another
-workspace's batch, and a Message Batch page's redirect. Batches are made with the `openai` SDK."""
+timestamps and files, a failed batch's errors by line, cancel, retry and the retry chain, a
+read-only key, another workspace's batch, and a Message Batch page's redirect. Batches are made
+with the `openai` SDK."""
 
 import json
 import re
@@ -63,7 +64,7 @@ def test_an_openai_batch_page_shows_its_counts_timestamps_and_files(
         expect(page.get_by_test_id(name)).to_be_visible()
     for name in ("failed_at", "cancelling_at", "cancelled_at", "expired_at"):
         expect(page.get_by_test_id(name)).to_have_count(0)
-    expect(page.locator(".actions")).to_have_count(0)
+    expect(page.get_by_role("button", name=re.compile("^Cancel"))).to_have_count(0)
     shoot(page, "openai-batch")
 
     assert batch.output_file_id and batch.error_file_id and counts.failed
@@ -165,6 +166,54 @@ def test_cancel_an_openai_batch_from_its_page(page: Page, dashboard: Dashboard) 
     expect(page.get_by_test_id("status")).to_have_text("cancelled", timeout=LIVE_TIMEOUT_MS)
     expect(page.get_by_test_id("cancelled_at")).to_be_visible()
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_retry_an_openai_batchs_failed_requests_from_its_page(
+    page: Page, dashboard: Dashboard, shoot: Screenshots
+) -> None:
+    client = _client(dashboard)
+    batch = wait_until_done(client, _create(client, 30, "retried").id)
+    assert batch.request_counts is not None and batch.error_file_id is not None
+    failed = batch.request_counts.failed
+    assert failed
+    sign_in(page, dashboard, dashboard.blue)
+    page.goto(f"{dashboard.url}/openai/{batch.id}")
+    page.get_by_role("button", name=f"Retry failed ({failed} requests)").click()
+    expect(page).not_to_have_url(f"{dashboard.url}/openai/{batch.id}")
+    retry_id = page.url.rsplit("/", 1)[-1]
+    retry = client.batches.retrieve(retry_id)
+    assert retry.model_extra is not None and retry.model_extra["parent_batch_id"] == batch.id
+    assert retry.request_counts is not None and retry.request_counts.total == failed
+    expect(page.locator(".lineage")).to_contain_text(f"Retry of {batch.id}")
+    shoot(page, "openai-retry")
+
+    # The retry's failures fail again (the simulator's faults follow the params).
+    wait_until_done(client, retry_id)
+    page.get_by_test_id("parent-link").click()
+    expect(page).to_have_url(f"{dashboard.url}/openai/{batch.id}")
+    expect(page.get_by_test_id("retry-link")).to_have_text(retry_id)
+    expect(page.get_by_test_id("merged")).to_have_text(
+        "Over the retry chain, each request's latest outcome:"
+        f" {batch.request_counts.completed} completed, {failed} failed."
+    )
+    # A batch is retried once: its retry is the one to retry next.
+    expect(page.get_by_role("button", name=re.compile("^Retry failed"))).to_have_count(0)
+    page.get_by_test_id("retry-link").click()
+    expect(page.get_by_role("button", name=f"Retry failed ({failed} requests)")).to_be_visible()
+
+
+def test_a_read_only_key_sees_no_retry_and_is_refused_if_it_posts_one(
+    page: Page, context: BrowserContext, dashboard: Dashboard
+) -> None:
+    client = _client(dashboard)
+    batch = wait_until_done(client, _create(client, 30, "kept").id)
+    assert batch.request_counts is not None and batch.request_counts.failed
+    sign_in(page, dashboard, dashboard.viewer)
+    page.goto(f"{dashboard.url}/openai/{batch.id}")
+    expect(page.get_by_test_id("status")).to_have_text("completed")
+    expect(page.get_by_role("button", name=re.compile("^Retry"))).to_have_count(0)
+    assert post_form(context, f"{dashboard.url}/openai/{batch.id}/retry") == 403
+    assert client.batches.retrieve(batch.id).model_extra == {}
 
 
 def test_a_read_only_key_sees_no_cancel_and_is_refused_if_it_posts_one(

@@ -6,9 +6,9 @@ file line by line; `in_progress`, `cancelling`, then `completed`, `cancelled` or
 it has ended (`finalizing` takes no time: the output files are made from the stored results as
 they are read). A file with bad lines makes a `failed` batch at once.
 
-Our extensions: a batch's output and error lines while it runs (`/results`, the Message
-Batches' result views), and the retry of its failed requests (`/retry`), whose lineage the Batch
-objects of a chain carry.
+Our extensions: a batch's output and error lines while it runs, or merged down its retry chain
+(`/results`, the Message Batches' result views), and the retry of its failed requests
+(`/retry`), whose lineage the Batch objects of a chain carry.
 """
 
 from typing import Any
@@ -22,7 +22,8 @@ from batchgate.api.batches import acting_context, context, counted, json_respons
 from batchgate.api.errors import ApiError
 from batchgate.api.ingest import read_capped_body
 from batchgate.api.openai_files import expires_seconds
-from batchgate.api.result_query import LAST_PART_HEADER, result_view
+from batchgate.api.openai_retry_body import retry_selection
+from batchgate.api.result_query import LAST_PART_HEADER, flag, result_view
 from batchgate.api.state import AppState
 from batchgate.lifecycle.openai_status import openai_request_counts, openai_status
 from batchgate.service.openai_batches import InputFileInvalid
@@ -189,23 +190,28 @@ async def cancel_batch(request: Request) -> Response:
 
 
 async def retry_batch(request: Request) -> Response:
-    """(extension) A new batch of the ended batch's failed requests, recorded as its retry."""
+    """(extension) A new batch of the ended batch's failed requests, recorded as its retry; the
+    optional body says which (api/openai_retry_body.py)."""
     state, owner = await acting_context(request)
-    retry = await state.openai.retry_batch(owner, request.path_params["id"])
+    selection = retry_selection(
+        await read_capped_body(request, MAX_CREATE_BYTES, state.settings.body_timeout_seconds)
+    )
+    retry = await state.openai.retry_batch(owner, request.path_params["id"], selection)
     return json_response((await _objects(state, owner, [retry]))[0])
 
 
 async def batch_results(request: Request) -> Response:
     """(extension) The batch's output and error lines, while it runs too: the Message Batches'
-    `partial`, `follow`, `after_part` and `skip_lines` (api/result_query.py), and `lines` to
-    keep one file's."""
+    `partial`, `follow`, `after_part`, `skip_lines` and `merged` (api/result_query.py), and
+    `lines` to keep one file's."""
     state, owner = await context(request)
     batch_id = request.path_params["id"]
     lines = request.query_params.get("lines")
     if lines not in (None, *LINES):
         raise ApiError(400, f"lines: must be 'output' or 'error', not {lines!r}", param="lines")
     wanted = ResultFilter(openai_output=None if lines is None else lines == "output")
-    last_part, results = await state.openai.results(owner, batch_id, result_view(request), wanted)
+    view = result_view(request, flag(request, "merged"))
+    last_part, results = await state.openai.results(owner, batch_id, view, wanted)
     headers = {"content-disposition": f"attachment; filename*=utf-8''{batch_id}_results.jsonl"}
     if last_part is not None:
         headers[LAST_PART_HEADER] = str(last_part)

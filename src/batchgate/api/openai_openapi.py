@@ -6,6 +6,7 @@ from typing import Any
 from batchgate.api.errors import ERROR_TYPES
 from batchgate.api.openai_batches import LINES
 from batchgate.api.openai_files import EXPIRES_ANCHOR, EXPIRES_SECONDS
+from batchgate.api.openai_retry_body import STATUS_CODES, STATUS_TEXT
 from batchgate.config.settings import Settings
 from batchgate.engine.openai_requests import ENDPOINTS
 from batchgate.service.openai_batches import COMPLETION_WINDOWS
@@ -16,7 +17,8 @@ _ERRORS = {
     403: "(batchgate extension) The API key is read-only.",
     404: "No such file or batch for this key.",
     408: "The body did not arrive in full within the server's body timeout.",
-    413: "The file (or a create's body, past 64 KiB) is larger than the server accepts.",
+    413: "The file (or a create's or a retry's body, past 64 KiB) is larger than the server"
+    " accepts.",
 }
 _STATUSES = ("failed", "in_progress", "cancelling", "cancelled", "completed", "expired")
 
@@ -100,7 +102,8 @@ def _list_of(item: str) -> dict[str, Any]:
 
 def paths(settings: Settings, view_parameters: list[dict[str, Any]]) -> dict[str, Any]:
     """The paths; `view_parameters` are the Message Batches' results' `partial`, `follow`,
-    `after_part` and `skip_lines` (api/openapi.py), which an OpenAI batch's results take too."""
+    `after_part`, `skip_lines` and `merged` (api/openapi.py), which an OpenAI batch's results
+    take too."""
     file_id = _path_id("The file's id (file-…).")
     batch_id = _path_id("The batch's id (batch_…).")
     return {
@@ -228,7 +231,8 @@ def paths(settings: Settings, view_parameters: list[dict[str, Any]]) -> dict[str
             "get": _operation(
                 "openaiBatchResults",
                 "(batchgate extension) The batch's output and error lines (those of its output"
-                " and error files), on a running batch too with partial or follow.",
+                " and error files), on a running batch too with partial or follow; with merged,"
+                " each custom_id's latest line down its retry chain.",
                 {
                     "description": "JSONL: a line per request ended, in any order; the"
                     " batchgate-last-part header names the position a partial response reaches.",
@@ -249,11 +253,15 @@ def paths(settings: Settings, view_parameters: list[dict[str, Any]]) -> dict[str
             "parameters": [batch_id],
             "post": _operation(
                 "retryOpenAIBatch",
-                "(batchgate extension) A new batch of the ended batch's failed requests (its"
-                " error file's), from a new input file of exactly those request lines, recorded"
-                " as its retry (no body needed).",
+                "(batchgate extension) A new batch of the ended batch's failed requests (by"
+                " default its error file's; the optional body picks which), from a new input"
+                " file of exactly those request lines, recorded as its retry.",
                 _json("The retry batch.", "OpenAIBatch"),
-                (400, 403, 404),
+                (400, 403, 404, 408, 413),
+                requestBody={
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref("RetryOpenAIBatch")}},
+                },
             ),
         },
         "/v1/batches/{id}/cancel": {
@@ -270,6 +278,7 @@ def paths(settings: Settings, view_parameters: list[dict[str, Any]]) -> dict[str
 
 def schemas() -> dict[str, Any]:
     timestamp = _nullable({"type": "integer"})
+    low, high = STATUS_CODES
     return {
         "OpenAIError": {
             "type": "object",
@@ -350,6 +359,52 @@ def schemas() -> dict[str, Any]:
                     _expires_after(
                         "Its output and error files expire this many seconds after it ended."
                     )
+                ),
+            },
+        },
+        "RetryOpenAIBatch": {
+            "description": "Which lines of the batch's results to retry; a field left out (or"
+            " null) keeps its default, and no body at all retries every line of its error file.",
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "status_codes": _nullable(
+                    {
+                        "type": "array",
+                        "description": "Answered requests whose response.status_code is one of"
+                        " these: a code (429) or a class ('5xx'). Default: every status but 2xx;"
+                        " a 2xx retries answered requests too.",
+                        "items": {
+                            "anyOf": [
+                                {"type": "integer", "minimum": low, "maximum": high},
+                                {"type": "string", "pattern": f"^{STATUS_TEXT.pattern}$"},
+                            ]
+                        },
+                    }
+                ),
+                "error_types": _nullable(
+                    {
+                        "type": "array",
+                        "description": "Only the failed answers whose response.body.error.type"
+                        " is one of these. Default (or empty): any.",
+                        "items": {"type": "string"},
+                    }
+                ),
+                "include_cancelled": _nullable(
+                    {
+                        "type": "boolean",
+                        "default": True,
+                        "description": "Requests that never ran because the batch was cancelled"
+                        " (error.code batch_cancelled).",
+                    }
+                ),
+                "include_expired": _nullable(
+                    {
+                        "type": "boolean",
+                        "default": True,
+                        "description": "Requests that never ran because the window passed"
+                        " (error.code batch_expired).",
+                    }
                 ),
             },
         },

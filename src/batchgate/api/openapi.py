@@ -425,7 +425,7 @@ def _listed(name: str, description: str, items: dict[str, Any]) -> dict[str, Any
 
 
 # The results endpoint's extensions: without them it is Anthropic's (docs/api.md). The first
-# four, the view, are an OpenAI batch's results' too (api/openai_openapi.py).
+# four, the view, and `merged` are an OpenAI batch's results' too (api/openai_openapi.py).
 _VIEW_PARAMETERS = [
     _flag(
         "partial",
@@ -458,13 +458,14 @@ _VIEW_PARAMETERS = [
         "schema": {"type": "integer", "minimum": 0},
     },
 ]
+_MERGED = _flag(
+    "merged",
+    "(batchgate extension) One line per request of the batch: its latest outcome down its retry"
+    " chain.",
+)
 _RESULT_PARAMETERS = [
     *_VIEW_PARAMETERS,
-    _flag(
-        "merged",
-        "(batchgate extension) One line per request of the batch: its latest outcome down its"
-        " retry chain.",
-    ),
+    _MERGED,
     _listed(
         "result_type",
         "(batchgate extension) Only results of these types",
@@ -698,7 +699,7 @@ def document(settings: Settings) -> dict[str, Any]:
                 ),
             },
             **openapi_events.paths(_operation, _json, _BATCH_ID),
-            **openai_openapi.paths(settings, _VIEW_PARAMETERS),
+            **openai_openapi.paths(settings, [*_VIEW_PARAMETERS, _MERGED]),
         },
         "components": {
             "securitySchemes": {

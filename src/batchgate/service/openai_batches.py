@@ -45,6 +45,8 @@ IN_MEMORY_BYTES = 1024 * 1024
 COMPLETION_WINDOWS = {"24h": 24 * 3600.0}
 # The errors a failed batch lists, at most: enough to fix a file, not a second copy of it.
 MAX_LINE_ERRORS = 100
+# A retry without filters: its error file's requests.
+DEFAULT_RETRY = retries.OpenAIRetrySelection()
 
 
 class FileNotFound(BatchNotFound):
@@ -436,10 +438,14 @@ class OpenAIService:
         return await self._batches.results(owner, batch_id, view, wanted, openai=True)
 
     async def retry_batch(
-        self, owner: str, batch_id: str
+        self,
+        owner: str,
+        batch_id: str,
+        selection: retries.OpenAIRetrySelection = DEFAULT_RETRY,
     ) -> tuple[OpenAIBatchRow, BatchRow | None]:
-        """A new batch of the ended batch's failed requests (its error file's), from a new input
-        file of exactly those request lines, recorded as its retry (service/retries.py)."""
+        """A new batch of the ended batch's requests whose lines the selection takes (by
+        default its error file's: the failed ones), from a new input file of exactly those
+        request lines, recorded as its retry (service/retries.py)."""
         row, parent = await self.get_batch(owner, batch_id)
         if parent is None:
             raise WrongState(f"Batch {batch_id} has failed: it ran nothing to retry.")
@@ -449,17 +455,18 @@ class OpenAIService:
                 " retried."
             )
         taken = await anyio.to_thread.run_sync(
-            retries.count_taken, self._store, batch_id, retries.OPENAI_FAILED
+            retries.count_taken, self._store, batch_id, selection
         )
         if not taken.total:
-            raise WrongState(f"No request of batch {batch_id} failed: there is nothing to retry.")
+            which = "failed" if selection == DEFAULT_RETRY else "matches the retry's filters"
+            raise WrongState(f"No request of batch {batch_id} {which}: there is nothing to retry.")
         links = await anyio.to_thread.run_sync(self._store.retries_of, [batch_id])
         if any(link.parent_id == batch_id for link in links):
             raise WrongState(
                 f"Batch {batch_id} has been retried already: retry its retry batch instead."
             )
         with tempfile.SpooledTemporaryFile(IN_MEMORY_BYTES) as lines:
-            size = await anyio.to_thread.run_sync(self._write_failed_lines, row, lines)
+            size = await anyio.to_thread.run_sync(self._write_taken_lines, row, selection, lines)
             file = await self.create_file(owner, lines, size, f"{batch_id}_retry.jsonl", "batch")
         return await self.create_batch(
             owner,
@@ -471,9 +478,12 @@ class OpenAIService:
             retry_of=(batch_id, taken),
         )
 
-    def _write_failed_lines(self, row: OpenAIBatchRow, lines: IO[bytes]) -> int:
-        """Writes the request lines of the batch's failed requests as submitted; their size."""
-        for custom_id, body in retries.taken_requests(self._store, row.id, retries.OPENAI_FAILED):
+    def _write_taken_lines(
+        self, row: OpenAIBatchRow, selection: retries.OpenAIRetrySelection, lines: IO[bytes]
+    ) -> int:
+        """Writes the request lines of the requests the selection takes as submitted; their
+        size."""
+        for custom_id, body in retries.taken_requests(self._store, row.id, selection):
             lines.write(
                 orjson.dumps(
                     {"custom_id": custom_id, "method": "POST", "url": row.endpoint, "body": body}

@@ -7,7 +7,7 @@ holding a subset of its parent's custom_ids (the failed ones), with the same par
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -15,6 +15,12 @@ from batchgate.lifecycle import openai_results
 from batchgate.storage.base import BatchRow, NewChunk, ResultCounts, RetryRow, Store
 
 DEFAULT_RESULT_TYPES = frozenset({"errored", "expired"})
+
+
+class Selection(Protocol):
+    def takes(self, line: Mapping[str, Any]) -> bool:
+        """Whether a retry takes the request of this result line (parsed)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +41,35 @@ class RetrySelection:
         return True
 
 
-# An OpenAI batch's retry takes the lines of its error file: every request that failed.
-OPENAI_FAILED = RetrySelection(frozenset({"errored", "canceled", "expired"}))
+@dataclass(frozen=True, slots=True)
+class OpenAIRetrySelection:
+    """The lines an OpenAI batch's retry takes, in its lines' own terms. Of the answered requests,
+    those whose `response.status_code` is one of `status_codes` ("429", or a class: "5xx"; by
+    default every status but 2xx), the failed ones narrowed to `error_types`
+    (`response.body.error.type`) when given; of those that never ran, the cancelled and the
+    expired ones unless left out. By default: every line of its error file."""
+
+    status_codes: frozenset[str] | None = None
+    error_types: frozenset[str] = frozenset()
+    include_cancelled: bool = True
+    include_expired: bool = True
+
+    def takes(self, line: Mapping[str, Any]) -> bool:
+        response = line["response"]
+        if response is None:
+            if line["error"]["code"] == openai_results.CANCELLED_CODE:
+                return self.include_cancelled
+            return self.include_expired
+        status = response["status_code"]
+        succeeded = 200 <= status < 300
+        if self.status_codes is None:
+            if succeeded:
+                return False
+        elif not {str(status), f"{status // 100}xx"} & self.status_codes:
+            return False
+        if self.error_types and not succeeded:
+            return _error_type(line) in self.error_types
+        return True
 
 
 def result_type(line: Mapping[str, Any]) -> str:
@@ -62,7 +95,7 @@ def _error_type(line: Mapping[str, Any]) -> object:
 
 
 def taken_requests(
-    store: Store, batch_id: str, selection: RetrySelection
+    store: Store, batch_id: str, selection: Selection
 ) -> Iterator[tuple[str, object]]:
     """(custom_id, params) of the requests the selection takes, in the batch's order."""
     for chunk in store.iter_request_chunks(batch_id):
@@ -80,7 +113,7 @@ def taken_requests(
                 yield custom_id, params
 
 
-def count_taken(store: Store, batch_id: str, selection: RetrySelection) -> ResultCounts:
+def count_taken(store: Store, batch_id: str, selection: Selection) -> ResultCounts:
     """The parent's results a retry would replace, by type: a first pass, so that the child's
     total is known before its chunks are built, one at a time, as they are stored."""
     counts = ResultCounts()
@@ -94,7 +127,7 @@ def count_taken(store: Store, batch_id: str, selection: RetrySelection) -> Resul
 
 
 def child_chunks(
-    store: Store, batch_id: str, selection: RetrySelection, chunk_size: int
+    store: Store, batch_id: str, selection: Selection, chunk_size: int
 ) -> Iterator[NewChunk]:
     """The child's chunks, built one at a time as the store writes them."""
     custom_ids: list[str] = []

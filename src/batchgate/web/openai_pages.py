@@ -1,6 +1,7 @@
 """The dashboard's pages of OpenAI batches (/ui/openai), over service/openai_batches.py: their
 list, and one batch with its Batch object's counts and timestamps, the errors of a failed
-input file by line, its input, output and error files to download, and its cancel.
+input file by line, its input, output and error files to download, its retry chain, and its
+cancel and retry.
 
 A batch's page follows its own events (its batch.progress, at most one a second while its
 counts move, then its end) and the list the workspace's, refreshing as they come.
@@ -15,6 +16,7 @@ from starlette.routing import Route
 
 from batchgate.api.openai_batches import batch_object
 from batchgate.service.openai_batches import FileNotFound
+from batchgate.service.retries import Lineage
 from batchgate.storage.base import BatchRow
 from batchgate.storage.openai_tables import OpenAIBatchRow
 from batchgate.web import streams
@@ -49,8 +51,8 @@ class Shown:
         return self.object["status"] in ENDED
 
 
-def _shown(row: OpenAIBatchRow, batch: BatchRow | None) -> Shown:
-    return Shown(row, batch, batch_object(row, batch))
+def _shown(row: OpenAIBatchRow, batch: BatchRow | None, lineage: Lineage | None = None) -> Shown:
+    return Shown(row, batch, batch_object(row, batch, lineage))
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +90,14 @@ async def batch_page(request: Request) -> Response:
     state = app_state(request)
     events_after = await state.events.latest(who.owner)  # as for the list
     row, batch = await state.openai.get_batch(who.owner, request.path_params["batch_id"])
+    lineage = None
+    if batch is not None:
+        lineage = (await state.batches.lineage(who.owner, [batch])).get(batch.id)
     template = "openai_batch_live.html" if live(request) else "openai_batch.html"
     return render(
         request,
         template,
-        shown=_shown(row, batch),
+        shown=_shown(row, batch, lineage),
         timestamps=TIMESTAMPS,
         events_after=events_after,
         **common(request, who),
@@ -125,10 +130,20 @@ async def cancel(request: Request) -> Response:
     return RedirectResponse(f"/ui/openai/{batch_id}", status_code=303)
 
 
+@page
+async def retry_failed(request: Request) -> Response:
+    """Retries the ended batch's failed requests (its error file's) as a new batch, and shows
+    it."""
+    who, batch_id = await acting(request)
+    retry, _ = await app_state(request).openai.retry_batch(who.owner, batch_id)
+    return RedirectResponse(f"/ui/openai/{retry.id}", status_code=303)
+
+
 routes = [
     Route("/ui/openai", batches_page),
     Route("/ui/openai/{batch_id}", batch_page),
     Route("/ui/openai/{batch_id}/events", page(streams.openai_batch_events)),
     Route("/ui/openai/{batch_id}/{name}.jsonl", download),
     Route("/ui/openai/{batch_id}/cancel", cancel, methods=["POST"]),
+    Route("/ui/openai/{batch_id}/retry", retry_failed, methods=["POST"]),
 ]
