@@ -504,7 +504,7 @@ class SQLiteStore:
                 f"SELECT batch_id, chunk_no FROM ({QUEUE_IN_TURNS}) ORDER BY position LIMIT ?",
                 (now, now, limit),
             ).fetchall()
-            leased = []
+            leased: list[tuple[LeasedChunk, list[Any]]] = []
             for batch_id, chunk_no in keys:
                 db.execute(
                     "UPDATE chunks SET state = 1, lease_owner = ?, lease_expires = ?"
@@ -521,7 +521,6 @@ class SQLiteStore:
                         (batch_id, chunk_no),
                     ).fetchone()
                 )
-                params = _params(db, *requests)
                 done: set[int] = set()
                 next_part = 0
                 for part, indices in db.execute(
@@ -530,22 +529,28 @@ class SQLiteStore:
                 ):
                     done.update(orjson.loads(indices))
                     next_part = max(next_part, part + 1)
-                leased.append(
-                    LeasedChunk(
-                        batch_id,
-                        owner,
-                        chunk_no,
-                        custom_ids,
-                        params,
-                        status,
-                        expires_at,
-                        frozenset(done),
-                        next_part,
-                        None if abort_policy is None else orjson.loads(abort_policy),
-                        endpoint,
-                    )
+                chunk = LeasedChunk(
+                    batch_id,
+                    owner,
+                    chunk_no,
+                    custom_ids,
+                    requests[0],
+                    status,
+                    expires_at,
+                    frozenset(done),
+                    next_part,
+                    None if abort_policy is None else orjson.loads(abort_policy),
+                    endpoint,
                 )
-            return leased
+                leased.append((chunk, requests))
+        # Lines of an input file are read after the commit, on this thread's reader: they never
+        # change while a chunk refers to them, and the writer is not held meanwhile.
+        return [
+            chunk
+            if requests[1] is None
+            else dataclasses.replace(chunk, params=_params(self._reader, *requests))
+            for chunk, requests in leased
+        ]
 
     # --- the OpenAI Batch API ----------------------------------------------------------------
 
