@@ -31,6 +31,18 @@ class _Model(msgspec.Struct):
 
 _LINE = msgspec.json.Decoder(_InputLine)
 _MODEL = msgspec.json.Decoder(_Model)
+
+
+class _ScannedLine(msgspec.Struct):
+    """A line as the upload's scan reads it: in one pass, the body only for its model."""
+
+    custom_id: str
+    method: str
+    url: str
+    body: _Model
+
+
+_SCANNED = msgspec.json.Decoder(_ScannedLine)
 # A line of an input file: a view into the stored piece that holds it, or bytes.
 Line = bytes | memoryview
 # What bytes.strip() strips.
@@ -215,12 +227,12 @@ class InputScan:
         if len(self.custom_ids) == self.max_lines:
             return False
         try:
-            request = _LINE.decode(line)
-            model = _MODEL.decode(request.body).model
+            request = _SCANNED.decode(line)
         except msgspec.DecodeError:
             return False
         if request.method != "POST" or request.custom_id in self._seen:
             return False
+        model = request.body.model
         if self.url is None:
             self.url, self.model = request.url, model
         elif request.url != self.url or model != self.model:
