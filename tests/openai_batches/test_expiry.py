@@ -1,6 +1,7 @@
 """Files that expire, with the `openai` SDK: `expires_after` on an upload, a batch's
 `output_expires_after` on its output and error files, both checked against OpenAI's range; an
-expired file is 404 at once and deleted, bytes and all, by the engine's housekeeping. The
+expired file is 404 at once and deleted, bytes and all, by the engine's housekeeping (its bytes
+once no batch's requests refer to them). The
 model of a batch and its timestamps, as the SDK's Batch type reads them."""
 
 import sqlite3
@@ -108,9 +109,12 @@ def test_a_batch_runs_to_its_end_when_its_input_file_goes_meanwhile(
     while _database(server, f"SELECT id FROM files WHERE id = '{input_file.id}'"):
         assert time.monotonic() < deadline, "housekeeping did not delete the expired file"
         time.sleep(0.1)
-    assert (
-        _database(server, f"SELECT piece FROM file_pieces WHERE file_id = '{input_file.id}'") == []
-    )
+    with pytest.raises(openai.NotFoundError):
+        client.files.retrieve(input_file.id)
+    assert input_file.id not in [file.id for file in client.files.list()]
+    pieces = f"SELECT piece FROM file_pieces WHERE file_id = '{input_file.id}'"
+    # The batch's chunks refer to the file's lines: its bytes stay while they do.
+    assert _database(server, pieces) != []
     running = client.batches.retrieve(created.id)
     # The file went while the batch still had requests to run.
     assert running.status == "in_progress"
@@ -123,6 +127,18 @@ def test_a_batch_runs_to_its_end_when_its_input_file_goes_meanwhile(
     answered = jsonl(client.files.content(batch.output_file_id).text)
     assert sorted(line["custom_id"] for line in answered) == sorted(f"r{i}" for i in range(30))
     assert batch.input_file_id == input_file.id
+    assert _database(server, pieces) != []
+    # Once the batch's requests go (archived past the retention), the file's bytes go too.
+    _database(
+        server,
+        f"UPDATE batches SET created_at = created_at - {THIRTY_DAYS} WHERE id = '{batch.id}'",
+    )
+    deadline = time.monotonic() + 10
+    while _database(server, pieces):
+        assert time.monotonic() < deadline, "housekeeping did not archive the batch"
+        time.sleep(0.1)
+    lines_row = f"SELECT file_id FROM input_file_lines WHERE file_id = '{input_file.id}'"
+    assert _database(server, lines_row) == []
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,13 @@
-"""The OpenAI Batch API's part of the store contract, on both stores: files that expire, and
-OpenAI batches paged newest first both ways with the details of their Batch object."""
+"""The OpenAI Batch API's part of the store contract, on both stores: files that expire, chunks
+that refer to an input file's lines (kept while they do), and OpenAI batches paged newest first
+both ways with the details of their Batch object."""
 
-from batchgate.storage.base import Store
-from batchgate.storage.openai_tables import FileRow, OpenAIBatchRow
+import orjson
+import pytest
+
+from batchgate.storage.base import NewChunk, Store
+from batchgate.storage.openai_tables import FileGone, FileRow, InputLines, OpenAIBatchRow
+from storage.builders import finish
 
 OWNER = "alice"
 NOW = 1_700_000_000.0
@@ -53,3 +58,76 @@ def test_openai_batches_page_newest_first_both_ways_with_their_details(store: St
     assert page(2, None, newest[2]) == (newest[:2], False)
     assert store.get_openai_batch(OWNER, "batch_0001") == _failed_batch("batch_0001")
     assert store.get_openai_batch(OWNER, "batch_0006") is None
+
+
+# Three requests in pieces of 16 bytes, cut mid-line, a blank line among them.
+LINES = [
+    b'{"custom_id": "a", "body": {"n": 1}}',
+    b"  ",
+    b'{"custom_id": "b", "body": {"n": [2, 2]}}',
+    b'{"custom_id": "c", "body": {"n": "three"}}',
+]
+CONTENT = b"\n".join(LINES) + b"\n"
+PIECE = 16
+
+
+def _stored_input_file(store: Store, file_id: str) -> InputLines:
+    starts = [0, len(LINES[0]) + len(LINES[1]) + 2, len(CONTENT) - len(LINES[3]) - 1]
+    lines = InputLines(PIECE, "/v1/chat/completions", "m", ["a", "b", "c"], [*starts, len(CONTENT)])
+    pieces = [CONTENT[start : start + PIECE] for start in range(0, len(CONTENT), PIECE)]
+    store.create_file(_file(file_id, None), pieces, lambda: lines)
+    return lines
+
+
+def _referring_batch(store: Store, batch_id: str, file_id: str, lines: InputLines) -> None:
+    # Chunks of two requests, then one: [a, b] and [c].
+    chunks = [
+        NewChunk(2, orjson.dumps(["a", "b"]), b"", file_id, lines.starts[0], lines.starts[2]),
+        NewChunk(1, orjson.dumps(["c"]), b"", file_id, lines.starts[2], lines.starts[3]),
+    ]
+    store.create_batch(batch_id, OWNER, NOW, NOW + 86_400, 3, chunks)
+
+
+def test_chunks_that_refer_to_an_input_files_lines_read_their_params_there(store: Store) -> None:
+    lines = _stored_input_file(store, "file-in")
+    assert store.input_lines("file-in") == lines
+    assert store.input_lines("file-unknown") is None
+    _referring_batch(store, "batch_refers", "file-in", lines)
+
+    expected = [
+        (b'["a","b"]', b'[{"n": 1},{"n": [2, 2]}]'),
+        (b'["c"]', b'[{"n": "three"}]'),
+    ]
+    leased = store.lease_chunks("worker", 10, NOW, 30.0)
+    assert [(chunk.custom_ids, chunk.params) for chunk in leased] == expected
+    stored = store.iter_request_chunks("batch_refers")
+    assert [(chunk.custom_ids, chunk.params) for chunk in stored] == expected
+
+
+def test_an_input_files_bytes_stay_while_a_batch_refers_to_them(store: Store) -> None:
+    lines = _stored_input_file(store, "file-in")
+    _referring_batch(store, "batch_refers", "file-in", lines)
+    store.create_file(_file("file-other", None), [b"x"])
+
+    assert store.delete_file(OWNER, "file-in")
+    assert store.delete_file(OWNER, "file-other")
+    assert store.get_file(OWNER, "file-in") is None
+    assert b"".join(store.iter_file("file-in")) == CONTENT
+    assert b"".join(store.iter_file("file-other")) == b""
+    leased = store.lease_chunks("worker", 10, NOW, 30.0)
+    assert [chunk.params for chunk in leased] == [b'[{"n": 1},{"n": [2, 2]}]', b'[{"n": "three"}]']
+    for chunk in leased:
+        assert finish(store, "worker", chunk)
+
+    assert store.archive_older_than(NOW + 1, NOW + 1) == 1
+    assert b"".join(store.iter_file("file-in")) == b""
+    assert store.input_lines("file-in") is None
+
+
+def test_a_batch_cannot_refer_to_a_file_deleted_before_it_is_stored(store: Store) -> None:
+    lines = _stored_input_file(store, "file-in")
+    assert store.delete_file(OWNER, "file-in")
+    with pytest.raises(FileGone):
+        _referring_batch(store, "batch_refers", "file-in", lines)
+    assert store.find_batch("batch_refers") is None
+    assert store.lease_chunks("worker", 10, NOW, 30.0) == []

@@ -1,8 +1,11 @@
-"""An input file's lines, read from its stored pieces wherever the pieces are cut."""
+"""An input file's lines, read from its stored pieces wherever the pieces are cut: checked by the
+create, or found by the upload's scan, whose line offsets give back the same requests."""
+
+import itertools
 
 import pytest
 
-from batchgate.service.openai_batches import check_input_file, lines_of
+from batchgate.lifecycle.openai_input import InputScan, check_input_file, lines_of, request_bodies
 
 FILE = b'{"custom_id": "a"}\n\n{"custom_id": "b"}\r\n{"custom_id": "c"}'
 
@@ -49,3 +52,59 @@ def test_a_line_of_spaces_before_a_bad_request_is_still_an_error() -> None:
     assert [(error["code"], error["line"]) for error in checked.errors] == [
         ("invalid_json_line", 1)
     ]
+
+
+def _scanned(file: bytes, piece_bytes: int, max_lines: int = 10) -> tuple[InputScan, bytes]:
+    """The scan of the file stored in pieces, and the bytes it handed on."""
+    scan = InputScan(max_lines)
+    pieces = [file[start : start + piece_bytes] for start in range(0, len(file), piece_bytes)]
+    return scan, b"".join(scan.pieces(pieces))
+
+
+@pytest.mark.parametrize("piece_bytes", [1, 7, 64, len(REQUESTS)])
+def test_an_upload_finds_each_requests_line_and_hands_every_piece_on(piece_bytes: int) -> None:
+    scan, handed = _scanned(REQUESTS, piece_bytes)
+    assert handed == REQUESTS
+    assert scan.clean and (scan.url, scan.model) == ("/v1/chat/completions", "m")
+    assert scan.custom_ids == ["a", "b", "c"]
+    assert scan.piece_bytes == piece_bytes
+    # Each chunk's params are the bodies of its lines, from one start to the next.
+    starts = [*scan.starts, len(REQUESTS)]
+    bodies = [request_bodies(REQUESTS[start:end]) for start, end in itertools.pairwise(starts)]
+    assert bodies == [b'[{"model": "m", "messages": []}]'] * 3
+    assert request_bodies(REQUESTS[starts[0] :]) == check_bodies(REQUESTS)
+
+
+def check_bodies(file: bytes) -> bytes:
+    checked = check_input_file(lines_of([file]), "/v1/chat/completions", 10)
+    return b"[" + b",".join(checked.bodies) + b"]"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"{nope",
+        _line("a"),  # its custom_id again
+        _line("x").replace(b'"POST"', b'"GET"'),
+        _line("x").replace(b"/v1/chat/completions", b"/v1/embeddings"),
+        _line("x").replace(b'"model": "m"', b'"model": "other"'),
+        _line("x").replace(b'"model": "m", ', b""),
+    ],
+)
+def test_a_file_with_a_line_the_create_would_refuse_is_not_clean(line: bytes) -> None:
+    file = REQUESTS + b"\n" + line + b"\n" + _line("z")
+    scan, handed = _scanned(file, 7)
+    assert handed == file
+    assert not scan.clean
+
+
+def test_a_file_of_more_requests_than_a_batch_takes_is_not_clean() -> None:
+    assert _scanned(REQUESTS, 7, max_lines=3)[0].clean
+    assert not _scanned(REQUESTS, 7, max_lines=2)[0].clean
+
+
+def test_pieces_of_uneven_sizes_are_not_clean() -> None:
+    scan = InputScan(10)
+    file = b"".join(scan.pieces([REQUESTS[:10], REQUESTS[10:15], REQUESTS[15:]]))
+    assert file == REQUESTS
+    assert not scan.clean

@@ -1,19 +1,21 @@
 """The rules of the OpenAI Batch API: files, and batches made from a file of requests.
 
-An OpenAI batch runs as any batch does (BatchService.create: the same chunks, engine, exactly
-once), its requests' bodies stored as its chunks' params. Its input file is checked line by
-line first: a file with bad lines makes a batch that is `failed` at once, its errors naming the
-lines, and runs nothing. Once a batch has ended, its output and error files are recorded (the
-first reader does it), each made from its results when read, never stored twice. An ended
-batch's failed requests can be retried as a child batch of a new input file (service/retries.py
-picks them).
+An OpenAI batch runs as any batch does (BatchService.create: the same chunks, engine, exactly once).
+Its input file's lines are checked as the upload stores them (lifecycle/openai_input.py): a batch of
+a clean file for its endpoint copies nothing, its chunks refer to the file's lines
+(storage/base.py). Any other file is read back and checked line by line: a file with bad lines makes
+a batch that is `failed` at once, its errors naming the lines, and runs nothing; the requests of a
+good one are stored as its chunks' params. Once a batch has ended, its output and error files are
+recorded (the first reader does it), each made from its results when read, never stored twice. An
+ended batch's failed requests can be retried as a child batch of a new input file
+(service/retries.py picks them).
 """
 
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from typing import IO, Any
+from dataclasses import replace
+from typing import IO
 
 import anyio.to_thread
 import msgspec
@@ -23,6 +25,7 @@ from batchgate.config.settings import Settings
 from batchgate.engine.openai_requests import ENDPOINTS
 from batchgate.lifecycle import openai_results
 from batchgate.lifecycle.ids import OPENAI_BATCH_PREFIX, new_file_id, new_openai_batch_id
+from batchgate.lifecycle.openai_input import CheckedFile, InputScan, check_input_file, lines_of
 from batchgate.lifecycle.openai_status import openai_status
 from batchgate.service import retries
 from batchgate.service.batches import BatchNotFound, BatchService
@@ -36,15 +39,13 @@ from batchgate.storage.base import (
     Store,
     WrongState,
 )
-from batchgate.storage.openai_tables import FileRow, OpenAIBatchRow
+from batchgate.storage.openai_tables import FileGone, FileRow, InputLines, OpenAIBatchRow
 
 # The pieces a file is stored in.
 PIECE_BYTES = 4 * 1024 * 1024
 # A retry's input file is written to disk past this size.
 IN_MEMORY_BYTES = 1024 * 1024
 COMPLETION_WINDOWS = {"24h": 24 * 3600.0}
-# The errors a failed batch lists, at most: enough to fix a file, not a second copy of it.
-MAX_LINE_ERRORS = 100
 # A retry without filters: its error file's requests.
 DEFAULT_RETRY = retries.OpenAIRetrySelection()
 
@@ -61,150 +62,6 @@ class InputFileInvalid(Exception):
         self.param = param
 
 
-class _InputLine(msgspec.Struct):
-    custom_id: str
-    method: str
-    url: str
-    body: msgspec.Raw
-
-
-class _Model(msgspec.Struct):
-    model: str
-
-
-_LINE = msgspec.json.Decoder(_InputLine)
-_MODEL = msgspec.json.Decoder(_Model)
-# A line of an input file: a view into the stored piece that holds it, or bytes.
-Line = bytes | memoryview
-# What bytes.strip() strips.
-_WHITESPACE = frozenset(b" \t\n\r\x0b\x0c")
-
-
-@dataclass
-class CheckedFile:
-    """An input file's requests, or the errors of its lines."""
-
-    custom_ids: list[str] = field(default_factory=list)
-    bodies: list[msgspec.Raw] = field(default_factory=list)
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    # The model every request names (the first valid line's, where lines disagree).
-    model: str | None = None
-
-    def error(self, code: str, message: str, line: int | None, param: str | None = None) -> None:
-        if len(self.errors) < MAX_LINE_ERRORS:
-            self.errors.append({"code": code, "message": message, "param": param, "line": line})
-
-
-def _field_at_fault(error: msgspec.DecodeError, within: str | None = None) -> str | None:
-    """The field a line's decode error names (`custom_id`, `body.model`, ...), as a dotted path
-    under `within`; None where the line as a whole is at fault (not JSON, not an object)."""
-    text = str(error)
-    field = None
-    if text.startswith("Object missing required field `"):
-        field = text.split("`")[1]
-    elif " - at `$." in text:
-        field = text.rsplit(" - at `$.", 1)[1].rstrip("`")
-    if field is None:
-        return within
-    return field if within is None else f"{within}.{field}"
-
-
-def lines_of(pieces: Iterable[bytes]) -> Iterator[Line]:
-    """The lines of a file read in pieces, without their line ends: views into the pieces, never
-    copies, but for a line that spans pieces (joined once)."""
-    spanning: list[Line] = []
-    for piece in pieces:
-        start = 0
-        if spanning:
-            end = piece.find(b"\n")
-            if end < 0:
-                spanning.append(piece)
-                continue
-            yield b"".join([*spanning, piece[:end]])
-            spanning, start = [], end + 1
-        view = memoryview(piece)
-        while (end := piece.find(b"\n", start)) >= 0:
-            yield view[start:end]
-            start = end + 1
-        if start < len(piece):
-            spanning.append(view[start:])
-    if spanning:
-        yield b"".join(spanning)
-
-
-def _is_blank(line: Line) -> bool:
-    # A view has no strip(): only a line that starts with whitespace is copied to be checked.
-    return not line or (line[0] in _WHITESPACE and not bytes(line).strip())
-
-
-def check_input_file(lines: Iterable[Line], endpoint: str, max_lines: int) -> CheckedFile:
-    """Each line checked as OpenAI checks a batch's input file, numbered from 1."""
-    checked = CheckedFile()
-    seen: set[str] = set()
-    number = 0
-    for number, line in enumerate(lines, 1):
-        if _is_blank(line):
-            continue
-        if len(checked.custom_ids) >= max_lines:
-            checked.error("too_many_tasks", f"The file has more than {max_lines} requests.", number)
-            break
-        try:
-            request = _LINE.decode(line)
-        except msgspec.DecodeError as error:
-            checked.error(
-                "invalid_json_line",
-                f"This line is not a valid request: {error}",
-                number,
-                _field_at_fault(error),
-            )
-            continue
-        if request.custom_id in seen:
-            checked.error(
-                "duplicate_custom_id",
-                f"The custom_id {request.custom_id!r} is used by an earlier line.",
-                number,
-                "custom_id",
-            )
-            continue
-        seen.add(request.custom_id)
-        if request.method != "POST":
-            checked.error("invalid_method", "The method must be POST.", number, "method")
-            continue
-        if request.url != endpoint:
-            checked.error(
-                "mismatched_url",
-                f"The url must be the batch's endpoint, {endpoint}.",
-                number,
-                "url",
-            )
-            continue
-        try:
-            line_model = _MODEL.decode(request.body).model
-        except msgspec.DecodeError as error:
-            checked.error(
-                "invalid_body",
-                f"The body is not a request with a model: {error}",
-                number,
-                _field_at_fault(error, "body"),
-            )
-            continue
-        if checked.model is None:
-            checked.model = line_model
-        elif line_model != checked.model:
-            checked.error(
-                "mismatched_model",
-                f"Every line must name the same model: {line_model!r} after {checked.model!r}.",
-                number,
-                "body.model",
-            )
-            continue
-        checked.custom_ids.append(request.custom_id)
-        checked.bodies.append(request.body)
-    if not checked.custom_ids and not checked.errors:
-        checked.error("empty_file", "The input file has no requests.", None)
-    return checked
-
-
 def into_chunks(checked: CheckedFile, chunk_size: int) -> Iterator[NewChunk]:
     for start in range(0, len(checked.custom_ids), chunk_size):
         ids = checked.custom_ids[start : start + chunk_size]
@@ -214,6 +71,28 @@ def into_chunks(checked: CheckedFile, chunk_size: int) -> Iterator[NewChunk]:
         pieces[0], pieces[-1] = b"[", b"]"
         pieces[1::2] = checked.bodies[start : start + chunk_size]
         yield NewChunk(count=len(ids), custom_ids=orjson.dumps(ids), params=b"".join(pieces))
+
+
+def found(scan: InputScan, size: int) -> InputLines | None:
+    """What an upload of `size` bytes keeps of its lines once scanned: for a clean file only."""
+    if not scan.clean or scan.url is None or scan.model is None:
+        return None
+    return InputLines(scan.piece_bytes, scan.url, scan.model, scan.custom_ids, [*scan.starts, size])
+
+
+def chunks_in_file(file: FileRow, lines: InputLines, chunk_size: int) -> Iterator[NewChunk]:
+    """Chunks that refer to the file's lines: each its custom_ids and its lines' byte range."""
+    custom_ids, starts = lines.custom_ids, lines.starts
+    for start in range(0, len(custom_ids), chunk_size):
+        end = min(start + chunk_size, len(custom_ids))
+        yield NewChunk(
+            count=end - start,
+            custom_ids=orjson.dumps(custom_ids[start:end]),
+            params=b"",
+            file_id=file.id,
+            file_start=starts[start],
+            file_end=starts[end],
+        )
 
 
 def _pieces(upload: IO[bytes]) -> Iterator[bytes]:
@@ -261,7 +140,13 @@ class OpenAIService:
             expires_seconds = int(default_expiry)
         expires_at = None if expires_seconds is None else now + expires_seconds
         file = FileRow(new_file_id(), owner, purpose, filename, size, now, expires_at)
-        await anyio.to_thread.run_sync(self._store.create_file, file, _pieces(upload))
+        if purpose != "batch":
+            await anyio.to_thread.run_sync(self._store.create_file, file, _pieces(upload))
+            return file
+        scan = InputScan(self._settings.openai_max_batch_lines)
+        await anyio.to_thread.run_sync(
+            self._store.create_file, file, scan.pieces(_pieces(upload)), lambda: found(scan, size)
+        )
         return file
 
     async def get_file(self, owner: str, file_id: str) -> FileRow:
@@ -317,7 +202,12 @@ class OpenAIService:
             raise InputFileInvalid(
                 "input_file_id", f"{input_file_id} has purpose {file.purpose!r}, not 'batch'"
             )
-        checked = await anyio.to_thread.run_sync(self._check, file, endpoint)
+        lines = await anyio.to_thread.run_sync(self._store.input_lines, file.id)
+        if lines is not None and not self._refers_to(lines, endpoint):
+            lines = None
+        checked = CheckedFile()
+        if lines is None:
+            checked = await anyio.to_thread.run_sync(self._check, file, endpoint)
         row = OpenAIBatchRow(
             new_openai_batch_id(),
             owner,
@@ -326,7 +216,7 @@ class OpenAIService:
             completion_window,
             metadata or None,
             time.time(),
-            model=checked.model,
+            model=checked.model if lines is None else lines.model,
             output_expires_seconds=output_expires_seconds,
         )
         link = (
@@ -336,16 +226,29 @@ class OpenAIService:
             failed = replace(row, failed_at=row.created_at, errors=checked.errors)
             await anyio.to_thread.run_sync(self._store.save_failed_openai_batch, failed)
             return failed, None
-        batch, _ = await self._batches.create(
-            owner,
-            len(checked.custom_ids),
-            into_chunks(checked, self._settings.chunk_size),
-            BatchOptions(metadata=metadata or None, openai=row),
-            window,
-            batch_id=row.id,
-            retry_of=link,
-        )
+        chunk_size = self._settings.chunk_size
+        try:
+            batch, _ = await self._batches.create(
+                owner,
+                len(checked.custom_ids if lines is None else lines.custom_ids),
+                into_chunks(checked, chunk_size)
+                if lines is None
+                else chunks_in_file(file, lines, chunk_size),
+                BatchOptions(metadata=metadata or None, openai=row),
+                window,
+                batch_id=row.id,
+                retry_of=link,
+            )
+        except FileGone:
+            raise FileNotFound(f"No such File object: {input_file_id}") from None
         return row, batch
+
+    def _refers_to(self, lines: InputLines, endpoint: str) -> bool:
+        """Whether a batch of a file whose upload found `lines` refers to them as they are: its
+        requests are for `endpoint`, and not too many (else they are checked, naming errors)."""
+        return (
+            lines.url == endpoint and len(lines.custom_ids) <= self._settings.openai_max_batch_lines
+        )
 
     def _check(self, file: FileRow, endpoint: str) -> CheckedFile:
         return check_input_file(

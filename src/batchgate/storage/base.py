@@ -1,10 +1,13 @@
 """The storage interface shared by every database batchgate runs on.
 
-Requests are stored in *chunks*: a run of up to `chunk_size` consecutive requests of one batch,
-kept as two JSON arrays (custom_ids and params). Workers lease whole chunks, and write their
-results back as *parts*: blobs of finished JSONL result lines plus the indices they cover, each
-part committed together with the batch's counters. A chunk whose worker died is leased again and
-only the indices not yet in a part are run, so each request ends exactly once.
+Requests are stored in *chunks*: a run of up to `chunk_size` consecutive requests of one batch, kept
+as two JSON arrays (custom_ids and params). An OpenAI batch made from a clean input file
+(storage/openai_tables.py) keeps no params: each chunk names the byte range of its requests' lines
+in the file's stored pieces, whose bodies are the params, read from there whenever the chunk is read
+(leased, retried, shown); the create reads and copies nothing. Workers lease whole chunks, and write
+their results back as *parts*: blobs of finished JSONL result lines plus the indices they cover,
+each part committed together with the batch's counters. A chunk whose worker died is leased again
+and only the indices not yet in a part are run, so each request ends exactly once.
 """
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -12,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from batchgate.storage.migrations import SchemaStatus
-from batchgate.storage.openai_tables import FileRow, OpenAIBatchRow
+from batchgate.storage.openai_tables import FileRow, InputLines, OpenAIBatchRow
 
 
 class WrongState(Exception):
@@ -190,6 +193,11 @@ class NewChunk:
     count: int
     custom_ids: bytes  # JSON array of strings
     params: bytes  # JSON array of objects, same order
+    # A chunk that refers to its requests' lines in an input file (bytes `file_start` to
+    # `file_end`) instead of holding their params (then b""): see the module's docstring.
+    file_id: str | None = None
+    file_start: int = 0
+    file_end: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,7 +397,8 @@ class Store(Protocol):
     ) -> BatchRow:
         """Stores the batch and its chunks in one transaction, consuming `chunks` lazily; with
         `retry_of`, the retry that makes it a child (whose child_id is `batch_id`) as well.
-        Raises WrongState if that parent has a child already."""
+        Raises WrongState if that parent has a child already, and FileGone if a file its chunks
+        refer to is no longer there."""
         ...
 
     def get_batch(self, owner: str, batch_id: str) -> BatchRow | None: ...
@@ -480,8 +489,18 @@ class Store(Protocol):
         ...
 
     # --- the OpenAI Batch API (storage/openai_tables.py) -------------------------------------
-    def create_file(self, file: FileRow, pieces: Iterable[bytes]) -> None:
-        """Stores a file and its bytes, in pieces read lazily, in one transaction."""
+    def create_file(
+        self,
+        file: FileRow,
+        pieces: Iterable[bytes],
+        lines: Callable[[], InputLines | None] = lambda: None,
+    ) -> None:
+        """Stores a file and its bytes, in pieces read lazily, in one transaction; and what
+        `lines`, asked once every piece is read, found of its lines, if anything."""
+        ...
+
+    def input_lines(self, file_id: str) -> InputLines | None:
+        """What the upload of a batch input file found of its lines, if it was clean."""
         ...
 
     def get_file(self, owner: str, file_id: str) -> FileRow | None: ...

@@ -4,6 +4,14 @@ Files belong to a workspace. An uploaded file's bytes are stored in pieces (`fil
 read on its own, so no file is ever held whole. A batch's output and error files have no bytes
 of their own: they are rows naming the batch, made from its results as they are read.
 
+A batch input file whose upload found every line a request for one url and one model also has
+its `input_file_lines` row (InputLines): its custom_ids and where each line starts. A batch made
+from it stores no copy of its requests: each chunk names the bytes of its lines in the file
+(storage/base.py), read from the pieces whenever the chunk is. So a file's pieces outlive its
+`files` row while a chunk refers to them: deleting or expiring the file removes the row (the
+Files API no longer sees it) and the bytes only once no chunk names them; the last chunk's
+batch deleted or archived removes them then.
+
 An OpenAI batch is a batch like any other (its `batches` row, chunks and results, run by the
 same engine), plus an `openai_batches` row: its endpoint, input file, window, and, once it has
 ended, its output files. A batch whose input file fails validation has only that row.
@@ -11,11 +19,13 @@ ended, its output files. A batch whose input file fails validation has only that
 Functions take a DB-API connection of either store and its placeholder (`?` or `%s`).
 """
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
+
+from batchgate.lifecycle.openai_input import request_bodies
 
 FILE_FIELDS = "id, owner, purpose, filename, bytes, created_at, expires_at, batch_id, batch_lines"
 OPENAI_BATCH_FIELDS = (
@@ -44,6 +54,23 @@ class FileRow:
     # A batch's output file: the batch, and which of its lines ("output" or "error").
     batch_id: str | None = None
     batch_lines: str | None = None
+
+
+class FileGone(Exception):
+    """The input file a batch's chunks would refer to was deleted meanwhile."""
+
+
+@dataclass(frozen=True, slots=True)
+class InputLines:
+    """What the upload of a batch input file found, when every line is a request for `url` and
+    `model`: the custom_ids in order, and the byte offset of each one's line followed by the
+    file's size; its pieces are each `piece_bytes` long, but the last."""
+
+    piece_bytes: int
+    url: str
+    model: str
+    custom_ids: Sequence[str]
+    starts: Sequence[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +113,14 @@ def _openai_batch(row: Sequence[Any]) -> OpenAIBatchRow:
     )  # fmt: skip
 
 
-def insert_file(db: Connection, mark: str, file: FileRow, pieces: Iterable[bytes]) -> None:
+def insert_file(
+    db: Connection,
+    mark: str,
+    file: FileRow,
+    pieces: Iterable[bytes],
+    lines: Callable[[], InputLines | None] = lambda: None,
+) -> None:
+    """Stores the file; `lines` says, once every piece is read, what its upload found."""
     for number, data in enumerate(pieces):
         db.execute(
             f"INSERT INTO file_pieces (file_id, piece, data) VALUES ({mark}, {mark}, {mark})",
@@ -100,6 +134,67 @@ def insert_file(db: Connection, mark: str, file: FileRow, pieces: Iterable[bytes
             file.expires_at, file.batch_id, file.batch_lines,
         ),
     )  # fmt: skip
+    found = lines()
+    if found is not None:
+        db.execute(
+            "INSERT INTO input_file_lines (file_id, piece_bytes, url, model, custom_ids, starts)"
+            f" VALUES ({', '.join([mark] * 6)})",
+            (
+                file.id, found.piece_bytes, found.url, found.model,
+                orjson.dumps(found.custom_ids), orjson.dumps(found.starts),
+            ),
+        )  # fmt: skip
+
+
+def input_lines(db: Connection, mark: str, file_id: str) -> InputLines | None:
+    row = db.execute(
+        "SELECT piece_bytes, url, model, custom_ids, starts FROM input_file_lines"
+        f" WHERE file_id = {mark}",
+        (file_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    piece_bytes, url, model, custom_ids, starts = row
+    return InputLines(piece_bytes, url, model, orjson.loads(custom_ids), orjson.loads(starts))
+
+
+def hold_input_file(db: Connection, mark: str, file_id: str, lock: str = "") -> None:
+    """Called by a create after storing chunks that refer to the file, in its transaction: raises
+    FileGone if the file was deleted meanwhile. With `lock` (PostgreSQL's FOR SHARE), a delete
+    waits for the create to commit and then sees its chunks, or the create for the delete."""
+    if db.execute(f"SELECT 1 FROM files WHERE id = {mark}{lock}", (file_id,)).fetchone() is None:
+        raise FileGone(file_id)
+
+
+def requests_in_file(db: Connection, mark: str, file_id: str, start: int, end: int) -> bytes:
+    """The params of a chunk that refers to bytes `start` to `end` of an input file's lines."""
+    [(piece_bytes,)] = db.execute(
+        f"SELECT piece_bytes FROM input_file_lines WHERE file_id = {mark}", (file_id,)
+    ).fetchall()
+    spans = []
+    for piece in range(start // piece_bytes, (end - 1) // piece_bytes + 1):
+        offset = piece * piece_bytes
+        low, high = max(start - offset, 0), min(end - offset, piece_bytes)
+        [(data,)] = db.execute(
+            f"SELECT substr(data, {mark}, {mark}) FROM file_pieces"
+            f" WHERE file_id = {mark} AND piece = {mark}",
+            (low + 1, high - low, file_id, piece),
+        ).fetchall()
+        spans.append(bytes(data))
+    return request_bodies(b"".join(spans))
+
+
+def drop_unreferenced_bytes(db: Connection, mark: str, file_ids: Iterable[str | None]) -> None:
+    """Deletes the bytes of the files, among `file_ids`, that are gone and no chunk names."""
+    for file_id in {file_id for file_id in file_ids if file_id is not None}:
+        if db.execute(
+            f"SELECT 1 FROM files WHERE id = {mark} UNION ALL"
+            f" SELECT 1 FROM chunk_requests WHERE file_id = {mark}",
+            (file_id, file_id),
+        ).fetchone():
+            continue
+        db.execute(f"DELETE FROM file_pieces WHERE file_id = {mark}", (file_id,))
+        db.execute(f"DELETE FROM input_file_lines WHERE file_id = {mark}", (file_id,))
 
 
 def get_file(db: Connection, mark: str, owner: str, file_id: str) -> FileRow | None:
@@ -161,13 +256,14 @@ class PieceReader(Protocol):
 def delete_file(db: Connection, mark: str, owner: str, file_id: str) -> bool:
     if get_file(db, mark, owner, file_id) is None:
         return False
-    db.execute(f"DELETE FROM file_pieces WHERE file_id = {mark}", (file_id,))
     db.execute(f"DELETE FROM files WHERE id = {mark}", (file_id,))
+    drop_unreferenced_bytes(db, mark, [file_id])
     return True
 
 
 def delete_expired_files(db: Connection, mark: str, now: float) -> int:
-    """Deletes up to EXPIRED_PER_CALL files whose expires_at has passed, with their bytes."""
+    """Deletes up to EXPIRED_PER_CALL files whose expires_at has passed, with their bytes (those
+    that no chunk names)."""
     expired = [
         file_id
         for (file_id,) in db.execute(
@@ -177,8 +273,8 @@ def delete_expired_files(db: Connection, mark: str, now: float) -> int:
         ).fetchall()
     ]
     for file_id in expired:
-        db.execute(f"DELETE FROM file_pieces WHERE file_id = {mark}", (file_id,))
         db.execute(f"DELETE FROM files WHERE id = {mark}", (file_id,))
+    drop_unreferenced_bytes(db, mark, expired)
     return len(expired)
 
 

@@ -88,7 +88,7 @@ from batchgate.storage.migrations.postgres import (
     require_current_schema,
     schema_problem,
 )
-from batchgate.storage.openai_tables import FileRow, OpenAIBatchRow
+from batchgate.storage.openai_tables import FileRow, InputLines, OpenAIBatchRow
 from batchgate.storage.postgres_presence import (
     EVENTS_CHANNEL,
     PARTS_CHANNEL,
@@ -110,6 +110,8 @@ QUEUE_IN_TURNS = queue_in_turns("%s")
 USAGE_REPORT = usage_report_queries("floor(b.created_at / 86400)::bigint", "%s")
 BLOB_CONTAINS = "position({needle} in {blob}) > 0"  # list_page_query's custom_id search
 RESULT_PARTS_PER_READ = 8
+# A chunk's params, or the lines of an input file it refers to instead (_params).
+REQUEST_FIELDS = "params, file_id, file_start, file_end"
 EVENTS = EventTables("%s", " FOR UPDATE SKIP LOCKED")
 # Old events deleted by one call: transactions stay short.
 FORGOTTEN_PER_CALL = 1000
@@ -131,6 +133,10 @@ TABLES = (
     "webhooks",
     "webhook_secrets",
     "webhook_deliveries",
+    "files",
+    "file_pieces",
+    "input_file_lines",
+    "openai_batches",
 )
 RETRY_COLUMNS = sql.SQL(
     "child_id, parent_id, created_at,"
@@ -243,15 +249,25 @@ class PostgresStore:
             if options.openai is not None:
                 openai_tables.insert_openai_batch(db, "%s", options.openai)
             counts: list[int] = []
+            files: set[str] = set()
             with db.cursor().copy(
-                "COPY chunk_requests (batch_id, chunk_no, custom_ids, params)"
-                " FROM STDIN (FORMAT BINARY)"
+                "COPY chunk_requests (batch_id, chunk_no, custom_ids, params, file_id,"
+                " file_start, file_end) FROM STDIN (FORMAT BINARY)"
             ) as copy:
-                copy.set_types(["text", "int4", "bytea", "bytea"])
+                copy.set_types(["text", "int4", "bytea", "bytea", "text", "int8", "int8"])
                 # Each chunk is built just before it is sent, never all at once.
                 for number, chunk in enumerate(chunks):
                     counts.append(chunk.count)
-                    copy.write_row((batch_id, number, chunk.custom_ids, chunk.params))
+                    if chunk.file_id is not None:
+                        files.add(chunk.file_id)
+                    copy.write_row(
+                        (
+                            batch_id, number, chunk.custom_ids, chunk.params,
+                            chunk.file_id, chunk.file_start, chunk.file_end,
+                        )
+                    )  # fmt: skip
+            for file_id in sorted(files):
+                openai_tables.hold_input_file(db, "%s", file_id, " FOR SHARE")
             db.execute(
                 "INSERT INTO chunks (batch_id, chunk_no, count, priority)"
                 " SELECT %s, number - 1, count, %s FROM unnest(%s::integer[])"
@@ -401,16 +417,17 @@ class PostgresStore:
         while True:
             with self._pool.connection() as db:
                 row = db.execute(
-                    "SELECT chunk_no, custom_ids, params, (SELECT coalesce(string_agg(lines,"
+                    "SELECT chunk_no, custom_ids, (SELECT coalesce(string_agg(lines,"
                     "   ''::bytea ORDER BY part), ''::bytea) FROM results"
-                    "   WHERE results.batch_id = r.batch_id AND results.chunk_no = r.chunk_no)"
-                    " FROM chunk_requests r WHERE batch_id = %s AND chunk_no > %s"
+                    "   WHERE results.batch_id = r.batch_id AND results.chunk_no = r.chunk_no),"
+                    f" {REQUEST_FIELDS} FROM chunk_requests r WHERE batch_id = %s AND chunk_no > %s"
                     " ORDER BY chunk_no LIMIT 1",
                     (batch_id, chunk_no),
                 ).fetchone()
-            if row is None:
-                return
-            chunk_no, custom_ids, params, result_lines = row
+                if row is None:
+                    return
+                chunk_no, custom_ids, result_lines, *requests = row
+                params = _params(db, *requests)
             yield StoredChunk(custom_ids, params, result_lines)
 
     def last_part_position(self, batch_id: str) -> int:
@@ -482,9 +499,10 @@ class PostgresStore:
             # A statement of its own, so its snapshot starts after the locks above were taken:
             # it sees every part a previous holder committed before losing the chunk.
             rows = db.execute(
-                "SELECT r.custom_ids, r.params, b.status, b.expires_at, d.indices, d.next_part,"
+                "SELECT r.custom_ids, b.status, b.expires_at, d.indices, d.next_part,"
                 " b.abort_policy, b.owner,"
-                " (SELECT o.endpoint FROM openai_batches o WHERE o.id = b.id)"
+                " (SELECT o.endpoint FROM openai_batches o WHERE o.id = b.id),"
+                " r.params, r.file_id, r.file_start, r.file_end"
                 " FROM unnest(%s::text[], %s::integer[])"
                 "   WITH ORDINALITY AS k(batch_id, chunk_no, n)"
                 " JOIN chunk_requests r ON r.batch_id = k.batch_id AND r.chunk_no = k.chunk_no"
@@ -495,11 +513,12 @@ class PostgresStore:
                 " ORDER BY k.n",
                 ([key[2] for key in keys], [key[1] for key in keys]),
             ).fetchall()
+            rows = [(*row[:8], _params(db, *row[8:])) for row in rows]
         leased = []
         for (_, chunk_no, batch_id), row in zip(keys, rows, strict=True):
             (
-                custom_ids, params, status, expires_at, indices, next_part, abort_policy, owner,
-                endpoint,
+                custom_ids, status, expires_at, indices, next_part, abort_policy, owner,
+                endpoint, params,
             ) = row  # fmt: skip
             done: set[int] = set()
             for blob in indices or ():
@@ -523,9 +542,18 @@ class PostgresStore:
 
     # --- the OpenAI Batch API ----------------------------------------------------------------
 
-    def create_file(self, file: FileRow, pieces: Iterable[bytes]) -> None:
+    def create_file(
+        self,
+        file: FileRow,
+        pieces: Iterable[bytes],
+        lines: Callable[[], InputLines | None] = lambda: None,
+    ) -> None:
         with self._pool.connection() as db, db.transaction():
-            openai_tables.insert_file(db, "%s", file, pieces)
+            openai_tables.insert_file(db, "%s", file, pieces, lines)
+
+    def input_lines(self, file_id: str) -> InputLines | None:
+        with self._pool.connection() as db:
+            return openai_tables.input_lines(db, "%s", file_id)
 
     def get_file(self, owner: str, file_id: str) -> FileRow | None:
         with self._pool.connection() as db:
@@ -1029,10 +1057,21 @@ def _expedite(
 
 
 def _drop_contents(db: psycopg.Connection[TupleRow], batch_ids: list[str]) -> None:
+    """Deletes the batches' requests and results, and the bytes of the input files only their
+    requests referred to. Labels and usage stay with an archived batch's row."""
     if batch_ids:
-        # Labels and usage stay with an archived batch's row.
-        for table in ("results", "chunk_requests", "chunks"):
-            db.execute(
-                sql.SQL("DELETE FROM {} WHERE batch_id = ANY(%s)").format(sql.Identifier(table)),
-                (batch_ids,),
-            )
+        db.execute("DELETE FROM results WHERE batch_id = ANY(%s)", (batch_ids,))
+        files = db.execute(
+            "DELETE FROM chunk_requests WHERE batch_id = ANY(%s) RETURNING file_id", (batch_ids,)
+        ).fetchall()
+        db.execute("DELETE FROM chunks WHERE batch_id = ANY(%s)", (batch_ids,))
+        openai_tables.drop_unreferenced_bytes(db, "%s", (file_id for (file_id,) in files))
+
+
+def _params(
+    db: psycopg.Connection[TupleRow], params: bytes, file_id: str | None, start: int, end: int
+) -> bytes:
+    """A chunk's params: stored, or read from the input file its chunk refers to."""
+    if file_id is None:
+        return params
+    return openai_tables.requests_in_file(db, "%s", file_id, start, end)

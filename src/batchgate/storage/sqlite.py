@@ -55,7 +55,7 @@ from batchgate.storage.batch_queries import (
 from batchgate.storage.event_queries import EventTables
 from batchgate.storage.migrations import newer_schema_problem
 from batchgate.storage.migrations.sqlite import schema_status, upgrade
-from batchgate.storage.openai_tables import FileRow, OpenAIBatchRow
+from batchgate.storage.openai_tables import FileRow, InputLines, OpenAIBatchRow
 from batchgate.storage.unavailable import raises_store_unavailable
 
 log = logging.getLogger("batchgate.storage")
@@ -68,6 +68,8 @@ QUEUE_IN_TURNS = queue_in_turns("?")
 USAGE_REPORT = usage_report_queries("CAST(b.created_at / 86400 AS INTEGER)", "?")
 BLOB_CONTAINS = "instr({blob}, {needle}) > 0"  # list_page_query's custom_id search
 RESULT_PARTS_PER_READ = 8
+# A chunk's params, or the lines of an input file it refers to instead (_params).
+REQUEST_FIELDS = "params, file_id, file_start, file_end"
 EVENTS = EventTables("?")
 # Old events deleted by one call: transactions stay short.
 FORGOTTEN_PER_CALL = 1000
@@ -104,6 +106,23 @@ def unavailable_error(error: Exception) -> type[StoreUnavailable] | None:
 def _retry(row: tuple[object, ...]) -> RetryRow:
     child_id, parent_id, created_at, *counts = row
     return RetryRow(child_id, parent_id, created_at, ResultCounts(*counts))  # type: ignore[arg-type]
+
+
+def _params(
+    db: sqlite3.Connection, params: bytes, file_id: str | None, start: int, end: int
+) -> bytes:
+    """A chunk's params: stored, or read from the input file its chunk refers to."""
+    if file_id is None:
+        return params
+    return openai_tables.requests_in_file(db, "?", file_id, start, end)
+
+
+def _drop_requests(db: sqlite3.Connection, batch_id: str) -> None:
+    """Deletes the batch's requests, and the bytes of the input files only they referred to."""
+    files = db.execute(
+        "DELETE FROM chunk_requests WHERE batch_id = ? RETURNING file_id", (batch_id,)
+    ).fetchall()
+    openai_tables.drop_unreferenced_bytes(db, "?", (file_id for (file_id,) in files))
 
 
 def _insert_retry(db: sqlite3.Connection, retry: RetryRow) -> None:
@@ -260,18 +279,26 @@ class SQLiteStore:
             if options.openai is not None:
                 openai_tables.insert_openai_batch(db, "?", options.openai)
             counts: list[int] = []
+            files: set[str] = set()
 
-            def request_rows() -> Iterator[tuple[str, int, bytes, bytes]]:
+            def request_rows() -> Iterator[tuple[object, ...]]:
                 # Each chunk is built just before it is written, never all at once.
                 for number, chunk in enumerate(chunks):
                     counts.append(chunk.count)
-                    yield batch_id, number, chunk.custom_ids, chunk.params
+                    if chunk.file_id is not None:
+                        files.add(chunk.file_id)
+                    yield (
+                        batch_id, number, chunk.custom_ids, chunk.params,
+                        chunk.file_id, chunk.file_start, chunk.file_end,
+                    )  # fmt: skip
 
             db.executemany(
-                "INSERT INTO chunk_requests (batch_id, chunk_no, custom_ids, params)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT INTO chunk_requests (batch_id, chunk_no, custom_ids, params, file_id,"
+                " file_start, file_end) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 request_rows(),
             )
+            for file_id in files:
+                openai_tables.hold_input_file(db, "?", file_id)
             db.executemany(
                 "INSERT INTO chunks (batch_id, chunk_no, count, priority) VALUES (?, ?, ?, ?)",
                 (
@@ -395,7 +422,7 @@ class SQLiteStore:
             EVENTS.write(db, owner, batch, DELETED, time.time())
             db.execute("DELETE FROM retries WHERE child_id = ?", (batch_id,))
             db.execute("DELETE FROM results WHERE batch_id = ?", (batch_id,))
-            db.execute("DELETE FROM chunk_requests WHERE batch_id = ?", (batch_id,))
+            _drop_requests(db, batch_id)
             db.execute("DELETE FROM chunks WHERE batch_id = ?", (batch_id,))
             db.execute("DELETE FROM batch_labels WHERE batch_id = ?", (batch_id,))
             db.execute("DELETE FROM batch_usage WHERE batch_id = ?", (batch_id,))
@@ -421,13 +448,14 @@ class SQLiteStore:
         chunk_no = -1
         while True:
             row = self._reader.execute(
-                "SELECT chunk_no, custom_ids, params FROM chunk_requests"
+                f"SELECT chunk_no, custom_ids, {REQUEST_FIELDS} FROM chunk_requests"
                 " WHERE batch_id = ? AND chunk_no > ? ORDER BY chunk_no LIMIT 1",
                 (batch_id, chunk_no),
             ).fetchone()
             if row is None:
                 return
-            chunk_no, custom_ids, params = row
+            chunk_no, custom_ids, *requests = row
+            params = _params(self._reader, *requests)
             parts = self._reader.execute(
                 "SELECT lines FROM results WHERE batch_id = ? AND chunk_no = ? ORDER BY part",
                 (batch_id, chunk_no),
@@ -476,20 +504,23 @@ class SQLiteStore:
                 f"SELECT batch_id, chunk_no FROM ({QUEUE_IN_TURNS}) ORDER BY position LIMIT ?",
                 (now, now, limit),
             ).fetchall()
-            leased = []
+            leased: list[tuple[LeasedChunk, list[Any]]] = []
             for batch_id, chunk_no in keys:
                 db.execute(
                     "UPDATE chunks SET state = 1, lease_owner = ?, lease_expires = ?"
                     " WHERE batch_id = ? AND chunk_no = ?",
                     (worker_id, now + lease_seconds, batch_id, chunk_no),
                 )
-                custom_ids, params, status, expires_at, abort_policy, owner, endpoint = db.execute(
-                    "SELECT custom_ids, params, status, expires_at, abort_policy, owner,"
-                    " (SELECT endpoint FROM openai_batches o WHERE o.id = batches.id)"
-                    " FROM chunk_requests JOIN batches ON batches.id = batch_id"
-                    " WHERE batch_id = ? AND chunk_no = ?",
-                    (batch_id, chunk_no),
-                ).fetchone()
+                custom_ids, status, expires_at, abort_policy, owner, endpoint, *requests = (
+                    db.execute(
+                        "SELECT custom_ids, status, expires_at, abort_policy, owner,"
+                        " (SELECT endpoint FROM openai_batches o WHERE o.id = batches.id),"
+                        f" {REQUEST_FIELDS} FROM chunk_requests"
+                        " JOIN batches ON batches.id = batch_id"
+                        " WHERE batch_id = ? AND chunk_no = ?",
+                        (batch_id, chunk_no),
+                    ).fetchone()
+                )
                 done: set[int] = set()
                 next_part = 0
                 for part, indices in db.execute(
@@ -498,28 +529,42 @@ class SQLiteStore:
                 ):
                     done.update(orjson.loads(indices))
                     next_part = max(next_part, part + 1)
-                leased.append(
-                    LeasedChunk(
-                        batch_id,
-                        owner,
-                        chunk_no,
-                        custom_ids,
-                        params,
-                        status,
-                        expires_at,
-                        frozenset(done),
-                        next_part,
-                        None if abort_policy is None else orjson.loads(abort_policy),
-                        endpoint,
-                    )
+                chunk = LeasedChunk(
+                    batch_id,
+                    owner,
+                    chunk_no,
+                    custom_ids,
+                    requests[0],
+                    status,
+                    expires_at,
+                    frozenset(done),
+                    next_part,
+                    None if abort_policy is None else orjson.loads(abort_policy),
+                    endpoint,
                 )
-            return leased
+                leased.append((chunk, requests))
+        # Lines of an input file are read after the commit, on this thread's reader: they never
+        # change while a chunk refers to them, and the writer is not held meanwhile.
+        return [
+            chunk
+            if requests[1] is None
+            else dataclasses.replace(chunk, params=_params(self._reader, *requests))
+            for chunk, requests in leased
+        ]
 
     # --- the OpenAI Batch API ----------------------------------------------------------------
 
-    def create_file(self, file: FileRow, pieces: Iterable[bytes]) -> None:
+    def create_file(
+        self,
+        file: FileRow,
+        pieces: Iterable[bytes],
+        lines: Callable[[], InputLines | None] = lambda: None,
+    ) -> None:
         with self._transaction(durable=True) as db:
-            openai_tables.insert_file(db, "?", file, pieces)
+            openai_tables.insert_file(db, "?", file, pieces, lines)
+
+    def input_lines(self, file_id: str) -> InputLines | None:
+        return openai_tables.input_lines(self._reader, "?", file_id)
 
     def get_file(self, owner: str, file_id: str) -> FileRow | None:
         return openai_tables.get_file(self._reader, "?", owner, file_id)
@@ -717,7 +762,7 @@ class SQLiteStore:
             ).fetchall()
             for batch_id, owner in ids:
                 db.execute("DELETE FROM results WHERE batch_id = ?", (batch_id,))
-                db.execute("DELETE FROM chunk_requests WHERE batch_id = ?", (batch_id,))
+                _drop_requests(db, batch_id)
                 db.execute("DELETE FROM chunks WHERE batch_id = ?", (batch_id,))
                 [batch] = self._with_usage(
                     db,

@@ -45,8 +45,14 @@ CREATE TABLE chunk_requests (
     chunk_no integer NOT NULL,
     custom_ids bytea NOT NULL,
     params bytea NOT NULL,
+    -- A chunk of an OpenAI batch made from a clean input file has no params (empty): they are
+    -- the bodies of its lines of file_id, bytes file_start to file_end (version 9).
+    file_id text COLLATE "C",
+    file_start bigint NOT NULL DEFAULT 0,
+    file_end bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (batch_id, chunk_no)
 );
+CREATE INDEX chunk_requests_of_file ON chunk_requests (file_id) WHERE file_id IS NOT NULL;
 
 -- state: 0 queued, 1 leased, 2 done. Lease renewals touch no indexed column; the free space
 -- left in each page lets them update in place (HOT) instead of growing every index.
@@ -235,6 +241,19 @@ CREATE TABLE file_pieces (
     piece integer NOT NULL,
     data bytea NOT NULL,
     PRIMARY KEY (file_id, piece)
+);
+
+-- What the upload of a clean batch input file (every line a request for one url and one model)
+-- found of its lines: its custom_ids (a JSON array) and each one's line's byte offset (a JSON
+-- array, then the file's size); its pieces are piece_bytes long, but the last. Kept with the
+-- pieces while a chunk refers to them (version 9).
+CREATE TABLE input_file_lines (
+    file_id text COLLATE "C" PRIMARY KEY,
+    piece_bytes integer NOT NULL,
+    url text NOT NULL,
+    model text NOT NULL,
+    custom_ids bytea NOT NULL,
+    starts bytea NOT NULL
 );
 
 -- An OpenAI batch: its `batches` row has the same id, except for one whose input file failed

@@ -38,8 +38,14 @@ CREATE TABLE chunk_requests (
     chunk_no INTEGER NOT NULL,
     custom_ids BLOB NOT NULL,
     params BLOB NOT NULL,
+    -- A chunk of an OpenAI batch made from a clean input file has no params (empty): they are
+    -- the bodies of its lines of file_id, bytes file_start to file_end (version 9).
+    file_id TEXT,
+    file_start INTEGER NOT NULL DEFAULT 0,
+    file_end INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (batch_id, chunk_no)
 );
+CREATE INDEX chunk_requests_of_file ON chunk_requests (file_id) WHERE file_id IS NOT NULL;
 
 -- state: 0 queued, 1 leased, 2 done. Queued chunks are taken highest priority first, then lowest
 -- chunk_no first across all batches, so a small batch never waits behind the whole of a large one.
@@ -212,6 +218,19 @@ CREATE TABLE file_pieces (
     data BLOB NOT NULL,
     PRIMARY KEY (file_id, piece)
 );
+
+-- What the upload of a clean batch input file (every line a request for one url and one model)
+-- found of its lines: its custom_ids (a JSON array) and each one's line's byte offset (a JSON
+-- array, then the file's size); its pieces are piece_bytes long, but the last. Kept with the
+-- pieces while a chunk refers to them (version 9).
+CREATE TABLE input_file_lines (
+    file_id TEXT PRIMARY KEY,
+    piece_bytes INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    model TEXT NOT NULL,
+    custom_ids BLOB NOT NULL,
+    starts BLOB NOT NULL
+) WITHOUT ROWID;
 
 -- An OpenAI batch: its `batches` row has the same id, except for one whose input file failed
 -- validation, which has none (its errors are here). output/error files are recorded once made.
