@@ -12,7 +12,8 @@ flight each:
   `openai` route, each route and the engine at `width`. Requests/s from the batch's created_at
   to its ended_at; the server's CPU time per request; its RSS while the batch runs; the
   latency of the retrieves polled meanwhile; the requests the upstream held meanwhile (how full
-  the engine kept the width); and the garbage collections meanwhile, each of which pauses the
+  the engine kept the width) and those waiting on the routes (whether the engine had enough leased
+to keep it full); and the garbage collections meanwhile, each of which pauses the
   whole server (`batchgate_gc_pause_seconds`).
 `--only` runs some of these; `--postgres` runs batchgate on a fresh PostgreSQL database, the API
 (`serve --no-worker`) and the engine (`batchgate worker`) each in a process of its own.
@@ -21,6 +22,7 @@ flight each:
 import argparse
 import asyncio
 import contextlib
+import itertools
 import math
 import os
 import secrets
@@ -216,6 +218,7 @@ class BatchRun:
     rss_mib: list[float] = field(default_factory=list)
     retrieve_ms: list[float] = field(default_factory=list)
     upstream_in_flight: list[int] = field(default_factory=list)
+    queued_on_routes: list[float] = field(default_factory=list)
     gc_pauses: "GcPauses | None" = None
 
 
@@ -250,6 +253,16 @@ def gc_pauses(base_url: str) -> GcPauses:
             elif sample.name.endswith("_bucket") and sample.labels["le"] == "0.025":
                 pauses.over_25_ms -= sample.value
     return pauses
+
+
+def queued_on_routes(base_url: str) -> float | None:
+    """Requests leased and waiting for their turn on a route (`serve` running the engine): while
+    some wait, the engine has leased enough to keep the width full."""
+    text = httpx2.get(f"{base_url}/metrics").text
+    for family in text_string_to_metric_families(text):
+        if family.name == "batchgate_requests_queued":
+            return sum(sample.value for sample in family.samples)
+    return None
 
 
 def cpu_seconds(pid: int) -> float:
@@ -364,9 +377,14 @@ def one_batch(
     gc_before = gc_pauses(base_url)
     batch = client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
     run = BatchRun(rate=0.0, cpu_seconds=0.0)
-    while batch.processing_status != "ended":
+    for turn in itertools.count():
+        if batch.processing_status == "ended":
+            break
         time.sleep(0.1)
         run.rss_mib.append(sum(map(rss_mib, pids)))
+        engine_here = len(pids) == 1
+        if engine_here and turn % 10 == 0 and (queued := queued_on_routes(base_url)) is not None:
+            run.queued_on_routes.append(queued)
         run.upstream_in_flight.append(int(httpx2.get(f"{upstream}/in-flight").text))
         asked = time.perf_counter()
         batch = client.messages.batches.retrieve(batch.id)
@@ -472,6 +490,7 @@ def main() -> None:
     print(
         f"{'batchgate server':<28}{'CPU µs/req':>11}{'RSS MiB first/max/last':>24}"
         f"{'retrieve p50/p99':>19}{'GC pauses n/ms/>25 ms':>24}{'upstream held':>15}"
+        f"{'queued':>8}"
     )
     for backend, run in batches.items():
         samples = run.rss_mib or [0.0]
@@ -481,9 +500,11 @@ def main() -> None:
         retrieve = f"{statistics.median(run.retrieve_ms or [0.0]):.1f}/{p99(run.retrieve_ms):.1f}"
         # How full the width was kept: the median of the requests the upstream held.
         held = statistics.median(run.upstream_in_flight or [0])
+        # And the median of those waiting on the routes, sampled every second.
+        queued = statistics.median(run.queued_on_routes or [math.nan])
         print(
             f"{backend:<28}{run.cpu_seconds / count * 1e6:>11.0f}{rss:>24}"
-            f"{retrieve:>16} ms{gc:>24}{held / args.width:>15.2f}"
+            f"{retrieve:>16} ms{gc:>24}{held / args.width:>15.2f}{queued / args.width:>8.2f}"
         )
 
 
