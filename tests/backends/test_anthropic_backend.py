@@ -1,6 +1,7 @@
 """AnthropicUpstreamBackend against a fake upstream that checks requests with the SDK's types."""
 
 import asyncio
+import warnings
 from typing import Any
 
 import pytest
@@ -106,6 +107,21 @@ def test_max_tokens_too_large_for_the_sdk_without_streaming_is_sent(start_fake: 
     fake = start_fake()
     reply(backend(fake), params(max_tokens=64_000))
     assert fake.invalid == []
+
+
+def test_a_model_the_sdk_calls_deprecated_is_sent_without_a_warning_each_request(
+    start_fake: StartFake,
+) -> None:
+    # The upstream decides which models it serves (a local server may host any name); the SDK's
+    # `messages.create` warned on every request of a batch for a model in its own tables.
+    fake = start_fake()
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always", DeprecationWarning)
+        message = reply(backend(fake), params(model="claude-opus-4-5"))
+    assert message["model"] == "claude-opus-4-5"
+    assert [
+        str(warning.message) for warning in warned if warning.category is DeprecationWarning
+    ] == []
 
 
 def test_without_a_key_the_users_own_anthropic_key_is_never_sent(
