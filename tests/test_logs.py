@@ -20,7 +20,8 @@ from conftest import KEY, Server, simple_request, wait_until_ended
 def test_a_server_logs_requests_and_batch_changes_as_json_lines(
     start_server: Callable[..., Server],
 ) -> None:
-    server = start_server(api_keys=KEY, simulator_latency_ms="500")
+    # One request at a time: in progress for 2.5 s, the cancel lands on a busy machine too.
+    server = start_server(api_keys=KEY, simulator_latency_ms="500", max_concurrency="1")
     client = server.client()
     batch = client.messages.batches.create(
         requests=[simple_request(f"r{i}", "a secret prompt") for i in range(5)]  # type: ignore[misc]

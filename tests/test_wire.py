@@ -205,7 +205,8 @@ def test_unknown_ids_are_404_everywhere(server: Server) -> None:
 
 
 def test_wrong_state_is_400_never_409(start_server: Callable[..., Server]) -> None:
-    slow = start_server(simulator_latency_ms="300", max_concurrency="1")
+    # In progress for 3 s: long enough for the calls below on a busy machine.
+    slow = start_server(simulator_latency_ms="1000", max_concurrency="1")
     client = slow.client()
     batch = client.messages.batches.create(requests=[simple_request(f"r{i}") for i in range(3)])  # type: ignore[misc]
     with pytest.raises(anthropic.BadRequestError, match="only ended batches can be deleted"):

@@ -243,7 +243,7 @@ def test_over_100000_requests_are_split_into_batches(
 
 
 def test_ctrl_c_while_waiting_leaves_the_batch_running(slow_server: Server, tmp_path: Path) -> None:
-    source = write_jsonl(tmp_path / "requests.jsonl", [simple_request(f"r{i}") for i in range(40)])
+    source = write_jsonl(tmp_path / "requests.jsonl", [simple_request(f"r{i}") for i in range(200)])
     watching = subprocess.Popen(
         [sys.executable, str(CLIENT_APP), "submit", str(source), "--wait", "--interval", "0.1"],
         env={**os.environ, "ANTHROPIC_BASE_URL": slow_server.base_url, "ANTHROPIC_API_KEY": KEY},
@@ -256,7 +256,7 @@ def test_ctrl_c_while_waiting_leaves_the_batch_running(slow_server: Server, tmp_
     )
     assert watching.stderr is not None
     [batch_id] = batch_ids(watching.stderr.readline())
-    time.sleep(0.5)  # well into watching: the batch needs 4 s
+    time.sleep(0.5)  # well into watching: the batch needs 20 s
 
     watching.send_signal(signal.SIGINT)
     _, stderr = watching.communicate(timeout=30)

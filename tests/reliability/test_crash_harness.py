@@ -27,6 +27,7 @@ from typing import Any
 
 import anthropic
 import httpx2
+import pytest
 
 from conftest import KEY, Server, simple_request
 
@@ -43,6 +44,8 @@ SETTINGS = {
     "flush_seconds": "0.05",
 }
 POSTGRES_SETTINGS = {**SETTINGS, "lease_seconds": "1"}
+
+pytestmark = pytest.mark.slow
 
 
 class TricklingTransport(httpx2.HTTPTransport):

@@ -78,6 +78,7 @@ def test_the_document_is_public_and_names_every_route(start_server: Callable[...
     assert set(document["components"]["securitySchemes"]) == {"ApiKey", "Bearer"}
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_schemathesis_finds_no_failure(
     start_server: Callable[..., Server], tmp_path: Path, long_run: bool

@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-from batchgate.api.auth import REFRESH_SECONDS
 from batchgate.api.keys import new_key
 from batchgate.cli.help import add_command
 from batchgate.cli.options import ConfigFile, DatabaseUrl, configure, fail
@@ -123,6 +122,8 @@ def revoke(
     config: ConfigFile = None,
 ) -> None:
     """Revoke a key: every server refuses it within a second. Its batches stay in its workspace."""
+    from batchgate.api.auth import REFRESH_SECONDS  # with starlette: only here, not at each launch
+
     with opened_store(configured_database(database_url, config)) as store:
         row = store.revoke_api_key(key_id, time.time())
     if row is None:

@@ -1,4 +1,9 @@
-"""The server-side commands: serve, worker, migrate and config show; `register` adds them."""
+"""The server-side commands: serve, worker, migrate and config show; `register` adds them.
+
+Each command imports the server, the engine and psycopg itself, when it runs: every launch of
+`batchgate` (`--help`, `config show`, the client commands) would otherwise spend a second
+loading them.
+"""
 
 import ipaddress
 import json
@@ -6,23 +11,21 @@ import logging
 import signal
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import psycopg
 import typer
 
-from batchgate.api import http_server
-from batchgate.api.state import AppState
 from batchgate.cli.help import add_command
 from batchgate.cli.options import ConfigFile, DatabaseUrl, configure, fail
 from batchgate.config.effective import effective_config, mask_url, secrets_of
 from batchgate.config.file import Configuration
 from batchgate.config.routes import capped_width_warnings
 from batchgate.observability.logs import configure_logging
-from batchgate.server import build_app, run_worker
 from batchgate.storage.base import StoreUnavailable, migrate_database, schema_status_of
 from batchgate.storage.migrations import SchemaNotReady
-from batchgate.storage.migrations.postgres import describe
+
+if TYPE_CHECKING:
+    from batchgate.api.state import AppState
 
 log = logging.getLogger("batchgate")
 PANEL = "Server"
@@ -86,6 +89,9 @@ def serve(
     ] = True,
 ) -> None:
     """Serve the Message Batches API, with the engine that runs the requests."""
+    from batchgate.api import http_server
+    from batchgate.server import build_app
+
     configuration = start_up(database_url, config, log_level)
     settings, routes = configuration.settings, configuration.routes
     if not worker and not is_postgres(settings.database_url):
@@ -127,6 +133,9 @@ def worker_command(
     config: ConfigFile = None,
 ) -> None:
     """Run only the engine against a shared PostgreSQL database (any number of them)."""
+    from batchgate.server import run_worker
+    from batchgate.storage.migrations.postgres import describe
+
     configuration = start_up(database_url, config, log_level)
     settings, routes = configuration.settings, configuration.routes
     if not is_postgres(settings.database_url):
@@ -151,6 +160,10 @@ def migrate_command(
 ) -> None:
     """Create or upgrade the schema. PostgreSQL needs it before `serve` and `worker` start, and
     after each upgrade of batchgate; SQLite upgrades itself on start (this does it ahead)."""
+    import psycopg
+
+    from batchgate.storage.migrations.postgres import describe
+
     url = configure(database_url, config).settings.database_url
     where = describe(url) if is_postgres(url) else mask_url(url)
     try:

@@ -1,6 +1,8 @@
 """`--wait` and `ls --watch` against a batchgate server: woken by its workspace's event stream
 (GET /v1/events) instead of polling. Against Anthropic's API, which has no such stream, the
-watcher polls."""
+watcher polls.
+
+httpx is imported where it is used, like the SDK (cli/client/__init__.py): not at each launch."""
 
 from __future__ import annotations
 
@@ -9,11 +11,11 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-import httpx
 import orjson
 
 if TYPE_CHECKING:
     import anthropic
+    import httpx
 
 # Without events (a stream that broke, say) the watcher still looks this often.
 FALLBACK_SECONDS = 15.0
@@ -31,6 +33,8 @@ class EventFeed:
         self._thread.start()
 
     def _read(self) -> None:
+        import httpx
+
         try:
             for line in self._response.iter_lines():
                 if line.startswith("data:"):
@@ -54,6 +58,8 @@ def event_feed(
     client: anthropic.Anthropic, batch_ids: set[str] | None
 ) -> Iterator[EventFeed | None]:
     """The feed of a batchgate server's events, or None where the server has no stream."""
+    import httpx
+
     http = httpx.Client(
         base_url=str(client.base_url),
         headers={**client.auth_headers, "accept": "text/event-stream"},
