@@ -9,9 +9,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import openai
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import Server
 from openai_batches.conftest import (
@@ -24,6 +26,7 @@ from openai_batches.conftest import (
 
 HOUR = 3600
 THIRTY_DAYS = 30 * 24 * HOUR
+IN_FLIGHT = "batchgate_requests_in_flight"
 
 
 def _database(server: Server, query: str) -> list[tuple[object, ...]]:
@@ -231,10 +234,22 @@ def test_a_batch_whose_output_expiry_is_out_of_range_is_refused(
     assert client.batches.list().data == []
 
 
+def wait_until_a_request_is_in_flight(server: Server) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        metrics = text_string_to_metric_families(httpx.get(f"{server.base_url}/metrics").text)
+        in_flight = next(family for family in metrics if family.name == IN_FLIGHT)
+        if in_flight.samples[0].value >= 1:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no request went in flight")
+
+
 def test_each_timestamp_is_set_by_its_transition(
     tmp_path: Path, start_server: Callable[..., Server]
 ) -> None:
-    client = openai_client(start_server(simulator_latency_ms="2000"))
+    server = start_server(simulator_latency_ms="2000")
+    client = openai_client(server)
     input_file = _upload(client, write_jsonl(tmp_path / "in.jsonl", [chat_line("a", "Hi")]))
     running = client.batches.create(
         input_file_id=input_file.id, endpoint="/v1/chat/completions", completion_window="24h"
@@ -247,6 +262,8 @@ def test_each_timestamp_is_set_by_its_transition(
     assert [name for name in unset if getattr(running, name) is not None] == []
     assert running.cancelled_at is None
 
+    # A cancel before the engine takes the request would end the batch at once.
+    wait_until_a_request_is_in_flight(server)
     cancelling = client.batches.cancel(running.id)
     assert cancelling.status == "cancelling" and cancelling.cancelling_at is not None
     cancelled = wait_until_done(client, running.id)
