@@ -69,7 +69,10 @@ def fill(path: Path, count: int) -> None:
             rows,
         )
         db.executemany("INSERT INTO batch_labels VALUES (?,?,?,?)", labels)
-        db.executemany("INSERT INTO chunk_requests VALUES (?,?,?,?)", requests)
+        db.executemany(
+            "INSERT INTO chunk_requests (batch_id, chunk_no, custom_ids, params) VALUES (?,?,?,?)",
+            requests,
+        )
         db.executemany(
             "INSERT INTO batch_usage (batch_id, model, requests, input_tokens, output_tokens,"
             " cache_creation_input_tokens, cache_read_input_tokens) VALUES (?,?,?,?,?,0,0)",
