@@ -3,6 +3,7 @@ server: status, ls --format openai, cancel, results (--type, --text, --merged) a
 filters; and retry's filters on Message Batches."""
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -242,3 +243,36 @@ def test_results_follow_an_openai_batch_while_it_runs(slow_server: Server, tmp_p
         for line in LINES[:8]
     )
     assert client.batches.retrieve(batch.id).status == "completed"
+
+
+def test_status_wait_follows_a_running_openai_batch_by_its_events(
+    slow_server: Server, tmp_path: Path
+) -> None:
+    client = openai_client(slow_server)
+    batch = create_chat_batch(client, tmp_path / "in.jsonl", LINES[:8])
+    started = time.monotonic()
+
+    # An interval longer than the batch: only its events can wake the watcher in time.
+    waited = Cli(slow_server.base_url)("status", batch.id, "--wait", "--interval", "30")
+
+    assert waited.exit_code == 0, waited.output
+    assert time.monotonic() - started < 10
+    assert "8 completed · 0 failed" in waited.stdout
+    assert client.batches.retrieve(batch.id).status == "completed"
+
+
+def test_a_batch_that_failed_its_checks_has_no_results_and_says_why(
+    failing_server: Server, tmp_path: Path
+) -> None:
+    cli = Cli(failing_server.base_url)
+    client = openai_client(failing_server)
+    batch = create_chat_batch(client, tmp_path / "bad.jsonl", [LINES[0], LINES[0]])
+    assert batch.status == "failed"
+
+    shown = cli("status", batch.id)
+    fetched = cli("results", batch.id)
+
+    assert shown.exit_code == 0, shown.output
+    assert "line 2: duplicate_custom_id" in shown.stdout
+    assert fetched.exit_code == 2
+    assert f"{batch.id} failed its input file's checks and ran nothing" in fetched.stderr

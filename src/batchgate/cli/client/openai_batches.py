@@ -262,6 +262,11 @@ def write_results(
         finally:
             extension.close()
     batch = ended_batch(client, batch_id)
+    if batch.status == "failed":
+        raise CommandFailure(
+            f"{batch.id} failed its input file's checks and ran nothing; `batchgate status"
+            f" {batch.id}` shows why"
+        )
     files = {"output": batch.output_file_id, "error": batch.error_file_id}
     written = 0
     for name, file_id in files.items():
