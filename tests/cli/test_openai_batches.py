@@ -178,12 +178,15 @@ def test_retry_refuses_what_does_not_apply_and_bad_filters_create_nothing(
     before = [batch.id for batch in client.batches.list(limit=100)]
 
     wrong_format = cli("retry", ended.id, "--type", "errored")
+    with_a_file = cli("retry", ended.id, "--from", __file__)
     wrong_way = cli("retry", "msgbatch_0000000000000000000000000", "--status-code", "429")
     bad_code = cli("retry", ended.id, "--status-code", "600")
     nothing = cli("retry", ended.id, "--status-code", "404")
 
     assert wrong_format.exit_code == 2
     assert f"--type does not apply to {ended.id}: only to Message Batches" in wrong_format.stderr
+    assert with_a_file.exit_code == 2
+    assert f"--from does not apply to {ended.id}" in with_a_file.stderr
     assert wrong_way.exit_code == 2
     assert "--status-code does not apply" in wrong_way.stderr
     assert bad_code.exit_code == 2

@@ -30,19 +30,28 @@ from batchgate.cli.client.failures import (
     EXIT_LINES_SKIPPED,
     CommandFailure,
     exit_code_for,
+    refuse_options,
     reports_failures,
 )
 from batchgate.cli.client.live_list import watch_list
-from batchgate.cli.client.openai_batches import RetryFilters, is_openai_batch
+from batchgate.cli.client.openai_batches import is_openai_batch
 from batchgate.cli.client.openai_submit import is_openai_file, submit_openai_file
 from batchgate.cli.client.rejected_lines import load_valid_requests
 from batchgate.cli.client.request_file import PromptSettings, load_requests
 from batchgate.cli.client.results import ResultType, open_output, write_results
 from batchgate.cli.client.retry import (
-    MessageBatchFilters,
     failed_requests_from_file,
     failed_requests_from_server,
     retry_on_server,
+)
+from batchgate.cli.client.retry_filters import (
+    ErrorTypesOption,
+    NoCancelledFlag,
+    NoExpiredFlag,
+    ResultTypesOption,
+    StatusCodesOption,
+    message_batch_filters,
+    openai_filters,
 )
 from batchgate.cli.client.submission import Waiting, see_through, submit_requests, suggest_retry
 from batchgate.cli.client.watch import watch_until_ended
@@ -254,7 +263,7 @@ def list_batches(
     """List batches, newest first; --label and --status keep those that match (batchgate)."""
     if list_format == "openai":
         given = {"--label": bool(label), "--status": status is not None, "--watch": watch}
-        openai_commands.refuse("--format openai", given, "Message Batches")
+        refuse_options("--format openai", given, "Message Batches")
         openai_commands.list_batches(limit, show_all, as_json, base_url, api_key)
         return
     client = connect(base_url, api_key)
@@ -395,45 +404,11 @@ def retry(
     ] = None,
     model: ModelOption = None,
     max_tokens: MaxTokensOption = None,
-    types: Annotated[
-        list[ResultType] | None,
-        typer.Option(
-            "--type",
-            show_default="errored and expired",
-            help="Message Batches: retry the requests whose result is of this type (repeat for"
-            " several).",
-        ),
-    ] = None,
-    error_types: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--error-type",
-            show_default="any",
-            help="Of the errored requests, only those that failed with this error type, such as"
-            " overloaded_error (repeat for several).",
-        ),
-    ] = None,
-    status_codes: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--status-code",
-            show_default="any failed status",
-            help="OpenAI batches: retry the requests answered with this HTTP status (429) or"
-            " class of them (5xx); repeat for several.",
-        ),
-    ] = None,
-    skip_cancelled: Annotated[
-        bool,
-        typer.Option(
-            "--no-cancelled", help="OpenAI batches: leave out the requests a cancel stopped."
-        ),
-    ] = False,
-    skip_expired: Annotated[
-        bool,
-        typer.Option(
-            "--no-expired", help="OpenAI batches: leave out the requests that expired unrun."
-        ),
-    ] = False,
+    types: ResultTypesOption = None,
+    error_types: ErrorTypesOption = None,
+    status_codes: StatusCodesOption = None,
+    skip_cancelled: NoCancelledFlag = False,
+    skip_expired: NoExpiredFlag = False,
     wait: WaitForResultsFlag = False,
     output: OutputOption = None,
     interval: IntervalOption = 1.0,
@@ -446,29 +421,18 @@ def retry(
     Prints the new batch id, or with --wait shows progress and then writes the results.
     """
     waiting = _waiting(wait, interval, output)
+    chosen = (types or (), error_types or (), status_codes or (), skip_cancelled, skip_expired)
     if is_openai_batch(batch_id):
-        given = {
-            "--type": bool(types),
-            "--from": from_file is not None,
-            "--model": model is not None,
-            "--max-tokens": max_tokens is not None,
-        }
-        openai_commands.refuse(batch_id, given, "Message Batches (msgbatch_...)")
-        filters = RetryFilters(
-            status_codes=tuple(status_codes or ()),
-            error_types=tuple(error_types or ()),
-            include_cancelled=not skip_cancelled,
-            include_expired=not skip_expired,
+        given = {"--from": from_file, "--model": model, "--max-tokens": max_tokens}
+        refuse_options(
+            batch_id,
+            {option: value is not None for option, value in given.items()},
+            "Message Batches (msgbatch_...)",
         )
+        filters = openai_filters(batch_id, *chosen)
         openai_commands.retry_failed(batch_id, filters, waiting, base_url, api_key)
         return
-    given = {
-        "--status-code": bool(status_codes),
-        "--no-cancelled": skip_cancelled,
-        "--no-expired": skip_expired,
-    }
-    openai_commands.refuse(batch_id, given, "OpenAI batches (batch_...); see --type")
-    selection = MessageBatchFilters.of(types or (), error_types or ())
+    selection = message_batch_filters(batch_id, *chosen)
     prompts = _prompt_settings(model, max_tokens)
     if prompts is not None and from_file is None:
         raise CommandFailure("--model and --max-tokens describe a prompts file given with --from")

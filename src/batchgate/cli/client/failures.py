@@ -35,6 +35,16 @@ class CommandFailure(Exception):
     """Something the user can fix; the message says what. Ends the command with EXIT_USAGE."""
 
 
+def refuse_options(subject: str, given: dict[str, bool], applies_to: str) -> None:
+    """Refuses the options `given` (those set) that do not apply to `subject`."""
+    wrong = [option for option, present in given.items() if present]
+    if wrong:
+        raise CommandFailure(
+            f"{', '.join(wrong)} {'does' if len(wrong) == 1 else 'do'} not apply to {subject}:"
+            f" only to {applies_to}"
+        )
+
+
 def exit_code_for(batches: Sequence[MessageBatch]) -> int:
     """EXIT_REQUESTS_FAILED when an ended batch holds requests `batchgate retry` would resubmit."""
     failed = any(batch.request_counts.errored or batch.request_counts.expired for batch in batches)

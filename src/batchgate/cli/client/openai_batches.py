@@ -11,7 +11,6 @@ never ran canceled or expired), as the server's retries do (service/retries.py).
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -26,6 +25,7 @@ from batchgate.cli.client.results import (
     extension_lines,
     write_lines,
 )
+from batchgate.cli.client.retry_filters import OpenAIRetryFilters
 from batchgate.cli.client.watch import Tally, Watched
 from batchgate.lifecycle.ids import OPENAI_BATCH_PREFIX
 from batchgate.lifecycle.openai_results import CANCELLED_CODE
@@ -280,30 +280,7 @@ def write_results(
 # --- retry ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class RetryFilters:
-    """Which requests a retry takes: batchgate's retry body (docs/api.md, "Retries"); the
-    defaults take every line of the error file."""
-
-    status_codes: tuple[str, ...] = ()
-    error_types: tuple[str, ...] = ()
-    include_cancelled: bool = True
-    include_expired: bool = True
-
-    def body(self) -> dict[str, object] | None:
-        body: dict[str, object] = {}
-        if self.status_codes:
-            body["status_codes"] = list(self.status_codes)
-        if self.error_types:
-            body["error_types"] = list(self.error_types)
-        if not self.include_cancelled:
-            body["include_cancelled"] = False
-        if not self.include_expired:
-            body["include_expired"] = False
-        return body or None
-
-
-def retry(client: openai.OpenAI, batch_id: str, filters: RetryFilters) -> Batch | None:
+def retry(client: openai.OpenAI, batch_id: str, filters: OpenAIRetryFilters) -> Batch | None:
     """The new batch of the ended batch's requests the filters take, or None when it has no
     failed request and no filter asks for others."""
     from openai.types import Batch

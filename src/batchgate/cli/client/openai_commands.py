@@ -12,9 +12,8 @@ import typer
 
 from batchgate.cli.client.consoles import stdout_console, tell
 from batchgate.cli.client.display import print_json
-from batchgate.cli.client.failures import EXIT_INTERRUPTED, CommandFailure
+from batchgate.cli.client.failures import EXIT_INTERRUPTED
 from batchgate.cli.client.openai_batches import (
-    RetryFilters,
     batch_details,
     batch_json,
     batches_table,
@@ -26,6 +25,7 @@ from batchgate.cli.client.openai_batches import (
     write_results,
 )
 from batchgate.cli.client.results import ResultType, open_output
+from batchgate.cli.client.retry_filters import OpenAIRetryFilters
 from batchgate.cli.client.submission import Waiting
 from batchgate.cli.client.watch import follow_until_ended
 
@@ -101,7 +101,7 @@ def results(
 
 def retry_failed(
     batch_id: str,
-    filters: RetryFilters,
+    filters: OpenAIRetryFilters,
     waiting: Waiting | None,
     base_url: str | None,
     api_key: str | None,
@@ -129,13 +129,3 @@ def retry_failed(
         tell(f"Wrote {written:,} results to {waiting.output}.")
     suggest_retry(child)
     raise typer.Exit(exit_code(child))
-
-
-def refuse(batch_id: str, given: dict[str, bool], applies_to: str) -> None:
-    """Refuses the options given that do not apply to the batch's format."""
-    wrong = [option for option, present in given.items() if present]
-    if wrong:
-        raise CommandFailure(
-            f"{', '.join(wrong)} {'does' if len(wrong) == 1 else 'do'} not apply to {batch_id}:"
-            f" only to {applies_to}"
-        )

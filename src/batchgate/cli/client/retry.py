@@ -7,55 +7,17 @@ does neither, so there they are picked out of the file the batch was submitted f
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import orjson
 
 from batchgate.cli.client.failures import CommandFailure
 from batchgate.cli.client.request_file import BatchRequest
+from batchgate.cli.client.retry_filters import MessageBatchFilters
 
 if TYPE_CHECKING:
     import anthropic
-    from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse
-
-RETRIED_RESULT_TYPES = ("errored", "expired")
-
-
-@dataclass(frozen=True, slots=True)
-class MessageBatchFilters:
-    """Which requests a retry takes: those whose result is of `result_types`, the errored ones
-    narrowed to `error_types` when given (batchgate's retry body, docs/api.md)."""
-
-    result_types: tuple[str, ...] = RETRIED_RESULT_TYPES
-    error_types: tuple[str, ...] = ()
-
-    @classmethod
-    def of(cls, result_types: Iterable[str], error_types: Iterable[str]) -> MessageBatchFilters:
-        chosen = tuple(sorted(set(result_types))) or RETRIED_RESULT_TYPES
-        return cls(chosen, tuple(sorted(set(error_types))))
-
-    def body(self) -> dict[str, list[str]]:
-        body = {"result_types": list(self.result_types)}
-        if self.error_types:
-            body["error_types"] = list(self.error_types)
-        return body
-
-    def count(self, batch: MessageBatch) -> int:
-        """How many of the batch's results are of the chosen types (any error type)."""
-        return sum(getattr(batch.request_counts, kind) for kind in self.result_types)
-
-    def described(self) -> str:
-        return " or ".join(self.result_types)
-
-    def takes(self, result: MessageBatchIndividualResponse) -> bool:
-        outcome = result.result
-        if outcome.type not in self.result_types:
-            return False
-        if outcome.type == "errored" and self.error_types:
-            return outcome.error.error.type in self.error_types
-        return True
+    from anthropic.types.messages import MessageBatch
 
 
 def retry_on_server(
