@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import orjson
+from saturation import free_port
 
 from batchgate.config.settings import Settings
 from batchgate.storage.base import NewChunk
@@ -308,7 +309,7 @@ def main() -> None:
         action="store_true",
         help="also a 100,000-request create of ~250 MB and 1,000 tools-heavy requests",
     )
-    parser.add_argument("--port", type=int, default=8187)
+    parser.add_argument("--port", type=int, default=free_port(), help="(default: a free one)")
     args = parser.parse_args()
     workloads = [(f"{int(n):,}", int(n), make_body(int(n))) for n in args.requests.split(",")]
     if args.large:

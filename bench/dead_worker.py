@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 from psycopg.rows import TupleRow
+from saturation import free_port
 from scale import Cluster, cluster, seconds
 
 POLL_SECONDS = 0.01
@@ -137,7 +138,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=60_000)
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--kills", type=int, default=2)
-    parser.add_argument("--port", type=int, default=8189)
+    parser.add_argument("--port", type=int, default=free_port(), help="(default: a free one)")
     args = parser.parse_args()
     runs = [
         ("undisturbed", run(args.requests, args.latency_ms, 0, args.port)),

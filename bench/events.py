@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 import orjson
 from core import make_body, percentile, post_with_sendall, start_server
+from saturation import free_port
 
 HEADERS = {"x-api-key": "bench", "content-type": "application/json"}
 PROBE_SECONDS = 0.01
@@ -172,7 +173,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20000, help="of the probed batch")
     parser.add_argument("--samples", type=int, default=1000, help="retrieves per side")
     parser.add_argument("--batches", type=int, default=50, help="for the webhook latency")
-    parser.add_argument("--port", type=int, default=8191)
+    parser.add_argument("--port", type=int, default=free_port(), help="(default: a free one)")
     parser.add_argument("--hold", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hold:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 from core import make_body, memory_bytes, post_with_sendall, reset_peak_rss, start_server
+from saturation import free_port
 
 HEADERS = {"x-api-key": "bench", "content-type": "application/json"}
 POLL_SECONDS = 0.01
@@ -82,7 +83,7 @@ def run(body: bytes, count: int, port: int, follow: bool) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", default="10000,100000", help="comma-separated sizes")
-    parser.add_argument("--port", type=int, default=8189)
+    parser.add_argument("--port", type=int, default=free_port(), help="(default: a free one)")
     args = parser.parse_args()
     print(f"{'requests':>10} {'follower':>9} {'first line (s)':>15} {'peak RSS +MB':>13}")
     for size in (int(n) for n in args.requests.split(",")):

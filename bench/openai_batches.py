@@ -26,6 +26,7 @@ from core import (
     reset_peak_rss,
     start_server,
 )
+from saturation import free_port
 
 from batchgate.config.settings import Settings
 from batchgate.storage.base import NewChunk
@@ -212,7 +213,7 @@ def main() -> None:
     parser.add_argument(
         "--large", action="store_true", help="also 50,000 lines of ~4 KB each (~200 MB)"
     )
-    parser.add_argument("--port", type=int, default=8188)
+    parser.add_argument("--port", type=int, default=free_port(), help="(default: a free one)")
     args = parser.parse_args()
     workloads = [(f"{int(n):,}", int(n), PROMPT) for n in args.requests.split(",")]
     if args.large:

@@ -23,6 +23,7 @@ import httpx
 import psycopg
 from core import make_body, post_with_sendall, start_server
 from psycopg import sql
+from saturation import free_port
 
 from batchgate.storage.migrations.postgres import migrate
 
@@ -124,7 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--workers", default="1,2,4", help="comma-separated worker counts")
-    parser.add_argument("--port", type=int, default=8188)
+    parser.add_argument("--port", type=int, default=free_port(), help="(default: a free one)")
     args = parser.parse_args()
     rows = [
         (int(n), engine_rate(args.requests, int(n), args.port)) for n in args.workers.split(",")

@@ -1,16 +1,23 @@
 """SIGTERM mid-batch: the process finishes what it started, hands back the rest, exits 0."""
 
+import asyncio
 import signal
 import socket
 import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import anthropic
 import httpx
 import pytest
 
+from batchgate.config.routes import DEFAULT_ROUTES
+from batchgate.config.settings import Settings
+from batchgate.engine.routing import Router
+from batchgate.engine.worker import Engine
+from batchgate.storage import open_store
 from conftest import KEY, Cluster, Server, simple_request, wait_until_ended
 
 SLOW = {"simulator_latency_ms": "100", "flush_seconds": "0.05", "chunk_size": "50"}
@@ -134,3 +141,18 @@ def test_after_sigterm_creates_on_open_connections_get_503_while_reads_finish(
     assert server.process.wait(timeout=15) == 0
     with sqlite3.connect(server.database) as db:
         assert db.execute("SELECT count(*) FROM batches").fetchone() == (1,)
+
+
+def test_an_engine_stopped_before_it_ran_returns_at_once(tmp_path: Path) -> None:
+    """`serve` on a port already taken: uvicorn cannot bind and shuts the app down while the
+    engine's thread may not have started its loop yet. The engine must still stop (its webhook
+    deliveries too), or the process waits forever and ignores SIGTERM."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'b.db'}")
+    store = open_store(settings.database_url)
+    engine = Engine(store, settings, Router.from_config(DEFAULT_ROUTES, settings))
+    try:
+        engine.stop()
+        asyncio.run(asyncio.wait_for(engine.run(), timeout=20))
+    finally:
+        store.close()
+    assert not engine.running

@@ -214,7 +214,6 @@ class Engine:
         self.stopping = True
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._wake.set)
-            self._loop.call_soon_threadsafe(self._webhooks.stop)
 
     async def run(self) -> None:
         collections = CollectionPacer()
@@ -235,6 +234,8 @@ class Engine:
                 renewing = group.create_task(self._renew_leases())
                 group.create_task(self._webhooks.run())
                 await self._dispatch()
+                # Here, not in `stop`: a stop that came before this loop ran could not reach it.
+                self._webhooks.stop()
                 await self._drain()
                 renewing.cancel()
         finally:
