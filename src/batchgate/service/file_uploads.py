@@ -10,6 +10,7 @@ if the server stopped meanwhile, the engine's housekeeping does later
 
 import asyncio
 import time
+from collections import deque
 
 import anyio
 import anyio.to_thread
@@ -21,6 +22,9 @@ from batchgate.storage.openai_tables import FileRow, InputLines
 
 # The pieces a file is stored in.
 PIECE_BYTES = 4 * 1024 * 1024
+# The pieces being checked and stored at once, at most: one joined and waiting while the one
+# before it is stored, so that neither the receive nor the store waits on the other's hiccups.
+PIECES_IN_FLIGHT = 2
 
 
 def found(scan: InputScan, size: int) -> InputLines | None:
@@ -44,7 +48,7 @@ class FileUpload:
         self._filled = 0
         self._whole: list[list[bytes]] = []
         self._stored = 0
-        self._storing: asyncio.Task[None] | None = None
+        self._in_flight: deque[asyncio.Task[None]] = deque()
 
     def write(self, data: bytes) -> None:
         self.size += len(data)
@@ -57,16 +61,27 @@ class FileUpload:
             self._filled += len(data)
 
     async def store_written(self) -> None:
-        """Hands each whole piece on to be checked and stored, once the one before it has been."""
+        """Hands each whole piece on to be checked and stored, PIECES_IN_FLIGHT at most."""
         while self._whole:
-            await self._stored_so_far()
+            while len(self._in_flight) >= PIECES_IN_FLIGHT:
+                await self._stored_first()
             parts = self._whole.pop(0)
             number, self._stored = self._stored, self._stored + 1
-            self._storing = asyncio.create_task(self._check_and_store(number, parts))
+            before = self._in_flight[-1] if self._in_flight else None
+            self._in_flight.append(
+                asyncio.create_task(self._check_and_store(number, parts, before))
+            )
 
-    async def _check_and_store(self, number: int, parts: list[bytes]) -> None:
+    async def _check_and_store(
+        self, number: int, parts: list[bytes], before: asyncio.Task[None] | None
+    ) -> None:
         # Joined on a worker thread: joining bytes lets go of the GIL, which the parse wants.
         piece = await anyio.to_thread.run_sync(b"".join, parts)
+        del parts  # not held twice while it is stored
+        if before is not None:
+            await asyncio.wait([before])
+            if before.cancelled() or before.exception() is not None:
+                return  # the upload has failed already
         # Two threads: the check holds the GIL, the store's write mostly does not. Both end
         # before the piece counts as stored, failed or not.
         outcomes = await asyncio.gather(
@@ -86,7 +101,8 @@ class FileUpload:
             self._whole.append(self._filling)
             self._filling, self._filled = [], 0
         await self.store_written()
-        await self._stored_so_far()
+        while self._in_flight:
+            await self._stored_first()
         self._scan.finish()
         now = time.time()
         expires_at = None if expires_seconds is None else now + expires_seconds
@@ -97,16 +113,17 @@ class FileUpload:
     async def discard(self) -> None:
         """Deletes what was stored of an upload that will not be finished (even when cancelled)."""
         with anyio.CancelScope(shield=True):
-            if self._storing is not None:
-                # Its store may have failed: the pieces before it are deleted all the same.
-                await asyncio.wait([self._storing])
-                if not self._storing.cancelled():
-                    self._storing.exception()  # seen: it is the upload's failure, or one of it
+            if self._in_flight:
+                # Some may have failed: the pieces stored are deleted all the same.
+                await asyncio.wait(self._in_flight)
+                for task in self._in_flight:
+                    if not task.cancelled():
+                        task.exception()  # seen: it is the upload's failure, or one of it
             if self._stored:
                 await anyio.to_thread.run_sync(self._store.discard_file_pieces, self.id)
 
-    async def _stored_so_far(self) -> None:
-        if self._storing is not None:
-            # Shielded: a timeout or a lost client ends the upload, not a commit underway; the
-            # upload's `discard` waits for it.
-            await asyncio.shield(self._storing)
+    async def _stored_first(self) -> None:
+        # Shielded: a timeout or a lost client ends the upload, not a commit underway; the
+        # upload's `discard` waits for it.
+        await asyncio.shield(self._in_flight[0])
+        self._in_flight.popleft()
