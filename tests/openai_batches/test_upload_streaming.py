@@ -109,3 +109,19 @@ def test_a_file_found_over_the_limit_as_it_arrives_is_refused_and_nothing_kept(
     assert f"limit of {limit} bytes" in error["message"]
     assert _stored_pieces(server) == 0
     assert list(openai_client(server).files.list()) == []
+
+
+def test_a_body_that_ends_inside_its_file_part_is_refused_and_nothing_kept(
+    start_server: Callable[..., Server],
+) -> None:
+    server = start_server()
+    body = _form_head() + _file(FILE_BYTES)  # no closing boundary: the file part never ends
+    with socket.create_connection(("127.0.0.1", server.port)) as connection:
+        connection.sendall(_request_head(server, f"Content-Length: {len(body)}\r\n") + body)
+        answer = http.client.HTTPResponse(connection)
+        answer.begin()
+        assert answer.status == 400
+        error = json.loads(answer.read())["error"]
+    assert error["param"] == "file"
+    assert _stored_pieces(server) == 0
+    assert list(openai_client(server).files.list()) == []

@@ -77,11 +77,13 @@ def file_object(file: FileRow) -> dict[str, Any]:
 
 class UploadForm:
     """The multipart form as the parser finds it: its fields, and each part named `file` that is
-    a file, stored as it arrives (the last one is the form's)."""
+    a file, stored as it arrives (`uploads`); the last one that ended whole is the form's `file`,
+    with its filename."""
 
     def __init__(self, boundary: bytes, new_upload: Callable[[], FileUpload]) -> None:
         self.fields: dict[str, str] = {}
-        self.files: list[tuple[str, FileUpload]] = []
+        self.uploads: list[FileUpload] = []
+        self.file: tuple[str, FileUpload] | None = None
         self._new_upload = new_upload
         self._headers: dict[bytes, bytes] = {}
         self._header_name: list[bytes] = []
@@ -106,7 +108,8 @@ class UploadForm:
 
     @property
     def upload(self) -> FileUpload | None:
-        return self.files[-1][1] if self.files else None
+        """The file part being received, or the last one."""
+        return self.uploads[-1] if self.uploads else None
 
     def _header_end(self) -> None:
         name = b"".join(self._header_name).lower()
@@ -125,8 +128,8 @@ class UploadForm:
             sink = _Field(self.fields, name.decode("utf-8", "replace"))
         elif name == b"file":
             upload = self._new_upload()
-            self.files.append(((filename or b"file.jsonl").decode("utf-8", "replace"), upload))
-            sink = _FileData(upload)
+            self.uploads.append(upload)
+            sink = _FileData(self, (filename or b"file.jsonl").decode("utf-8", "replace"), upload)
         else:
             sink = _Ignored()
         encoding = self._headers.get(b"content-transfer-encoding", b"7bit").lower()
@@ -167,11 +170,12 @@ class _Field:
 
 
 class _FileData:
-    def __init__(self, upload: FileUpload) -> None:
+    def __init__(self, form: UploadForm, filename: str, upload: FileUpload) -> None:
+        self._form, self._file = form, (filename, upload)
         self.write = upload.write
 
     def finalize(self) -> None:
-        pass
+        self._form.file = self._file
 
 
 class _Ignored:
@@ -226,20 +230,21 @@ async def upload_file(request: Request) -> Response:
         purpose = form.fields.get("purpose")
         if purpose not in PURPOSES:
             raise ApiError(400, f"purpose: must be 'batch', not {purpose!r}", param="purpose")
-        if not form.files:
+        if form.file is None:
             raise ApiError(400, "file: a file part named `file` is required", param="file")
         anchor = form.fields.get("expires_after[anchor]")
         seconds = form.fields.get("expires_after[seconds]")
         expires = None
         if anchor is not None or seconds is not None:
             expires = expires_seconds(anchor, _form_number(seconds), "expires_after")
-        *replaced, (filename, upload) = form.files
-        for _, earlier in replaced:
-            await earlier.discard()
+        filename, upload = form.file
+        for other in form.uploads:
+            if other is not upload:
+                await other.discard()
         file = await state.openai.finish_upload(upload, owner, filename, purpose, expires)
     except BaseException:
-        for _, upload in form.files:
-            await upload.discard()
+        for started in form.uploads:
+            await started.discard()
         raise
     return json_response(file_object(file))
 
