@@ -5,6 +5,7 @@ both ways with the details of their Batch object."""
 import orjson
 import pytest
 
+from batchgate.lifecycle.ids import file_ids_before
 from batchgate.storage.base import NewChunk, Store
 from batchgate.storage.openai_tables import FileGone, FileRow, InputLines, OpenAIBatchRow
 from storage.builders import finish
@@ -131,3 +132,32 @@ def test_a_batch_cannot_refer_to_a_file_deleted_before_it_is_stored(store: Store
         _referring_batch(store, "batch_refers", "file-in", lines)
     assert store.find_batch("batch_refers") is None
     assert store.lease_chunks("worker", 10, NOW, 30.0) == []
+
+
+def test_an_upload_is_seen_once_committed_and_an_abandoned_ones_pieces_are_deleted(
+    store: Store,
+) -> None:
+    early, late = file_ids_before(NOW - 10), file_ids_before(NOW)
+    abandoned, underway, committed = f"{early}aaa", f"{late}bbb", f"{early}ccc"
+    for file_id in (abandoned, underway, committed):
+        store.add_file_piece(file_id, 0, b"abc")
+        store.add_file_piece(file_id, 1, b"def")
+    assert store.get_file(OWNER, committed) is None
+    store.commit_file(_file(committed, None), None)
+    # Deleted while a batch refers to its lines: no row, but its pieces are not abandoned.
+    lines = _stored_input_file(store, "file-in")
+    _referring_batch(store, "batch_refers", "file-in", lines)
+    assert store.delete_file(OWNER, "file-in")
+
+    assert store.get_file(OWNER, committed) == _file(committed, None)
+    assert store.delete_abandoned_uploads(file_ids_before(NOW - 5)) == 1
+    assert b"".join(store.iter_file(abandoned)) == b""
+    assert b"".join(store.iter_file(underway)) == b"abcdef"
+    assert b"".join(store.iter_file(committed)) == b"abcdef"
+    assert b"".join(store.iter_file("file-in")) == CONTENT
+    assert store.delete_abandoned_uploads(file_ids_before(NOW - 5)) == 0
+
+    store.discard_file_pieces(underway)
+    store.discard_file_pieces(committed)  # a file's pieces are not an upload's to discard
+    assert b"".join(store.iter_file(underway)) == b""
+    assert b"".join(store.iter_file(committed)) == b"abcdef"

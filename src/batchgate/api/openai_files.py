@@ -1,30 +1,30 @@
 """The OpenAI Files endpoints (/v1/files), as the openai SDK's `files` calls them.
 
-An upload is parsed as it arrives (python-multipart's streaming parser, fed the body's chunks on
-a worker thread): the file part goes to a temporary file past its first megabyte, never into
-memory whole, and is then stored in pieces. A batch's output and error files are listed and
-read here too (service/openai_batches.py makes them from its results).
+An upload is parsed as it arrives (python-multipart's streaming parser, fed each chunk of the
+body): the file part is stored in pieces as they fill (service/file_uploads.py), never held whole
+nor written to a temporary file, and becomes a file once the whole body has arrived. A batch's
+output and error files are listed and read here too (service/openai_batches.py makes them from
+its results).
 """
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import anyio
 import anyio.to_thread
+from python_multipart.decoders import Base64Decoder, QuotedPrintableDecoder
 from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import Field, File, FormParser, parse_options_header
+from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from batchgate.api.batches import acting_context, context, json_response
 from batchgate.api.errors import ApiError
+from batchgate.service.file_uploads import FileUpload
 from batchgate.storage.openai_tables import FileRow
 
 PURPOSES = ("batch",)
-# What a file part may keep in memory before it goes to a temporary file.
-IN_MEMORY_BYTES = 1024 * 1024
-# The body is handed to the parser this much at a time, each on a worker thread.
-PARSE_BYTES = 1024 * 1024
 # The multipart framing and the purpose field, beyond the file's own bytes.
 FORM_OVERHEAD_BYTES = 64 * 1024
 # How long a file may be kept, as OpenAI's `expires_after` (and a batch's `output_expires_after`)
@@ -75,103 +75,177 @@ def file_object(file: FileRow) -> dict[str, Any]:
     }
 
 
-class _Upload:
-    """The form's fields and its file part, as the parser finds them."""
+class UploadForm:
+    """The multipart form as the parser finds it: its fields, and each part named `file` that is
+    a file, stored as it arrives (`uploads`); the last one that ended whole is the form's `file`,
+    with its filename."""
 
-    def __init__(self) -> None:
+    def __init__(self, boundary: bytes, new_upload: Callable[[], FileUpload]) -> None:
         self.fields: dict[str, str] = {}
-        self.file: File | None = None
+        self.uploads: list[FileUpload] = []
+        self.file: tuple[str, FileUpload] | None = None
+        self._new_upload = new_upload
+        self._headers: dict[bytes, bytes] = {}
+        self._header_name: list[bytes] = []
+        self._header_value: list[bytes] = []
+        self._part: _Part | None = None
+        self.parser = MultipartParser(
+            boundary,
+            callbacks={
+                "on_part_begin": self._headers.clear,
+                "on_header_field": lambda data, start, end: self._header_name.append(
+                    data[start:end]
+                ),
+                "on_header_value": lambda data, start, end: self._header_value.append(
+                    data[start:end]
+                ),
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._part_data,
+                "on_part_end": self._part_end,
+            },
+        )
 
-    def on_field(self, field: Field) -> None:
-        name = (field.field_name or b"").decode("utf-8", "replace")
-        value = field.value or b""
-        self.fields[name] = value.decode("utf-8", "replace")
+    @property
+    def upload(self) -> FileUpload | None:
+        """The file part being received, or the last one."""
+        return self.uploads[-1] if self.uploads else None
 
-    def on_file(self, file: File) -> None:
-        if file.field_name != b"file":
-            file.close()
-            return
-        if self.file is not None:
-            self.file.close()
-        self.file = file
+    def _header_end(self) -> None:
+        name = b"".join(self._header_name).lower()
+        self._headers[name] = b"".join(self._header_value).strip(b" \t")
+        self._header_name.clear()
+        self._header_value.clear()
+
+    def _headers_finished(self) -> None:
+        disposition = self._headers.get(b"content-disposition")
+        _, options = parse_options_header(disposition)
+        name, filename = options.get(b"name"), options.get(b"filename")
+        if name is None:
+            raise FormParserError(f"Field name not found in Content-Disposition: {disposition!r}")
+        sink: _Part
+        if filename is None:
+            sink = _Field(self.fields, name.decode("utf-8", "replace"))
+        elif name == b"file":
+            upload = self._new_upload()
+            self.uploads.append(upload)
+            sink = _FileData(self, (filename or b"file.jsonl").decode("utf-8", "replace"), upload)
+        else:
+            sink = _Ignored()
+        encoding = self._headers.get(b"content-transfer-encoding", b"7bit").lower()
+        # As python-multipart's FormParser: an unknown encoding is read as no encoding.
+        self._part = (
+            Base64Decoder(sink)
+            if encoding == b"base64"
+            else QuotedPrintableDecoder(sink)
+            if encoding == b"quoted-printable"
+            else sink
+        )
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        assert self._part is not None
+        self._part.write(data[start:end])
+
+    def _part_end(self) -> None:
+        assert self._part is not None
+        self._part.finalize()
+        self._part = None
 
 
-async def _parse_upload(request: Request, limit: int, timeout: float) -> _Upload:
-    content_type = request.headers.get("content-type", "")
-    kind, options = parse_options_header(content_type)
-    boundary = options.get(b"boundary")
-    if kind != b"multipart/form-data" or not boundary:
-        raise ApiError(400, "The body must be multipart/form-data with a `file` and a `purpose`.")
+class _Part(Protocol):
+    def write(self, data: bytes) -> Any: ...
+
+    def finalize(self) -> Any: ...
+
+
+class _Field:
+    def __init__(self, fields: dict[str, str], name: str) -> None:
+        self._fields, self._name, self._value = fields, name, bytearray()
+
+    def write(self, data: bytes) -> None:
+        self._value += data
+
+    def finalize(self) -> None:
+        self._fields[self._name] = self._value.decode("utf-8", "replace")
+
+
+class _FileData:
+    def __init__(self, form: UploadForm, filename: str, upload: FileUpload) -> None:
+        self._form, self._file = form, (filename, upload)
+        self.write = upload.write
+
+    def finalize(self) -> None:
+        self._form.file = self._file
+
+
+class _Ignored:
+    def write(self, data: bytes) -> None:
+        pass
+
+    def finalize(self) -> None:
+        pass
+
+
+async def _receive_form(request: Request, form: UploadForm, limit: int, timeout: float) -> None:
+    """Parses the body as it arrives, each file part's pieces stored meanwhile."""
     most = limit + FORM_OVERHEAD_BYTES
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > most:
-        raise ApiError(413, f"The file is larger than this server's limit of {limit} bytes.")
-    upload = _Upload()
-    parser = FormParser(
-        "multipart/form-data",
-        upload.on_field,
-        upload.on_file,
-        boundary=boundary,
-        config={"MAX_MEMORY_FILE_SIZE": IN_MEMORY_BYTES},
-    )
     received = 0
-    pending: list[bytes] = []
-    pending_bytes = 0
     try:
         with anyio.fail_after(timeout):
             async for chunk in request.stream():
                 received += len(chunk)
                 if received > most:
-                    raise ApiError(
-                        413, f"The file is larger than this server's limit of {limit} bytes."
-                    )
-                pending.append(chunk)
-                pending_bytes += len(chunk)
-                if pending_bytes >= PARSE_BYTES:
-                    await anyio.to_thread.run_sync(parser.write, b"".join(pending))
-                    pending, pending_bytes = [], 0
-            await anyio.to_thread.run_sync(parser.write, b"".join(pending))
-            await anyio.to_thread.run_sync(parser.finalize)
+                    raise _too_large(limit)
+                form.parser.write(chunk)
+                upload = form.upload
+                if upload is not None:
+                    if upload.size > limit:
+                        raise _too_large(limit)
+                    await upload.store_written()
+            form.parser.finalize()
     except TimeoutError:
-        _discard(upload)
         raise ApiError(408, f"The upload was not received within {timeout:.0f} s.") from None
     except FormParserError as error:
-        _discard(upload)
         raise ApiError(400, f"The multipart body could not be read: {error}") from None
-    except BaseException:
-        _discard(upload)
-        raise
-    return upload
 
 
-def _discard(upload: _Upload) -> None:
-    if upload.file is not None:
-        upload.file.close()
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"The file is larger than this server's limit of {limit} bytes.")
 
 
 async def upload_file(request: Request) -> Response:
     state, owner = await acting_context(request)
     limit = state.settings.openai_max_file_bytes
-    upload = await _parse_upload(request, limit, state.settings.body_timeout_seconds)
+    content_type = request.headers.get("content-type", "")
+    kind, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if kind != b"multipart/form-data" or not boundary:
+        raise ApiError(400, "The body must be multipart/form-data with a `file` and a `purpose`.")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit + FORM_OVERHEAD_BYTES:
+        raise _too_large(limit)
+    form = UploadForm(boundary, state.openai.new_upload)
     try:
-        purpose = upload.fields.get("purpose")
+        await _receive_form(request, form, limit, state.settings.body_timeout_seconds)
+        purpose = form.fields.get("purpose")
         if purpose not in PURPOSES:
             raise ApiError(400, f"purpose: must be 'batch', not {purpose!r}", param="purpose")
-        if upload.file is None:
+        if form.file is None:
             raise ApiError(400, "file: a file part named `file` is required", param="file")
-        anchor = upload.fields.get("expires_after[anchor]")
-        seconds = upload.fields.get("expires_after[seconds]")
+        anchor = form.fields.get("expires_after[anchor]")
+        seconds = form.fields.get("expires_after[seconds]")
         expires = None
         if anchor is not None or seconds is not None:
             expires = expires_seconds(anchor, _form_number(seconds), "expires_after")
-        if upload.file.size > limit:
-            raise ApiError(413, f"The file is larger than this server's limit of {limit} bytes.")
-        filename = (upload.file.file_name or b"file.jsonl").decode("utf-8", "replace")
-        file = await state.openai.create_file(
-            owner, upload.file.file_object, upload.file.size, filename, purpose, expires
-        )
-    finally:
-        _discard(upload)
+        filename, upload = form.file
+        for other in form.uploads:
+            if other is not upload:
+                await other.discard()
+        file = await state.openai.finish_upload(upload, owner, filename, purpose, expires)
+    except BaseException:
+        for started in form.uploads:
+            await started.discard()
+        raise
     return json_response(file_object(file))
 
 

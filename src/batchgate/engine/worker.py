@@ -57,6 +57,7 @@ from batchgate.engine.routing import Route, Router
 from batchgate.engine.webhook_delivery import WebhookDelivery
 from batchgate.errors import RequestError
 from batchgate.lifecycle import openai_results, results
+from batchgate.lifecycle.ids import file_ids_before
 from batchgate.lifecycle.params import validate_params
 from batchgate.lifecycle.simple_params import decode_simple_chat, decode_simple_params
 from batchgate.lifecycle.usage import usage_by_model
@@ -91,6 +92,10 @@ IDLE_POLL_SECONDS = 0.25
 # hands the GIL over a few times too, and this bounds its latency (docs/benchmarks.md).
 GIL_SWITCH_SECONDS = 0.0002
 HOUSEKEEPING_SECONDS = 1.0
+# How often housekeeping looks for the pieces of uploads that never became files (a server that
+# stopped mid-upload), and how long after its body's timeout an upload counts as abandoned.
+ABANDONED_UPLOADS_SECONDS = 600.0
+ABANDONED_UPLOAD_GRACE_SECONDS = 3600.0
 
 
 def chunk_places(settings: Settings) -> int:
@@ -198,6 +203,7 @@ class Engine:
         self._last_chunk_seconds = 0.0 if router.answers_any_at_once else math.inf
         self._internal_errors = InternalErrors()
         self._next_housekeeping = 0.0
+        self._next_abandoned_uploads = 0.0
         self._next_poll = 0.0
         self.running = False
         self.stopping = False
@@ -422,6 +428,15 @@ class Engine:
         expired = await anyio.to_thread.run_sync(self._store.delete_expired_files, now)
         if expired:
             log.info("deleted %d expired files", expired)
+        if now >= self._next_abandoned_uploads:
+            self._next_abandoned_uploads = now + ABANDONED_UPLOADS_SECONDS
+            started_before = now - self._settings.body_timeout_seconds
+            abandoned = await anyio.to_thread.run_sync(
+                self._store.delete_abandoned_uploads,
+                file_ids_before(started_before - ABANDONED_UPLOAD_GRACE_SECONDS),
+            )
+            if abandoned:
+                log.info("deleted the pieces of %d abandoned uploads", abandoned)
         await anyio.to_thread.run_sync(
             self._store.forget_events,
             now - self._settings.progress_event_seconds,

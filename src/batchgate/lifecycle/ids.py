@@ -54,5 +54,11 @@ def new_file_id() -> str:
     return _sortable_id("file-")
 
 
+def file_ids_before(when: float) -> str:
+    """The least id of a file made at `when` (seconds since 1970): every id of a file made
+    earlier sorts before it."""
+    return f"file-{_base62(int(when * 1_000_000), TIME_DIGITS)}"
+
+
 def new_request_id() -> str:
     return f"req_{secrets.token_hex(12)}"

@@ -1,8 +1,8 @@
 """The lines of an OpenAI batch's input file: each checked as OpenAI checks them (pure, no I/O).
 
-A file is checked twice over, both times with the same rules. Its upload scans each line as it
-stores the pieces (InputScan): a file whose every line is a request for one url and one model
-keeps what a create needs (its custom_ids and where each line starts), so that the create reads
+A file is checked twice over, both times with the same rules. Its upload scans each line as the
+pieces arrive (InputScan): a file whose every line is a request for one url and one model keeps
+what a create needs (its custom_ids and where each line starts), so that the create reads
 none of it and its chunks refer to the file's lines instead of copying them (storage/base.py).
 Any other file is read back and checked by the create (check_input_file), which names each bad
 line in the batch's errors.
@@ -175,12 +175,12 @@ def check_input_file(lines: Iterable[Line], endpoint: str, max_lines: int) -> Ch
 
 
 class InputScan:
-    """An upload's check of its lines, made while its pieces are stored: `pieces` hands each
-    piece on once the lines that end in it are checked. After them, `clean` says whether every
-    line was a request (blank lines aside) with a custom_id of its own, one url and one model,
-    and every piece but the last `piece_bytes` long (so that a byte's piece is found by
-    division). A file of more than `max_lines` requests is not clean: what it keeps of each line
-    stays bounded, and the create names the line that is one too many."""
+    """An upload's check of its lines, made as its pieces arrive: `add` each piece in turn, then
+    `finish`. After them, `clean` says whether every line was a request (blank lines aside) with
+    a custom_id of its own, one url and one model, and every piece but the last `piece_bytes`
+    long (so that a byte's piece is found by division). A file of more than `max_lines` requests
+    is not clean: what it keeps of each line stays bounded, and the create names the line that is
+    one too many."""
 
     def __init__(self, max_lines: int) -> None:
         self.max_lines = max_lines
@@ -192,33 +192,48 @@ class InputScan:
         # The byte offset of each request's line.
         self.starts: list[int] = []
         self._seen: set[str] = set()
+        # Where the next line starts, the start of it that earlier pieces hold, and the length of
+        # the piece before (which had to be piece_bytes long, now that another follows).
+        self._offset = 0
+        self._spanning: list[Line] = []
+        self._previous = 0
 
-    def pieces(self, pieces: Iterable[bytes]) -> Iterator[bytes]:
-        source = iter(pieces)
-        fetched: list[bytes] = []
+    def add(self, piece: bytes) -> None:
+        """Checks the lines that end in `piece`, the file's next piece."""
+        if self._previous and self._previous != self.piece_bytes:
+            self.clean = False
+        self.piece_bytes = self.piece_bytes or len(piece)
+        self._previous = len(piece)
+        # A file found not clean is not scanned further.
+        if not self.clean:
+            self._spanning = []
+            return
+        start = 0
+        if self._spanning:
+            end = piece.find(b"\n")
+            if end < 0:
+                self._spanning.append(piece)
+                return
+            self._line(b"".join([*self._spanning, piece[:end]]))
+            self._spanning, start = [], end + 1
+        view = memoryview(piece)
+        while self.clean and (end := piece.find(b"\n", start)) >= 0:
+            self._line(view[start:end])
+            start = end + 1
+        if self.clean and start < len(piece):
+            self._spanning.append(view[start:])
 
-        def fetching() -> Iterator[bytes]:
-            previous = None
-            for piece in source:
-                if previous is not None and previous != self.piece_bytes:
-                    self.clean = False
-                self.piece_bytes = self.piece_bytes or len(piece)
-                previous = len(piece)
-                fetched.append(piece)
-                yield piece
+    def finish(self) -> None:
+        """Checks the last line, the one no line feed ends."""
+        if self.clean and self._spanning:
+            self._line(b"".join(self._spanning))
+        self._spanning = []
 
-        offset = 0
-        for line in lines_of(fetching()):
-            if not (self.clean and self._take(line, offset)):
-                self.clean = False
-                break
-            # Each line but the last ends in one line feed, not part of the line.
-            offset += len(line) + 1
-            while fetched:
-                yield fetched.pop(0)
-        # A file found not clean is not scanned further: the rest goes on as it comes.
-        yield from fetched
-        yield from source
+    def _line(self, line: Line) -> None:
+        if not self._take(line, self._offset):
+            self.clean = False
+        # Each line but the last ends in one line feed, not part of the line.
+        self._offset += len(line) + 1
 
     def _take(self, line: Line, offset: int) -> bool:
         """Whether the line is blank or a request like the lines before it (and keeps it)."""

@@ -29,6 +29,7 @@ from batchgate.lifecycle.openai_input import CheckedFile, InputScan, check_input
 from batchgate.lifecycle.openai_status import openai_status
 from batchgate.service import retries
 from batchgate.service.batches import BatchNotFound, BatchService
+from batchgate.service.file_uploads import PIECE_BYTES, FileUpload, found
 from batchgate.service.result_views import ResultFilter, ResultView
 from batchgate.storage.base import (
     BatchOptions,
@@ -41,8 +42,6 @@ from batchgate.storage.base import (
 )
 from batchgate.storage.openai_tables import FileGone, FileRow, InputLines, OpenAIBatchRow
 
-# The pieces a file is stored in.
-PIECE_BYTES = 4 * 1024 * 1024
 # A retry's input file is written to disk past this size.
 IN_MEMORY_BYTES = 1024 * 1024
 COMPLETION_WINDOWS = {"24h": 24 * 3600.0}
@@ -73,13 +72,6 @@ def into_chunks(checked: CheckedFile, chunk_size: int) -> Iterator[NewChunk]:
         yield NewChunk(count=len(ids), custom_ids=orjson.dumps(ids), params=b"".join(pieces))
 
 
-def found(scan: InputScan, size: int) -> InputLines | None:
-    """What an upload of `size` bytes keeps of its lines once scanned: for a clean file only."""
-    if not scan.clean or scan.url is None or scan.model is None:
-        return None
-    return InputLines(scan.piece_bytes, scan.url, scan.model, scan.custom_ids, [*scan.starts, size])
-
-
 def chunks_in_file(file: FileRow, lines: InputLines, chunk_size: int) -> Iterator[NewChunk]:
     """Chunks that refer to the file's lines: each its custom_ids and its lines' byte range."""
     custom_ids, starts = lines.custom_ids, lines.starts
@@ -99,6 +91,13 @@ def _pieces(upload: IO[bytes]) -> Iterator[bytes]:
     upload.seek(0)
     while piece := upload.read(PIECE_BYTES):
         yield piece
+
+
+def _scanned(scan: InputScan, pieces: Iterable[bytes]) -> Iterator[bytes]:
+    for piece in pieces:
+        scan.add(piece)
+        yield piece
+    scan.finish()
 
 
 async def _on_threads(blobs: Iterator[bytes]) -> AsyncIterator[bytes]:
@@ -122,6 +121,22 @@ class OpenAIService:
 
     # --- files --------------------------------------------------------------------------
 
+    def new_upload(self) -> FileUpload:
+        """A file to be stored as its upload arrives; then `finish_upload` (or its `discard`)."""
+        return FileUpload(self._store, self._settings.openai_max_batch_lines)
+
+    async def finish_upload(
+        self,
+        upload: FileUpload,
+        owner: str,
+        filename: str,
+        purpose: str,
+        expires_seconds: int | None = None,
+    ) -> FileRow:
+        """Commits an upload received whole: the file; see `create_file` for its expiry."""
+        expires = self._expires_seconds(purpose, expires_seconds)
+        return await upload.finish(owner, filename, purpose, expires)
+
     async def create_file(
         self,
         owner: str,
@@ -131,23 +146,27 @@ class OpenAIService:
         purpose: str,
         expires_seconds: int | None = None,
     ) -> FileRow:
-        """Stores an uploaded file, read from `upload` (a temporary file) in pieces; one with
+        """Stores a file, read from `upload` (a temporary file) in pieces; one with
         `expires_seconds` is deleted that long after (the engine's housekeeping). A batch input
-        file uploaded without it expires after `openai_batch_file_expiry_seconds`, if set."""
+        file stored without it expires after `openai_batch_file_expiry_seconds`, if set."""
         now = time.time()
-        default_expiry = self._settings.openai_batch_file_expiry_seconds
-        if expires_seconds is None and purpose == "batch" and default_expiry > 0:
-            expires_seconds = int(default_expiry)
-        expires_at = None if expires_seconds is None else now + expires_seconds
+        expires = self._expires_seconds(purpose, expires_seconds)
+        expires_at = None if expires is None else now + expires
         file = FileRow(new_file_id(), owner, purpose, filename, size, now, expires_at)
-        if purpose != "batch":
-            await anyio.to_thread.run_sync(self._store.create_file, file, _pieces(upload))
-            return file
         scan = InputScan(self._settings.openai_max_batch_lines)
         await anyio.to_thread.run_sync(
-            self._store.create_file, file, scan.pieces(_pieces(upload)), lambda: found(scan, size)
+            self._store.create_file,
+            file,
+            _scanned(scan, _pieces(upload)),
+            lambda: found(scan, size),
         )
         return file
+
+    def _expires_seconds(self, purpose: str, expires_seconds: int | None) -> int | None:
+        default_expiry = self._settings.openai_batch_file_expiry_seconds
+        if expires_seconds is None and purpose == "batch" and default_expiry > 0:
+            return int(default_expiry)
+        return expires_seconds
 
     async def get_file(self, owner: str, file_id: str) -> FileRow:
         file = await anyio.to_thread.run_sync(self._store.get_file, owner, file_id)

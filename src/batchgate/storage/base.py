@@ -499,6 +499,25 @@ class Store(Protocol):
         `lines`, asked once every piece is read, found of its lines, if anything."""
         ...
 
+    def add_file_piece(self, file_id: str, number: int, data: bytes) -> None:
+        """Stores piece `number` of an upload in a commit of its own, not yet synced: nothing
+        sees it until `commit_file` stores the file's row."""
+        ...
+
+    def commit_file(self, file: FileRow, lines: InputLines | None) -> None:
+        """Makes an upload whose pieces are all stored a file, synced with its pieces; with what
+        its upload found of its lines, if anything."""
+        ...
+
+    def discard_file_pieces(self, file_id: str) -> None:
+        """Deletes the pieces of an upload that failed before `commit_file`."""
+        ...
+
+    def delete_abandoned_uploads(self, before_id: str) -> int:
+        """Deletes the pieces of uploads that never got their file's row, up to 100 of them, of
+        those whose ids sort before `before_id`; returns how many."""
+        ...
+
     def input_lines(self, file_id: str) -> InputLines | None:
         """What the upload of a batch input file found of its lines, if it was clean."""
         ...

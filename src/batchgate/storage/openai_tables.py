@@ -1,8 +1,11 @@
 """What the OpenAI Batch API keeps, and the SQL both stores share for it.
 
 Files belong to a workspace. An uploaded file's bytes are stored in pieces (`file_pieces`), each
-read on its own, so no file is ever held whole. A batch's output and error files have no bytes
-of their own: they are rows naming the batch, made from its results as they are read.
+read on its own, so no file is ever held whole. An upload stores each piece as it arrives, in a
+commit of its own, and its `files` row last: until then the file is nowhere to be seen, and the
+pieces of an upload that never got there are deleted later (delete_abandoned_uploads). A batch's
+output and error files have no bytes of their own: they are rows naming the batch, made from its
+results as they are read.
 
 A batch input file whose upload found every line a request for one url and one model also has
 its `input_file_lines` row (InputLines): its custom_ids and where each line starts. A batch made
@@ -122,10 +125,20 @@ def insert_file(
 ) -> None:
     """Stores the file; `lines` says, once every piece is read, what its upload found."""
     for number, data in enumerate(pieces):
-        db.execute(
-            f"INSERT INTO file_pieces (file_id, piece, data) VALUES ({mark}, {mark}, {mark})",
-            (file.id, number, data),
-        )
+        insert_piece(db, mark, file.id, number, data)
+    insert_file_row(db, mark, file, lines())
+
+
+def insert_piece(db: Connection, mark: str, file_id: str, number: int, data: bytes) -> None:
+    db.execute(
+        f"INSERT INTO file_pieces (file_id, piece, data) VALUES ({mark}, {mark}, {mark})",
+        (file_id, number, data),
+    )
+
+
+def insert_file_row(db: Connection, mark: str, file: FileRow, found: InputLines | None) -> None:
+    """The file's row, which makes it visible (its pieces stored already), and what its upload
+    found of its lines, if anything."""
     db.execute(
         f"INSERT INTO files ({FILE_FIELDS}) VALUES ({', '.join([mark] * 9)})"
         " ON CONFLICT (id) DO NOTHING",
@@ -134,7 +147,6 @@ def insert_file(
             file.expires_at, file.batch_id, file.batch_lines,
         ),
     )  # fmt: skip
-    found = lines()
     if found is not None:
         db.execute(
             "INSERT INTO input_file_lines (file_id, piece_bytes, url, model, custom_ids, starts)"
@@ -276,6 +288,25 @@ def delete_expired_files(db: Connection, mark: str, now: float) -> int:
         db.execute(f"DELETE FROM files WHERE id = {mark}", (file_id,))
     drop_unreferenced_bytes(db, mark, expired)
     return len(expired)
+
+
+def delete_abandoned_uploads(db: Connection, mark: str, before_id: str) -> int:
+    """Deletes the pieces of up to EXPIRED_PER_CALL uploads that never got their file's row (the
+    server stopped or the upload failed before it was stored) and whose ids sort before
+    `before_id`, all started long enough ago to have ended. A file deleted while chunks still
+    refer to its lines has no row either: its pieces stay."""
+    abandoned = [
+        file_id
+        for (file_id,) in db.execute(
+            f"SELECT file_id FROM file_pieces p WHERE piece = 0 AND file_id < {mark}"
+            " AND NOT EXISTS (SELECT 1 FROM files f WHERE f.id = p.file_id)"
+            " AND NOT EXISTS (SELECT 1 FROM chunk_requests c WHERE c.file_id = p.file_id)"
+            f" LIMIT {EXPIRED_PER_CALL}",
+            (before_id,),
+        ).fetchall()
+    ]
+    drop_unreferenced_bytes(db, mark, abandoned)
+    return len(abandoned)
 
 
 def insert_openai_batch(db: Connection, mark: str, batch: OpenAIBatchRow) -> None:

@@ -551,6 +551,24 @@ class PostgresStore:
         with self._pool.connection() as db, db.transaction():
             openai_tables.insert_file(db, "%s", file, pieces, lines)
 
+    def add_file_piece(self, file_id: str, number: int, data: bytes) -> None:
+        with self._pool.connection() as db, db.transaction():
+            # Not flushed on its own: the file's row, committed last, flushes the log up to it.
+            db.execute("SET LOCAL synchronous_commit TO off")
+            openai_tables.insert_piece(db, "%s", file_id, number, data)
+
+    def commit_file(self, file: FileRow, lines: InputLines | None) -> None:
+        with self._pool.connection() as db, db.transaction():
+            openai_tables.insert_file_row(db, "%s", file, lines)
+
+    def discard_file_pieces(self, file_id: str) -> None:
+        with self._pool.connection() as db, db.transaction():
+            openai_tables.drop_unreferenced_bytes(db, "%s", [file_id])
+
+    def delete_abandoned_uploads(self, before_id: str) -> int:
+        with self._pool.connection() as db, db.transaction():
+            return openai_tables.delete_abandoned_uploads(db, "%s", before_id)
+
     def input_lines(self, file_id: str) -> InputLines | None:
         with self._pool.connection() as db:
             return openai_tables.input_lines(db, "%s", file_id)

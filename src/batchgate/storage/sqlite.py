@@ -563,6 +563,23 @@ class SQLiteStore:
         with self._transaction(durable=True) as db:
             openai_tables.insert_file(db, "?", file, pieces, lines)
 
+    def add_file_piece(self, file_id: str, number: int, data: bytes) -> None:
+        with self._transaction() as db:
+            openai_tables.insert_piece(db, "?", file_id, number, data)
+
+    def commit_file(self, file: FileRow, lines: InputLines | None) -> None:
+        # Syncing the write-ahead log syncs the pieces' commits before this one too.
+        with self._transaction(durable=True) as db:
+            openai_tables.insert_file_row(db, "?", file, lines)
+
+    def discard_file_pieces(self, file_id: str) -> None:
+        with self._transaction() as db:
+            openai_tables.drop_unreferenced_bytes(db, "?", [file_id])
+
+    def delete_abandoned_uploads(self, before_id: str) -> int:
+        with self._transaction() as db:
+            return openai_tables.delete_abandoned_uploads(db, "?", before_id)
+
     def input_lines(self, file_id: str) -> InputLines | None:
         return openai_tables.input_lines(self._reader, "?", file_id)
 
