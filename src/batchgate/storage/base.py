@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from batchgate.lifecycle.openai_input import Line
 from batchgate.storage.migrations import SchemaStatus
 from batchgate.storage.openai_tables import FileRow, InputLines, OpenAIBatchRow
 
@@ -207,7 +208,9 @@ class LeasedChunk:
     workspace: str
     chunk_no: int
     custom_ids: bytes
-    params: bytes
+    # The JSON array of the requests' params; or, for a chunk read from its input file's lines,
+    # those lines (each request's params are its line's body).
+    params: bytes | Sequence[Line]
     batch_status: str
     expires_at: float
     done_indices: frozenset[int]
