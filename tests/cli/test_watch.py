@@ -9,7 +9,7 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.progress import Task
 
-from batchgate.cli.client.watch import BatchProgress, ProgressLine, show_counts
+from batchgate.cli.client.watch import BatchProgress, ProgressLine, counts_tally, show_tally
 from cli.conftest import Cli, batch_ids, write_jsonl
 from conftest import simple_request
 
@@ -29,12 +29,12 @@ def watched(total: int, first: int, then: int, seconds: float) -> Task:
     """A batch's progress after two looks `seconds` apart: `first` done, then `then`."""
     clock = Clock()
     progress = BatchProgress(console=Console(file=io.StringIO()), get_time=clock)
-    task_id = progress.add_task(BATCH_ID, counts=None)
+    task_id = progress.add_task(BATCH_ID, outcomes=None)
     for done in (first, then):
         counts = MessageBatchRequestCounts(
             processing=total - done, succeeded=done, errored=0, canceled=0, expired=0
         )
-        show_counts(progress, task_id, counts)
+        show_tally(progress, task_id, counts_tally(counts))
         clock.now += seconds
     [task] = progress.tasks
     return task

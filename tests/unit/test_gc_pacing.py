@@ -1,4 +1,5 @@
-"""The engine's garbage collection by the clock (engine/gc_pacing.py)."""
+"""The engine's garbage collection: freezing by the clock, full collections by growth
+(engine/gc_pacing.py)."""
 
 import gc
 import time
@@ -20,7 +21,7 @@ class Node:
 def collections(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """The generations collected meanwhile; the collector's settings restored after."""
     monkeypatch.setattr(gc_pacing, "FREEZE_SECONDS", 0.01)
-    monkeypatch.setattr(gc_pacing, "FULL_COLLECTION_SECONDS", 0.1)
+    monkeypatch.setattr(gc_pacing, "COUNT_SECONDS", 0.1)
     thresholds = gc.get_threshold()
     collected: list[int] = []
 
@@ -40,7 +41,7 @@ def collections(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
 def test_what_lives_is_frozen_by_the_clock_where_no_collection_walks_it(
     collections: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gc_pacing, "FULL_COLLECTION_SECONDS", 100)
+    monkeypatch.setattr(gc_pacing, "COUNT_SECONDS", 100)
     pacer = CollectionPacer()
     pacer.start()
     try:
@@ -61,7 +62,8 @@ def test_what_lives_is_frozen_by_the_clock_where_no_collection_walks_it(
 def test_cycles_among_frozen_objects_are_freed_by_the_full_collection(
     collections: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gc_pacing, "LEAST_GROWTH", 1)
+    monkeypatch.setattr(gc_pacing, "GROWTH_RATIO", 0)
+    monkeypatch.setattr(gc_pacing, "MIN_GROWTH", 1)
     pacer = CollectionPacer()
     pacer.start()  # freezes what lives by then: the node comes after
     try:
@@ -72,17 +74,18 @@ def test_cycles_among_frozen_objects_are_freed_by_the_full_collection(
         while gc.get_freeze_count() <= frozen and time.monotonic() < deadline:
             time.sleep(0.001)
         del node  # frozen by now: only the full collection can free it
+        growth = [[index] for index in range(1000)]  # which comes as the process grows
         deadline = time.monotonic() + 5
         while gone() is not None and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:
         pacer.stop()
-    assert gone() is None
+    assert gone() is None and len(growth) == 1000
     assert 2 in collections
 
 
 def test_a_quiet_process_is_never_walked_whole(collections: list[int]) -> None:
-    """Little grown since the last full collection: none, however many periods pass."""
+    """Little grown since the last full collection: none, however many times it is counted."""
     pacer = CollectionPacer()
     pacer.start()
     try:
@@ -92,18 +95,25 @@ def test_a_quiet_process_is_never_walked_whole(collections: list[int]) -> None:
     assert 2 not in collections
 
 
-def test_a_fast_growth_is_collected_before_its_period(
+def test_growth_is_collected_once_it_reaches_the_target_and_not_before(
     collections: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gc_pacing, "FULL_COLLECTION_SECONDS", 100)
-    monkeypatch.setattr(gc_pacing, "MOST_GROWTH", 5_000)
+    """Requests in flight hold objects that live: below the target they are never walked; past
+    it, whatever holds them, a full collection comes without waiting for the periodic count."""
+    monkeypatch.setattr(gc_pacing, "COUNT_SECONDS", 100)
+    monkeypatch.setattr(gc_pacing, "GROWTH_RATIO", 0)
+    monkeypatch.setattr(gc_pacing, "MIN_GROWTH", 50_000)
     pacer = CollectionPacer()
     pacer.start()
     try:
-        alive = [[index] for index in range(20_000)]
+        in_flight = [[index] for index in range(20_000)]
+        time.sleep(0.3)  # thirty freezes, the growth counted
+        walked_below_the_target = 2 in collections
+        more = [[index] for index in range(60_000)]
         deadline = time.monotonic() + 5
         while 2 not in collections and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:
         pacer.stop()
-    assert 2 in collections and len(alive) == 20_000
+    assert not walked_below_the_target
+    assert 2 in collections and len(in_flight) + len(more) == 80_000

@@ -65,6 +65,12 @@ def retry_selection(raw: bytes | bytearray) -> OpenAIRetrySelection:
         raise ApiError(400, f"The body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
         raise ApiError(400, "The body must be a JSON object.")
+    return selection_of(body)
+
+
+def selection_of(body: dict[str, object]) -> OpenAIRetrySelection:
+    """The selection a body (decoded) asks for; a bad value is a 400 naming it. The dashboard's
+    retry form makes its selection here too."""
     unknown = sorted(set(body) - set(FIELDS))
     if unknown:
         raise ApiError(

@@ -15,10 +15,19 @@ So every FREEZE_SECONDS, on a thread of its own, what is alive is moved into the
 generation (`gc.freeze()` relinks the generations' lists: it walks nothing), where no collection
 walks it. What is frozen is still freed by reference counting as usual; only cycles among frozen
 objects wait for a full collection, which unfreezes everything, collects, and freezes what is
-left. It walks the whole process (0.2 s for an idle server's quarter of a million objects on a
-busy machine), so it comes only when the frozen objects have grown since the last one: every
-FULL_COLLECTION_SECONDS if by LEAST_GROWTH (an idle or quiet server is never paused), at once if
-by MOST_GROWTH (a fast stream of cycles cannot pile up for a minute).
+left. That one walks the whole process (half a second at 1,024 requests in flight, a second at
+4,096, on a slow 2-core machine), while the requests leave next to no cycles behind (under one
+object a request, measured: docs/benchmarks.md). So it is paced as Go paces its collector
+(GOGC=100): it comes once the frozen objects have grown by as many as the last one left
+(GROWTH_RATIO) and by MIN_GROWTH at least, so that thousands of requests in flight are never a
+reason to walk them, an idle server is never walked, and a stream of cycles (errored requests'
+tracebacks) is collected before it outgrows what is alive.
+
+Counting the frozen objects walks their list (about 7 ms for 900,000), so they are counted only
+when that growth may have been reached, by the youngest generation's counts before each freeze
+(allocations minus deallocations, which never falls below zero: it can only overstate the
+growth), and once every COUNT_SECONDS (a burst that set off a young collection is counted
+nowhere else).
 
 Every collection's pause is timed for `batchgate_gc_pause_seconds`.
 """
@@ -35,14 +44,16 @@ from batchgate.observability import metrics
 # two freezes (a large create decoded on the API's thread).
 GC_YOUNGEST_THRESHOLD = 100_000
 FREEZE_SECONDS = 0.05
-FULL_COLLECTION_SECONDS = 60.0
-LEAST_GROWTH = 10_000
-MOST_GROWTH = 1_000_000
+COUNT_SECONDS = 60.0
+# A full collection once the frozen objects grew by GROWTH_RATIO times what the last one left,
+# and by MIN_GROWTH at least: about what 7,000 requests in flight hold.
+GROWTH_RATIO = 1.0
+MIN_GROWTH = 1_000_000
 
 
 class CollectionPacer:
-    """Freezes what is alive every FREEZE_SECONDS and collects everything every
-    FULL_COLLECTION_SECONDS, from `start` until `stop`."""
+    """Freezes what is alive every FREEZE_SECONDS and collects everything once it has grown
+    enough, from `start` until `stop`."""
 
     def __init__(self) -> None:
         self._stopped = threading.Event()
@@ -86,19 +97,26 @@ class CollectionPacer:
             metrics.GC_PAUSES.labels(str(generation)).observe(seconds)
 
     def _run(self) -> None:
-        next_full = time.monotonic() + FULL_COLLECTION_SECONDS
-        # Tracked objects allocated minus those freed since the last full collection, from the
-        # youngest generation's count before each freeze (gc.get_freeze_count() would walk the
-        # whole frozen list each time).
+        frozen = gc.get_freeze_count()
+        collect_at = _full_collection_target(frozen)
+        # At least how many tracked objects were allocated and not freed since they were counted.
         grown = 0
+        next_count = time.monotonic() + COUNT_SECONDS
         while not self._stopped.wait(FREEZE_SECONDS):
             grown += gc.get_count()[0]
-            due = time.monotonic() >= next_full
-            if grown >= MOST_GROWTH or (due and grown >= LEAST_GROWTH):
-                gc.unfreeze()
-                gc.collect()
-                grown = 0
             gc.freeze()
-            if due or not grown:
-                next_full = time.monotonic() + FULL_COLLECTION_SECONDS
+            if frozen + grown >= collect_at or time.monotonic() >= next_count:
+                frozen = gc.get_freeze_count()
+                grown = 0
+                next_count = time.monotonic() + COUNT_SECONDS
+                if frozen >= collect_at:
+                    gc.unfreeze()
+                    gc.collect()
+                    gc.freeze()
+                    frozen = gc.get_freeze_count()
+                    collect_at = _full_collection_target(frozen)
             self._observe_pauses()
+
+
+def _full_collection_target(frozen: int) -> int:
+    return frozen + max(int(frozen * GROWTH_RATIO), MIN_GROWTH)

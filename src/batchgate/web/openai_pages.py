@@ -19,7 +19,7 @@ from batchgate.service.openai_batches import FileNotFound
 from batchgate.service.retries import Lineage
 from batchgate.storage.base import BatchRow
 from batchgate.storage.openai_tables import OpenAIBatchRow
-from batchgate.web import streams
+from batchgate.web import retry_forms, streams
 from batchgate.web.pages import PAGE_SIZE, acting, common, live, page, render
 from batchgate.web.session import app_state, caller
 
@@ -132,10 +132,11 @@ async def cancel(request: Request) -> Response:
 
 @page
 async def retry_failed(request: Request) -> Response:
-    """Retries the ended batch's failed requests (its error file's) as a new batch, and shows
-    it."""
+    """Retries the ended batch's requests the form chose (by default its error file's: the failed
+    ones) as a new batch, and shows it."""
     who, batch_id = await acting(request)
-    retry, _ = await app_state(request).openai.retry_batch(who.owner, batch_id)
+    selection = retry_forms.openai_selection(await request.form())
+    retry, _ = await app_state(request).openai.retry_batch(who.owner, batch_id, selection)
     return RedirectResponse(f"/ui/openai/{retry.id}", status_code=303)
 
 

@@ -28,10 +28,19 @@ from batchgate.lifecycle.ids import BATCH_ID_PREFIX, OPENAI_BATCH_PREFIX
 from batchgate.lifecycle.request_lines import PROBLEMS_SHOWN, PromptSettings, RejectedLine
 from batchgate.service.batches import BatchNotFound
 from batchgate.service.result_views import ResultFilter, ResultView
-from batchgate.service.retries import RetrySelection
 from batchgate.service.webhooks import WebhookNotFound
 from batchgate.storage.base import BatchFilter, BatchRow, WrongState
-from batchgate.web import backends, bulk, chart, deliveries, display, results, streams, submit
+from batchgate.web import (
+    backends,
+    bulk,
+    chart,
+    deliveries,
+    display,
+    results,
+    retry_forms,
+    streams,
+    submit,
+)
 from batchgate.web.session import (
     CSRF_FIELD,
     KEY_COOKIE,
@@ -336,8 +345,11 @@ async def cancel(request: Request) -> Response:
 
 @page
 async def retry_failed(request: Request) -> Response:
+    """Retries the requests the form chose (by default the errored and expired ones) as a new
+    batch, and shows it."""
     who, batch_id = await acting(request)
-    child = await app_state(request).batches.retry(who.owner, batch_id, RetrySelection())
+    selection = retry_forms.message_batch_selection(await request.form())
+    child = await app_state(request).batches.retry(who.owner, batch_id, selection)
     return RedirectResponse(f"/ui/batches/{child.id}", status_code=303)
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from batchgate.cli.client import openai_commands
 from batchgate.cli.client.connection import ApiKeyOption, BaseUrlOption, connect
 from batchgate.cli.client.consoles import stdout_console, tell
 from batchgate.cli.client.display import batch_details, batch_json, batches_table, print_json
@@ -29,9 +30,11 @@ from batchgate.cli.client.failures import (
     EXIT_LINES_SKIPPED,
     CommandFailure,
     exit_code_for,
+    refuse_options,
     reports_failures,
 )
 from batchgate.cli.client.live_list import watch_list
+from batchgate.cli.client.openai_batches import is_openai_batch
 from batchgate.cli.client.openai_submit import is_openai_file, submit_openai_file
 from batchgate.cli.client.rejected_lines import load_valid_requests
 from batchgate.cli.client.request_file import PromptSettings, load_requests
@@ -40,6 +43,15 @@ from batchgate.cli.client.retry import (
     failed_requests_from_file,
     failed_requests_from_server,
     retry_on_server,
+)
+from batchgate.cli.client.retry_filters import (
+    ErrorTypesOption,
+    NoCancelledFlag,
+    NoExpiredFlag,
+    ResultTypesOption,
+    StatusCodesOption,
+    message_batch_filters,
+    openai_filters,
 )
 from batchgate.cli.client.submission import Waiting, see_through, submit_requests, suggest_retry
 from batchgate.cli.client.watch import watch_until_ended
@@ -50,10 +62,18 @@ if TYPE_CHECKING:
     from anthropic.types.messages import MessageBatch
 
 FileFormat = Literal["auto", "anthropic", "openai"]
+ListFormat = Literal["anthropic", "openai"]
 PANEL = "Batches (client: talks to batchgate or Anthropic through the SDK)"
 PAGE_SIZE_MAX = 1000
 
-BatchId = Annotated[str, typer.Argument(help="The batch id (msgbatch_...).", show_default=False)]
+BatchId = Annotated[
+    str,
+    typer.Argument(
+        help="The batch id: a Message Batch's (msgbatch_...), or an OpenAI batch's (batch_...),"
+        " which goes to the OpenAI Batch API under --base-url /v1.",
+        show_default=False,
+    ),
+]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 WaitFlag = Annotated[bool, typer.Option("--wait", help="Show progress until the batch ends.")]
 WaitForResultsFlag = Annotated[
@@ -190,6 +210,9 @@ def status(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Show a batch: its status and request counts. With --wait, follow it until it ends."""
+    if is_openai_batch(batch_id):
+        openai_commands.show_status(batch_id, wait, interval, as_json, base_url, api_key)
+        return
     client = connect(base_url, api_key)
     batch = client.messages.batches.retrieve(batch_id)
     if wait:
@@ -225,11 +248,24 @@ def list_batches(
         ),
     ] = False,
     interval: IntervalOption = 2.0,
+    list_format: Annotated[
+        ListFormat,
+        typer.Option(
+            "--format",
+            help="Which batches: Message Batches (anthropic), or OpenAI batches (openai, from the"
+            " OpenAI Batch API under --base-url /v1).",
+        ),
+    ] = "anthropic",
     as_json: JsonFlag = False,
     base_url: BaseUrlOption = None,
     api_key: ApiKeyOption = None,
 ) -> None:
     """List batches, newest first; --label and --status keep those that match (batchgate)."""
+    if list_format == "openai":
+        given = {"--label": bool(label), "--status": status is not None, "--watch": watch}
+        refuse_options("--format openai", given, "Message Batches")
+        openai_commands.list_batches(limit, show_all, as_json, base_url, api_key)
+        return
     client = connect(base_url, api_key)
 
     def fetch() -> list[MessageBatch]:
@@ -262,6 +298,9 @@ def cancel(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Cancel a batch: requests not yet started are canceled, running ones finish."""
+    if is_openai_batch(batch_id):
+        openai_commands.cancel(batch_id, as_json, base_url, api_key)
+        return
     batch = connect(base_url, api_key).messages.batches.cancel(batch_id)
     if as_json:
         print_json(batch_json(batch))
@@ -277,6 +316,11 @@ def delete(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Delete an ended batch and its results."""
+    if is_openai_batch(batch_id):
+        raise CommandFailure(
+            f"{batch_id} is an OpenAI batch: the OpenAI Batch API deletes its files"
+            " (DELETE /v1/files/{id}), not batches"
+        )
     deleted = connect(base_url, api_key).messages.batches.delete(batch_id)
     if as_json:
         print_json(deleted.to_dict(mode="json"))
@@ -290,7 +334,12 @@ def results(
     output: OutputOption = None,
     types: Annotated[
         list[ResultType] | None,
-        typer.Option("--type", help="Only results of this type (repeat for several)."),
+        typer.Option(
+            "--type",
+            help="Only results of this type (repeat for several). Of an OpenAI batch, the lines"
+            " that stand for it: succeeded its 2xx answers, errored its other answers, canceled"
+            " and expired the requests that never ran.",
+        ),
     ] = None,
     text: Annotated[
         bool,
@@ -318,11 +367,14 @@ def results(
 
     With --follow, the results of a running batch as they come, until it ends.
     """
-    client = connect(base_url, api_key)
     if follow and merged:
         raise CommandFailure("--follow and --merged cannot be combined")
-    if follow or merged:
-        view = {"follow": "true"} if follow else {"merged": "true"}
+    view = {"follow": "true"} if follow else {"merged": "true"} if merged else None
+    if is_openai_batch(batch_id):
+        openai_commands.results(batch_id, output, types or (), text, view, base_url, api_key)
+        return
+    client = connect(base_url, api_key)
+    if view:
         with open_output(output) as sink:
             written = write_results(client, batch_id, sink, types or (), text, view)
         if output is not None:
@@ -352,37 +404,55 @@ def retry(
     ] = None,
     model: ModelOption = None,
     max_tokens: MaxTokensOption = None,
+    types: ResultTypesOption = None,
+    error_types: ErrorTypesOption = None,
+    status_codes: StatusCodesOption = None,
+    skip_cancelled: NoCancelledFlag = False,
+    skip_expired: NoExpiredFlag = False,
     wait: WaitForResultsFlag = False,
     output: OutputOption = None,
     interval: IntervalOption = 1.0,
     base_url: BaseUrlOption = None,
     api_key: ApiKeyOption = None,
 ) -> None:
-    """Submit the errored and expired requests of an ended batch again, as a new batch.
+    """Submit the failed requests of an ended batch again, as a new batch: by default a Message
+    Batch's errored and expired requests, an OpenAI batch's error file's.
 
     Prints the new batch id, or with --wait shows progress and then writes the results.
     """
     waiting = _waiting(wait, interval, output)
+    chosen = (types or (), error_types or (), status_codes or (), skip_cancelled, skip_expired)
+    if is_openai_batch(batch_id):
+        given = {"--from": from_file, "--model": model, "--max-tokens": max_tokens}
+        refuse_options(
+            batch_id,
+            {option: value is not None for option, value in given.items()},
+            "Message Batches (msgbatch_...)",
+        )
+        filters = openai_filters(batch_id, *chosen)
+        openai_commands.retry_failed(batch_id, filters, waiting, base_url, api_key)
+        return
+    selection = message_batch_filters(batch_id, *chosen)
     prompts = _prompt_settings(model, max_tokens)
     if prompts is not None and from_file is None:
         raise CommandFailure("--model and --max-tokens describe a prompts file given with --from")
     client = connect(base_url, api_key)
     batch = _ended_batch(client, batch_id)
-    if not exit_code_for([batch]):
-        tell(f"Nothing to retry: {batch.id} has no errored or expired requests.")
+    if not selection.count(batch):
+        tell(f"Nothing to retry: {batch.id} has no {selection.described()} requests.")
         return
     if from_file is None:
-        child = retry_on_server(client, batch.id)
+        child = retry_on_server(client, batch.id, selection)
         if child is not None:
             tell(f"Submitted {child.id}: {child.request_counts.processing:,} requests.")
             if waiting is None:
                 typer.echo(child.id)
                 return
             raise typer.Exit(see_through(client, [child], waiting))
-        requests = failed_requests_from_server(client, batch.id)
+        requests = failed_requests_from_server(client, batch.id, selection)
     else:
         submitted = load_requests(from_file, prompts)
-        requests = failed_requests_from_file(client, batch.id, submitted, str(from_file))
+        requests = failed_requests_from_file(client, batch.id, submitted, str(from_file), selection)
     raise typer.Exit(submit_requests(client, requests, waiting))
 
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import orjson
 
 if TYPE_CHECKING:
-    import anthropic
     import httpx
 
 # Without events (a stream that broke, say) the watcher still looks this often.
@@ -55,19 +54,19 @@ class EventFeed:
 
 @contextlib.contextmanager
 def event_feed(
-    client: anthropic.Anthropic, batch_ids: set[str] | None
+    events_url: str, auth_headers: Mapping[str, str], batch_ids: set[str] | None
 ) -> Iterator[EventFeed | None]:
-    """The feed of a batchgate server's events, or None where the server has no stream."""
+    """The feed of a batchgate server's events (`events_url`, its GET /v1/events, asked with
+    an SDK client's `auth_headers`), or None where the server has no stream."""
     import httpx
 
     http = httpx.Client(
-        base_url=str(client.base_url),
-        headers={**client.auth_headers, "accept": "text/event-stream"},
+        headers={**auth_headers, "accept": "text/event-stream"},
         timeout=httpx.Timeout(10, read=None),
     )
     try:
         try:
-            response = http.send(http.build_request("GET", "/v1/events"), stream=True)
+            response = http.send(http.build_request("GET", events_url), stream=True)
         except httpx.HTTPError:
             yield None
             return

@@ -14,6 +14,7 @@ from rich.live import Live
 from batchgate.cli.client.consoles import stdout_console
 from batchgate.cli.client.display import batch_json, batches_table, print_json
 from batchgate.cli.client.event_feed import EventFeed, event_feed
+from batchgate.cli.client.watch import events_url
 
 if TYPE_CHECKING:
     import anthropic
@@ -41,7 +42,7 @@ def watch_list(
 ) -> None:
     """Shows the batches `fetch` lists, again at each change, until Ctrl-C."""
     console = stdout_console()
-    with event_feed(client, None) as feed:
+    with event_feed(events_url(client), client.auth_headers, None) as feed:
         # The first look follows the stream's opening: no event after it is missed.
         batches = fetch()
         if console.is_terminal and not as_json:

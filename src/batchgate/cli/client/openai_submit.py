@@ -5,22 +5,17 @@ files written once it has ended."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import orjson
 import typer
 
 from batchgate.cli.client.consoles import tell
-from batchgate.cli.client.failures import EXIT_REQUESTS_FAILED, CommandFailure
+from batchgate.cli.client.failures import CommandFailure
+from batchgate.cli.client.openai_batches import exit_code, openai_client, watched, write_results
 from batchgate.cli.client.results import open_output
 from batchgate.cli.client.submission import Waiting
-
-if TYPE_CHECKING:
-    import openai
-
-ENDED = ("completed", "failed", "expired", "cancelled")
+from batchgate.cli.client.watch import follow_until_ended
 
 
 def first_request(path: Path) -> dict[str, object] | None:
@@ -40,14 +35,6 @@ def is_openai_file(path: Path) -> bool:
     """Whether the file's lines are OpenAI's (`url` and `body`) rather than Anthropic's."""
     first = first_request(path)
     return first is not None and "body" in first and "url" in first
-
-
-def openai_client(base_url: str | None, api_key: str | None) -> openai.OpenAI:
-    import openai
-
-    return openai.OpenAI(
-        base_url=None if base_url is None else f"{base_url.rstrip('/')}/v1", api_key=api_key
-    )
 
 
 def submit_openai_file(
@@ -71,20 +58,16 @@ def submit_openai_file(
     else:
         tell(f"Submitted {batch.id}")
     if waiting is not None:
-        while batch.status not in ENDED:
-            time.sleep(waiting.interval)
-            batch = client.batches.retrieve(batch.id)
+        [batch] = follow_until_ended(watched(client), [batch], waiting.interval)
     if batch.status == "failed":
         for error in (batch.errors.data if batch.errors else None) or []:
             tell(f"{path}:{error.line}: {error.code}: {error.message}")
-        return EXIT_REQUESTS_FAILED
+        return exit_code(batch)
     if waiting is None:
         return 0
     with open_output(waiting.output) as output:
-        for file_id in (batch.output_file_id, batch.error_file_id):
-            if file_id is not None:
-                output.write(client.files.content(file_id).content)
+        write_results(client, batch.id, output)
     counts = batch.request_counts
     tell(f"{batch.id}: {batch.status}, {counts.completed if counts else 0} completed,"
          f" {counts.failed if counts else 0} failed")  # fmt: skip
-    return EXIT_REQUESTS_FAILED if counts is not None and counts.failed else 0
+    return exit_code(batch)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Collection, Generator, Iterator
+from collections.abc import Callable, Collection, Generator, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -25,7 +25,7 @@ class ResultType(StrEnum):
     expired = "expired"
 
 
-_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def _summary(outcome: dict[str, Any]) -> str:
@@ -42,7 +42,7 @@ def _summary(outcome: dict[str, Any]) -> str:
 
 def text_line(result: dict[str, Any]) -> str:
     """`custom_id<TAB>first text block`, escaped so that every result takes exactly one line."""
-    return f"{result['custom_id']}\t{_summary(result['result']).translate(_TEXT_ESCAPES)}"
+    return f"{result['custom_id']}\t{_summary(result['result']).translate(TEXT_ESCAPES)}"
 
 
 @contextmanager
@@ -65,37 +65,41 @@ def open_output(path: Path | None) -> Iterator[BinaryIO]:
 FOLLOW_RECONNECTS = 30
 
 
-def _extension_response(client: anthropic.Anthropic, batch_id: str, view: dict[str, str]) -> Any:
-    """The SDK's HTTP response of the results endpoint with batchgate's `view` parameters
-    (follow, merged), unread: the SDK's own `results` wants an ended batch's results_url."""
-    from anthropic import Stream
+def _sdk(client: object) -> Any:
+    """The SDK module (anthropic or openai) a client belongs to: both have the same `Stream`
+    and `APIConnectionError`."""
+    return sys.modules[type(client).__module__.split(".")[0]]
 
+
+def _extension_response(client: Any, path: str, view: dict[str, str]) -> Any:
+    """The SDK's HTTP response of a results endpoint (`path`, under the client's base URL) with
+    batchgate's `view` parameters (follow, merged), unread: the SDK's own `results` wants an
+    ended batch's results_url."""
+    stream_cls = _sdk(client).Stream
     # With stream=True the SDK hands the response to the stream class unparsed; only its raw
     # lines are read, never the stream's own decoding.
     stream = client.get(
-        f"/v1/messages/batches/{batch_id}/results",
+        path,
         cast_to=object,
         stream=True,
-        stream_cls=Stream[object],
+        stream_cls=stream_cls[object],
         options={"params": view},
     )
     return stream.response
 
 
-def _extension_lines(
-    client: anthropic.Anthropic, batch_id: str, view: dict[str, str]
-) -> Generator[str]:
-    """The lines of the results `view` asks for. A followed response that breaks off is asked
-    for again from the same place, skipping the whole lines already had (docs/api.md)."""
-    from anthropic import APIConnectionError
-
+def extension_lines(client: Any, path: str, view: dict[str, str]) -> Generator[str]:
+    """The lines of the results `view` asks for, from the results endpoint at `path`, through
+    either SDK's `client`. A followed response that breaks off is asked for again from the same
+    place, skipping the whole lines already had (docs/api.md)."""
+    connection_error = _sdk(client).APIConnectionError
     received = 0
     failures = 0
     while True:
         params = {**view, "skip_lines": str(received)} if received else view
         try:
-            response = _extension_response(client, batch_id, params)
-        except APIConnectionError:
+            response = _extension_response(client, path, params)
+        except connection_error:
             if "follow" not in view or failures == FOLLOW_RECONNECTS:
                 raise
             failures += 1
@@ -118,6 +122,33 @@ def _extension_lines(
             response.close()
 
 
+def write_lines(
+    lines: Iterator[str],
+    output: BinaryIO,
+    keep: Callable[[dict[str, Any]], bool] | None = None,
+    as_text: Callable[[dict[str, Any]], str] | None = None,
+    flush_each: bool = False,
+) -> int:
+    """Writes the result lines `keep` keeps (every line without it), each as it came or as
+    `as_text` makes it; returns how many were written."""
+    written = 0
+    for line in lines:
+        if not line:
+            continue
+        if keep is not None or as_text is not None:
+            result = orjson.loads(line)
+            if keep is not None and not keep(result):
+                continue
+            if as_text is not None:
+                line = as_text(result)
+        output.write(line.encode() + b"\n")
+        written += 1
+        if flush_each:
+            output.flush()
+    output.flush()
+    return written
+
+
 def write_results(
     client: anthropic.Anthropic,
     batch_id: str,
@@ -132,13 +163,13 @@ def write_results(
     Without a filter or `as_text`, lines go out exactly as the API sent them.
     """
     wanted = {result_type.value for result_type in types}
-    written = 0
     lines: Iterator[str]
     if view:
         if wanted:
             view = {**view, "result_type": ",".join(sorted(wanted))}
-        extension_lines = _extension_lines(client, batch_id, view)
-        lines, close = extension_lines, extension_lines.close
+        path = f"/v1/messages/batches/{batch_id}/results"
+        extension = extension_lines(client, path, view)
+        lines, close = extension, extension.close
     else:
         response = client.messages.batches.results(batch_id).http_response
         # The raw lines under the SDK's decoder: no model is built for a line only passed on,
@@ -146,20 +177,12 @@ def write_results(
         lines = response.iter_lines()
         close = response.close
     try:
-        for line in lines:
-            if not line:
-                continue
-            if wanted or as_text:
-                result = orjson.loads(line)
-                if wanted and result["result"]["type"] not in wanted:
-                    continue
-                if as_text:
-                    line = text_line(result)
-            output.write(line.encode() + b"\n")
-            written += 1
-            if view:
-                output.flush()
+        return write_lines(
+            lines,
+            output,
+            keep=(lambda result: result["result"]["type"] in wanted) if wanted else None,
+            as_text=text_line if as_text else None,
+            flush_each=bool(view),
+        )
     finally:
         close()
-    output.flush()
-    return written

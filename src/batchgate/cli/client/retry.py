@@ -1,4 +1,4 @@
-"""Which requests of an ended batch to submit again: its errored and expired ones.
+"""Which requests of an ended batch to submit again: by default its errored and expired ones.
 
 batchgate makes the retry itself (the `/retry` extension: a child batch that keeps its lineage),
 or, older servers, hands back a batch's requests (the `/requests` extension); Anthropic's API
@@ -13,38 +13,44 @@ import orjson
 
 from batchgate.cli.client.failures import CommandFailure
 from batchgate.cli.client.request_file import BatchRequest
+from batchgate.cli.client.retry_filters import MessageBatchFilters
 
 if TYPE_CHECKING:
     import anthropic
     from anthropic.types.messages import MessageBatch
 
-RETRIED_RESULT_TYPES = ("errored", "expired")
 
-
-def retry_on_server(client: anthropic.Anthropic, batch_id: str) -> MessageBatch | None:
-    """The child batch the server made of the batch's errored and expired requests, or None
+def retry_on_server(
+    client: anthropic.Anthropic, batch_id: str, selection: MessageBatchFilters
+) -> MessageBatch | None:
+    """The child batch the server made of the batch's requests the selection takes, or None
     when the server has no `/retry` (Anthropic's API, an older batchgate)."""
     from anthropic import NotFoundError
     from anthropic.types.messages import MessageBatch
 
     try:
         return client.post(
-            f"/v1/messages/batches/{batch_id}/retry",
-            cast_to=MessageBatch,
-            body={"result_types": list(RETRIED_RESULT_TYPES)},
+            f"/v1/messages/batches/{batch_id}/retry", cast_to=MessageBatch, body=selection.body()
         )
     except NotFoundError:
         return None
 
 
-def failed_requests_from_server(client: anthropic.Anthropic, batch_id: str) -> list[BatchRequest]:
+def failed_requests_from_server(
+    client: anthropic.Anthropic, batch_id: str, selection: MessageBatchFilters
+) -> list[BatchRequest]:
     from anthropic import NotFoundError
 
+    if selection.error_types:
+        raise CommandFailure(
+            "this server has no /retry, and its /requests cannot pick errors by type: pass the"
+            " file the batch was submitted from with --from FILE"
+        )
     try:
         body = client.get(
             f"/v1/messages/batches/{batch_id}/requests",
             cast_to=str,
-            options={"params": {"result_type": ",".join(RETRIED_RESULT_TYPES)}},
+            options={"params": {"result_type": ",".join(selection.result_types)}},
         )
     except NotFoundError:
         raise CommandFailure(
@@ -55,19 +61,19 @@ def failed_requests_from_server(client: anthropic.Anthropic, batch_id: str) -> l
     return [orjson.loads(line) for line in body.splitlines() if line]
 
 
-def _failed_custom_ids(client: anthropic.Anthropic, batch_id: str) -> set[str]:
-    return {
+def failed_requests_from_file(
+    client: anthropic.Anthropic,
+    batch_id: str,
+    submitted: list[BatchRequest],
+    source: str,
+    selection: MessageBatchFilters,
+) -> list[BatchRequest]:
+    """The requests of `submitted` whose result in the batch the selection takes."""
+    failed = {
         response.custom_id
         for response in client.messages.batches.results(batch_id)
-        if response.result.type in RETRIED_RESULT_TYPES
+        if selection.takes(response)
     }
-
-
-def failed_requests_from_file(
-    client: anthropic.Anthropic, batch_id: str, submitted: list[BatchRequest], source: str
-) -> list[BatchRequest]:
-    """The requests of `submitted` whose result in the batch is errored or expired."""
-    failed = _failed_custom_ids(client, batch_id)
     selected = [request for request in submitted if request["custom_id"] in failed]
     missing = failed - {request["custom_id"] for request in selected}
     if missing:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.padding import Padding
@@ -20,6 +21,8 @@ from batchgate.cli.client.event_feed import event_feed
 if TYPE_CHECKING:
     import anthropic
     from anthropic.types.messages import MessageBatch, MessageBatchRequestCounts
+
+Batch = TypeVar("Batch")
 
 # The fields of a progress line after the batch id, most wanted first: a narrower terminal drops
 # them from the end of this list (a field that does not fit is left out whole, never cut), and
@@ -61,12 +64,11 @@ class ProgressLine:
 
     def _texts(self) -> dict[str, Text]:
         task = self.task
-        counts: MessageBatchRequestCounts = task.fields["counts"]
         speed, remaining = task.speed, task.time_remaining
         return {
             "done": Text(f"{int(task.completed):,}/{int(task.total or 0):,}"),
             "eta": Text(f"ETA {'-:--:--' if remaining is None else _duration(remaining)}"),
-            "outcomes": outcome_counts(counts),
+            "outcomes": task.fields["outcomes"],
             "rate": Text("- req/s" if speed is None else f"{speed:,.0f} req/s", style="cyan"),
         }
 
@@ -103,18 +105,67 @@ class BatchProgress(Progress):
         yield Group(*(ProgressLine(task) for task in self.tasks))
 
 
-def _position(counts: MessageBatchRequestCounts) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Where a batch stands, as its progress line shows it."""
+
+    total: int
+    done: int
+    outcomes: Text
+
+
+@dataclass(frozen=True, slots=True)
+class Watched(Generic[Batch]):
+    """How to watch the batches of one API (Message Batches, or OpenAI's) through its SDK."""
+
+    batch_id: Callable[[Batch], str]
+    has_ended: Callable[[Batch], bool]
+    retrieve: Callable[[str], Batch]
+    tally: Callable[[Batch], Tally]
+    events_url: str
+    auth_headers: dict[str, str]
+
+
+def events_url(client: anthropic.Anthropic) -> str:
+    """batchgate's GET /v1/events under the Anthropic SDK client's base URL."""
+    return f"{str(client.base_url).rstrip('/')}/v1/events"
+
+
+def counts_tally(counts: MessageBatchRequestCounts) -> Tally:
+    """A Message Batch's tally: done is every request no longer processing."""
     total = total_requests(counts)
-    return {"total": total, "completed": total - counts.processing, "counts": counts}
+    return Tally(total, total - counts.processing, outcome_counts(counts))
 
 
-def show_counts(progress: Progress, task_id: TaskID, counts: MessageBatchRequestCounts) -> None:
-    progress.update(task_id, **_position(counts))
+def message_batches(client: anthropic.Anthropic) -> Watched[MessageBatch]:
+    return Watched(
+        batch_id=lambda batch: batch.id,
+        has_ended=lambda batch: batch.processing_status == "ended",
+        retrieve=client.messages.batches.retrieve,
+        tally=lambda batch: counts_tally(batch.request_counts),
+        events_url=events_url(client),
+        auth_headers=dict(client.auth_headers),
+    )
+
+
+def _position(tally: Tally) -> dict[str, Any]:
+    return {"total": tally.total, "completed": tally.done, "outcomes": tally.outcomes}
+
+
+def show_tally(progress: Progress, task_id: TaskID, tally: Tally) -> None:
+    progress.update(task_id, **_position(tally))
 
 
 def watch_until_ended(
     client: anthropic.Anthropic, batches: Sequence[MessageBatch], interval: float
 ) -> list[MessageBatch]:
+    """Message Batches watched until they end (`follow_until_ended`)."""
+    return follow_until_ended(message_batches(client), batches, interval)
+
+
+def follow_until_ended(
+    api: Watched[Batch], batches: Sequence[Batch], interval: float
+) -> list[Batch]:
     """Looks again at each event of the batches where the server streams them (batchgate), else
     every `interval` seconds, until every batch has ended; returns them as they ended.
 
@@ -123,23 +174,26 @@ def watch_until_ended(
     latest = list(batches)
     with (
         BatchProgress(console=stderr_console()) as progress,
-        event_feed(client, {batch.id for batch in latest}) as feed,
+        event_feed(
+            api.events_url, api.auth_headers, {api.batch_id(batch) for batch in latest}
+        ) as feed,
     ):
-        tasks = [progress.add_task(batch.id, **_position(batch.request_counts)) for batch in latest]
+        tasks = [
+            progress.add_task(api.batch_id(batch), **_position(api.tally(batch)))
+            for batch in latest
+        ]
         # The first look follows the stream's opening: no event after it is missed.
         first = feed is not None
-        while any(batch.processing_status != "ended" for batch in latest):
+        while not all(api.has_ended(batch) for batch in latest):
             if feed is None:
                 time.sleep(interval)
             elif not first:
                 feed.wait(interval)
             first = False
             latest = [
-                batch
-                if batch.processing_status == "ended"
-                else client.messages.batches.retrieve(batch.id)
+                batch if api.has_ended(batch) else api.retrieve(api.batch_id(batch))
                 for batch in latest
             ]
             for task_id, batch in zip(tasks, latest, strict=True):
-                show_counts(progress, task_id, batch.request_counts)
+                show_tally(progress, task_id, api.tally(batch))
     return latest
