@@ -167,6 +167,12 @@ def memory_bytes(pid: int, field: str) -> int:
     raise RuntimeError(f"no {field}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """The process's CPU time so far, all its threads (user and system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def reset_peak_rss(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")
 

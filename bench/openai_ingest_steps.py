@@ -89,10 +89,11 @@ def one_round(file: bytes, store_path: Path, times: dict[str, list[tuple[float, 
             "create: insert chunks",
             lambda: store.create_batch("batch_steps", "owner", 0.0, 86_400.0, total, chunks),
         )
-        # Not the create's: what its engine then reads, all its chunks' params from the file.
+        # Not the create's: what its engine then reads, leasing every chunk (its requests'
+        # lines, read from the file).
         step(
-            "(engine: read params)",
-            lambda: sum(len(chunk.params) for chunk in store.iter_request_chunks("batch_steps")),
+            "(engine: lease chunks)",
+            lambda: store.lease_chunks("steps", len(chunks), time.time(), 600.0),
         )
         # Not a step: parse, check and store overlapped, as the server runs them.
         step("(upload as served)", lambda: asyncio.run(served(body, store, settings)))

@@ -17,7 +17,7 @@ from batchgate.backends.translate_openai import (
 )
 from batchgate.errors import RequestError
 from batchgate.lifecycle.params import validate_params
-from batchgate.lifecycle.simple_params import decode_simple_chat
+from batchgate.lifecycle.simple_params import decode_simple_chat, decode_simple_chat_line
 
 
 def chat(*messages: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -211,6 +211,8 @@ def test_a_chat_of_the_common_shape_decodes_to_the_params_its_translation_gives(
 ) -> None:
     simple = decode_simple_chat(orjson.dumps(body), DEFAULT_MAX_TOKENS)
     assert simple is not None
+    # The same from the request's line of an input file, read in one pass.
+    assert decode_simple_chat_line(request_line(body), DEFAULT_MAX_TOKENS) == simple
     translated = validate_params(params_from_chat_request(body))
     assert msgspec.json.encode(simple) == msgspec.json.encode(translated)
     # So the simulator answers both alike, id included.
@@ -249,3 +251,10 @@ def test_a_chat_answered_in_line_is_the_translation_of_the_simulators_message(
 )
 def test_any_other_chat_takes_the_general_path(body: dict[str, Any]) -> None:
     assert decode_simple_chat(orjson.dumps(body), DEFAULT_MAX_TOKENS) is None
+    assert decode_simple_chat_line(request_line(body), DEFAULT_MAX_TOKENS) is None
+
+
+def request_line(body: dict[str, Any]) -> bytes:
+    """The body as a request line of a batch input file, `body` among its other keys."""
+    line = {"custom_id": "r1", "body": body, "method": "POST", "url": "/v1/chat/completions"}
+    return orjson.dumps(line)

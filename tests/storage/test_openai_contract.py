@@ -2,10 +2,14 @@
 that refer to an input file's lines (kept while they do), and OpenAI batches paged newest first
 both ways with the details of their Batch object."""
 
+from collections.abc import Sequence
+
+import msgspec
 import orjson
 import pytest
 
 from batchgate.lifecycle.ids import file_ids_before
+from batchgate.lifecycle.openai_input import Line, body_of
 from batchgate.storage.base import NewChunk, Store
 from batchgate.storage.openai_tables import FileGone, FileRow, InputLines, OpenAIBatchRow
 from storage.builders import finish
@@ -100,9 +104,19 @@ def test_chunks_that_refer_to_an_input_files_lines_read_their_params_there(store
         (b'["c"]', b'[{"n": "three"}]'),
     ]
     leased = store.lease_chunks("worker", 10, NOW, 30.0)
-    assert [(chunk.custom_ids, chunk.params) for chunk in leased] == expected
+    assert [(chunk.custom_ids, _requests(chunk.params)) for chunk in leased] == [
+        (custom_ids, _requests(params)) for custom_ids, params in expected
+    ]
     stored = store.iter_request_chunks("batch_refers")
     assert [(chunk.custom_ids, chunk.params) for chunk in stored] == expected
+
+
+def _requests(params: bytes | Sequence[Line]) -> list[bytes]:
+    """Each request's params in a leased chunk, as a store hands them: a JSON array, or the
+    request lines of an input file (each one's params its body)."""
+    if isinstance(params, bytes):
+        return [bytes(raw) for raw in msgspec.json.decode(params, type=list[msgspec.Raw])]
+    return [bytes(body_of(line)) for line in params]
 
 
 def test_an_input_files_bytes_stay_while_a_batch_refers_to_them(store: Store) -> None:
@@ -116,7 +130,10 @@ def test_an_input_files_bytes_stay_while_a_batch_refers_to_them(store: Store) ->
     assert b"".join(store.iter_file("file-in")) == CONTENT
     assert b"".join(store.iter_file("file-other")) == b""
     leased = store.lease_chunks("worker", 10, NOW, 30.0)
-    assert [chunk.params for chunk in leased] == [b'[{"n": 1},{"n": [2, 2]}]', b'[{"n": "three"}]']
+    assert [_requests(chunk.params) for chunk in leased] == [
+        [b'{"n": 1}', b'{"n": [2, 2]}'],
+        [b'{"n": "three"}'],
+    ]
     for chunk in leased:
         assert finish(store, "worker", chunk)
 

@@ -33,7 +33,7 @@ class OpenAIRequest:
     body: dict[str, Any]
 
     @classmethod
-    def decode(cls, endpoint: str, raw: msgspec.Raw) -> "OpenAIRequest":
+    def decode(cls, endpoint: str, raw: bytes | memoryview | msgspec.Raw) -> "OpenAIRequest":
         body = msgspec.json.decode(raw)
         if not isinstance(body.get("model"), str) or not body["model"]:
             raise RequestError("invalid_request_error", "model: Field required")

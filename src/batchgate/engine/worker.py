@@ -35,7 +35,7 @@ import socket
 import sys
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,8 +58,13 @@ from batchgate.engine.webhook_delivery import WebhookDelivery
 from batchgate.errors import RequestError
 from batchgate.lifecycle import openai_results, results
 from batchgate.lifecycle.ids import file_ids_before
+from batchgate.lifecycle.openai_input import Line, body_of
 from batchgate.lifecycle.params import validate_params
-from batchgate.lifecycle.simple_params import decode_simple_chat, decode_simple_params
+from batchgate.lifecycle.simple_params import (
+    decode_simple_chat,
+    decode_simple_chat_line,
+    decode_simple_params,
+)
 from batchgate.lifecycle.usage import usage_by_model
 from batchgate.observability import metrics
 from batchgate.storage.base import LeasedChunk, ResultCounts, ResultPart, Store, StoreUnavailable
@@ -463,8 +468,13 @@ class Engine:
     async def _run_chunk(self, chunk: LeasedChunk) -> None:
         custom_ids: list[str] = orjson.loads(chunk.custom_ids)
         # Split into each request's raw JSON, decoded only when its turn comes: decoding a chunk
-        # of large params (tools, documents) at once would hold the event loop and memory.
-        params = RAW_PARAMS.decode(chunk.params)
+        # of large params (tools, documents) at once would hold the event loop and memory. A
+        # chunk read from its input file comes as the requests' lines, each decoded as it runs.
+        params: Sequence[msgspec.Raw | Line]
+        if isinstance(chunk.params, bytes):
+            params, in_lines = RAW_PARAMS.decode(chunk.params), False
+        else:
+            params, in_lines = chunk.params, True
         if chunk.batch_status == "canceling":
             self._canceling.add(chunk.batch_id)
         pending = [i for i in range(len(custom_ids)) if i not in chunk.done_indices]
@@ -505,7 +515,9 @@ class Engine:
                 if unstarted is not None:
                     result: Finished | BackendCall = unstarted(custom_id)
                 elif chunk.endpoint is not None:
-                    result = self._openai_at_once(chunk.endpoint, custom_id, params[index])
+                    result = self._openai_at_once(
+                        chunk.endpoint, custom_id, params[index], in_lines
+                    )
                 else:
                     result = self._answer_at_once(custom_id, params[index])
                 if isinstance(result, BackendCall):
@@ -596,25 +608,25 @@ class Engine:
         )
 
     def _openai_at_once(
-        self, endpoint: str, custom_id: str, raw: msgspec.Raw
+        self, endpoint: str, custom_id: str, raw: msgspec.Raw | Line, in_line: bool
     ) -> Finished | BackendCall:
-        """The same for a request of an OpenAI batch (engine/openai_requests.py)."""
+        """The same for a request of an OpenAI batch (engine/openai_requests.py): its body, or
+        (`in_line`) its line of the input file."""
         route_name = ""
         try:
             # The common shape of a chat request, answered in line, skips the translation's
             # dicts, as Messages params of that shape do (_answer_at_once).
-            simple = (
-                decode_simple_chat(raw, DEFAULT_MAX_TOKENS)
-                if endpoint == CHAT_COMPLETIONS and self._router.answers_any_at_once
-                else None
-            )
+            simple = None
+            if endpoint == CHAT_COMPLETIONS and self._router.answers_any_at_once:
+                decode = decode_simple_chat_line if in_line else decode_simple_chat
+                simple = decode(raw, DEFAULT_MAX_TOKENS)
             if simple is not None:
                 route = self._router.route_for(simple.model)
                 if route.answer_at_once is not None:
                     route_name = route.config.model
                     answer = route.answer_at_once.reply_chat_simple(simple)
                     return _openai_succeeded(custom_id, answer, simple.model, route_name)
-            request = OpenAIRequest.decode(endpoint, raw)
+            request = OpenAIRequest.decode(endpoint, body_of(raw) if in_line else raw)
             route = self._router.route_for(request.model)
             if route.answer_at_once is None:
                 return BackendCall(custom_id, request.body, route, request)
@@ -626,7 +638,9 @@ class Engine:
         except Exception:
             return self._internal_error(custom_id, route_name, openai=True)
 
-    def _answer_at_once(self, custom_id: str, params: msgspec.Raw) -> Finished | BackendCall:
+    def _answer_at_once(
+        self, custom_id: str, params: bytes | memoryview | msgspec.Raw
+    ) -> Finished | BackendCall:
         """The request's result when it takes no waiting (invalid, or answered in line by its
         route), else the call to await."""
         route_name = ""

@@ -265,8 +265,17 @@ class _Body(msgspec.Struct):
 _BODY = msgspec.json.Decoder(_Body)
 
 
-def request_bodies(lines: bytes) -> bytes:
-    """The JSON array of the bodies of whole request lines (blank lines skipped), as a chunk's
-    params hold them: what a chunk that refers to its input file's lines reads there."""
-    bodies = [_BODY.decode(line).body for line in lines_of([lines]) if not _is_blank(line)]
-    return b"[" + b",".join(bodies) + b"]"
+def request_lines(spans: Iterable[bytes]) -> list[Line]:
+    """The request lines (blank lines skipped) in spans of a file's pieces: the requests of a
+    chunk that refers to its input file's lines, each one's params its line's body."""
+    return [line for line in lines_of(spans) if not _is_blank(line)]
+
+
+def body_of(line: Line) -> msgspec.Raw:
+    """The body of a request line the upload checked."""
+    return _BODY.decode(line).body
+
+
+def params_array(lines: Iterable[Line]) -> bytes:
+    """The bodies of request lines as the JSON array a chunk's params are stored as."""
+    return b"[" + b",".join(map(body_of, lines)) + b"]"

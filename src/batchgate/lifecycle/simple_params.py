@@ -43,7 +43,7 @@ class SimpleParams(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 _decode = msgspec.json.Decoder(SimpleParams).decode
 
 
-def decode_simple_params(raw_params: bytes | msgspec.Raw) -> SimpleParams | None:
+def decode_simple_params(raw_params: bytes | memoryview | msgspec.Raw) -> SimpleParams | None:
     """The params as SimpleParams when they have that shape and are valid; None otherwise."""
     try:
         return _decode(raw_params)
@@ -65,11 +65,19 @@ class SimpleChat(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     top_p: UnitInterval | UnsetType | None = UNSET
 
 
+class SimpleChatLine(msgspec.Struct, gc=False):
+    """A request line of an OpenAI batch's input file, its body a SimpleChat (its other keys
+    the upload checked)."""
+
+    body: SimpleChat
+
+
 _decode_chat = msgspec.json.Decoder(SimpleChat).decode
+_decode_chat_line = msgspec.json.Decoder(SimpleChatLine).decode
 
 
 def decode_simple_chat(
-    raw_body: bytes | msgspec.Raw, default_max_tokens: int
+    raw_body: bytes | memoryview | msgspec.Raw, default_max_tokens: int
 ) -> SimpleParams | None:
     """A chat completions body of the common shape as the SimpleParams it translates to; None
     for any other body (which takes the translation's general path)."""
@@ -77,6 +85,21 @@ def decode_simple_chat(
         chat = _decode_chat(raw_body)
     except msgspec.DecodeError:
         return None
+    return _translated(chat, default_max_tokens)
+
+
+def decode_simple_chat_line(
+    raw_line: bytes | memoryview | msgspec.Raw, default_max_tokens: int
+) -> SimpleParams | None:
+    """decode_simple_chat of a request line's body, in the one pass over the line."""
+    try:
+        chat = _decode_chat_line(raw_line).body
+    except msgspec.DecodeError:
+        return None
+    return _translated(chat, default_max_tokens)
+
+
+def _translated(chat: SimpleChat, default_max_tokens: int) -> SimpleParams | None:
     system: list[str] = []
     turns: list[SimpleMessage] = []
     for message in chat.messages:

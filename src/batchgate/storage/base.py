@@ -4,7 +4,8 @@ Requests are stored in *chunks*: a run of up to `chunk_size` consecutive request
 as two JSON arrays (custom_ids and params). An OpenAI batch made from a clean input file
 (storage/openai_tables.py) keeps no params: each chunk names the byte range of its requests' lines
 in the file's stored pieces, whose bodies are the params, read from there whenever the chunk is read
-(leased, retried, shown); the create reads and copies nothing. Workers lease whole chunks, and write
+(leased, as the lines themselves, each body decoded as the engine runs it; retried, shown, as the
+params array); the create reads and copies nothing. Workers lease whole chunks, and write
 their results back as *parts*: blobs of finished JSONL result lines plus the indices they cover,
 each part committed together with the batch's counters. A chunk whose worker died is leased again
 and only the indices not yet in a part are run, so each request ends exactly once.
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from batchgate.lifecycle.openai_input import Line
 from batchgate.storage.migrations import SchemaStatus
 from batchgate.storage.openai_tables import FileRow, InputLines, OpenAIBatchRow
 
@@ -207,7 +209,9 @@ class LeasedChunk:
     workspace: str
     chunk_no: int
     custom_ids: bytes
-    params: bytes
+    # The JSON array of the requests' params; or, for a chunk read from its input file's lines,
+    # those lines (each request's params are its line's body).
+    params: bytes | Sequence[Line]
     batch_status: str
     expires_at: float
     done_indices: frozenset[int]

@@ -39,6 +39,7 @@ from batchgate.lifecycle.events import (
     PROGRESS,
     has_event,
 )
+from batchgate.lifecycle.openai_input import Line, params_array
 from batchgate.storage import openai_tables
 from batchgate.storage.base import (
     EVERY_BATCH,
@@ -428,6 +429,8 @@ class PostgresStore:
                     return
                 chunk_no, custom_ids, result_lines, *requests = row
                 params = _params(db, *requests)
+                if not isinstance(params, bytes):
+                    params = params_array(params)
             yield StoredChunk(custom_ids, params, result_lines)
 
     def last_part_position(self, batch_id: str) -> int:
@@ -1088,8 +1091,9 @@ def _drop_contents(db: psycopg.Connection[TupleRow], batch_ids: list[str]) -> No
 
 def _params(
     db: psycopg.Connection[TupleRow], params: bytes, file_id: str | None, start: int, end: int
-) -> bytes:
+) -> bytes | list[Line]:
     """A chunk's params: stored, or read from the input file its chunk refers to."""
     if file_id is None:
         return params
-    return openai_tables.requests_in_file(db, "%s", file_id, start, end)
+    read = openai_tables.substr_reader(db, "%s")
+    return openai_tables.requests_in_file(db, "%s", file_id, start, end, read)

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from batchgate.lifecycle.events import ARCHIVED, CANCELING, CREATED, DELETED, ENDED, PROGRESS
+from batchgate.lifecycle.openai_input import Line, params_array
 from batchgate.storage import openai_tables
 from batchgate.storage.base import (
     EVERY_BATCH,
@@ -110,11 +111,26 @@ def _retry(row: tuple[object, ...]) -> RetryRow:
 
 def _params(
     db: sqlite3.Connection, params: bytes, file_id: str | None, start: int, end: int
-) -> bytes:
+) -> bytes | list[Line]:
     """A chunk's params: stored, or read from the input file its chunk refers to."""
     if file_id is None:
         return params
-    return openai_tables.requests_in_file(db, "?", file_id, start, end)
+    return openai_tables.requests_in_file(db, "?", file_id, start, end, _span_reader(db))
+
+
+def _span_reader(db: sqlite3.Connection) -> openai_tables.SpanReader:
+    """Reads a piece's span in place (incremental blob I/O): substr() would first load the
+    whole piece, 4 MB, to copy a part of it."""
+
+    def read(file_id: str, piece: int, low: int, high: int) -> bytes:
+        [(rowid,)] = db.execute(
+            "SELECT rowid FROM file_pieces WHERE file_id = ? AND piece = ?", (file_id, piece)
+        ).fetchall()
+        with db.blobopen("file_pieces", "data", rowid, readonly=True) as blob:
+            blob.seek(low)
+            return blob.read(high - low)
+
+    return read
 
 
 def _drop_requests(db: sqlite3.Connection, batch_id: str) -> None:
@@ -456,6 +472,8 @@ class SQLiteStore:
                 return
             chunk_no, custom_ids, *requests = row
             params = _params(self._reader, *requests)
+            if not isinstance(params, bytes):
+                params = params_array(params)
             parts = self._reader.execute(
                 "SELECT lines FROM results WHERE batch_id = ? AND chunk_no = ? ORDER BY part",
                 (batch_id, chunk_no),
