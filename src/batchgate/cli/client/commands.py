@@ -26,7 +26,6 @@ from batchgate.cli.client.extensions import (
     list_filters,
 )
 from batchgate.cli.client.failures import (
-    EXIT_INTERRUPTED,
     EXIT_LINES_SKIPPED,
     CommandFailure,
     exit_code_for,
@@ -54,7 +53,7 @@ from batchgate.cli.client.retry_filters import (
     openai_filters,
 )
 from batchgate.cli.client.submission import Waiting, see_through, submit_requests, suggest_retry
-from batchgate.cli.client.watch import watch_until_ended
+from batchgate.cli.client.watch import follow_status, message_batches
 from batchgate.cli.help import add_command
 
 if TYPE_CHECKING:
@@ -216,14 +215,7 @@ def status(
     client = connect(base_url, api_key)
     batch = client.messages.batches.retrieve(batch_id)
     if wait:
-        try:
-            [batch] = watch_until_ended(client, [batch], interval)
-        except KeyboardInterrupt:
-            tell(
-                f"Stopped watching; {batch.id} keeps running."
-                f" Resume with: batchgate status {batch.id} --wait"
-            )
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+        batch = follow_status(message_batches(client), batch, interval)
     if as_json:
         print_json(batch_json(batch))
     else:

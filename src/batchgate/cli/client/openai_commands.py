@@ -27,7 +27,7 @@ from batchgate.cli.client.openai_batches import (
 from batchgate.cli.client.results import ResultType, open_output
 from batchgate.cli.client.retry_filters import OpenAIRetryFilters
 from batchgate.cli.client.submission import Waiting
-from batchgate.cli.client.watch import follow_until_ended
+from batchgate.cli.client.watch import follow_status, follow_until_ended
 
 PAGE_SIZE_MAX = 100  # the most OpenAI's list takes a page
 
@@ -43,14 +43,7 @@ def show_status(
     client = openai_client(base_url, api_key)
     batch = client.batches.retrieve(batch_id)
     if wait:
-        try:
-            [batch] = follow_until_ended(watched(client), [batch], interval)
-        except KeyboardInterrupt:
-            tell(
-                f"Stopped watching; {batch.id} keeps running."
-                f" Resume with: batchgate status {batch.id} --wait"
-            )
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+        batch = follow_status(watched(client), batch, interval)
     if as_json:
         print_json(batch_json(batch))
     else:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+import typer
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.padding import Padding
 from rich.progress import Progress, Task, TaskID
@@ -14,9 +15,10 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from batchgate.cli.client.consoles import stderr_console
+from batchgate.cli.client.consoles import stderr_console, tell
 from batchgate.cli.client.display import outcome_counts, total_requests
 from batchgate.cli.client.event_feed import event_feed
+from batchgate.cli.client.failures import EXIT_INTERRUPTED
 
 if TYPE_CHECKING:
     import anthropic
@@ -161,6 +163,21 @@ def watch_until_ended(
 ) -> list[MessageBatch]:
     """Message Batches watched until they end (`follow_until_ended`)."""
     return follow_until_ended(message_batches(client), batches, interval)
+
+
+def follow_status(api: Watched[Batch], batch: Batch, interval: float) -> Batch:
+    """`batchgate status --wait`: one batch followed until it ends; Ctrl-C leaves it running
+    and says how to come back to it."""
+    try:
+        [ended] = follow_until_ended(api, [batch], interval)
+    except KeyboardInterrupt:
+        batch_id = api.batch_id(batch)
+        tell(
+            f"Stopped watching; {batch_id} keeps running."
+            f" Resume with: batchgate status {batch_id} --wait"
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    return ended
 
 
 def follow_until_ended(
