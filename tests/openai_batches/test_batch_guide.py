@@ -1,6 +1,7 @@
 """OpenAI's batch guide, run as a user runs it, with the unmodified `openai` SDK: upload a file
 of requests, create the batch, poll it, download its output and error files; cancel; list."""
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,6 +88,11 @@ def test_a_cancelled_batch_ends_its_unstarted_requests_as_batch_cancelled(
         input_file_id=input_file.id, endpoint="/v1/chat/completions", completion_window="24h"
     )
 
+    # Once the engine runs its requests: a cancel before it took any ends the batch at once.
+    deadline = time.monotonic() + 20
+    while not getattr(client.batches.retrieve(created.id).request_counts, "completed", 0):
+        assert time.monotonic() < deadline, "the batch never started"
+        time.sleep(0.05)
     cancelling = client.batches.cancel(created.id)
     assert cancelling.status == "cancelling" and cancelling.cancelling_at is not None
     batch = wait_until_done(client, created.id)
