@@ -2,6 +2,7 @@
 (engine/gc_pacing.py)."""
 
 import gc
+import sys
 import time
 import weakref
 from collections.abc import Iterator
@@ -99,21 +100,24 @@ def test_growth_is_collected_once_it_reaches_the_target_and_not_before(
     collections: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Requests in flight hold objects that live: below the target they are never walked; past
-    it, whatever holds them, a full collection comes without waiting for the periodic count."""
-    monkeypatch.setattr(gc_pacing, "COUNT_SECONDS", 100)
+    it, whatever holds them, a full collection comes at the next count."""
     monkeypatch.setattr(gc_pacing, "GROWTH_RATIO", 0)
-    monkeypatch.setattr(gc_pacing, "MIN_GROWTH", 50_000)
+    monkeypatch.setattr(gc_pacing, "MIN_GROWTH", 200_000)
     pacer = CollectionPacer()
     pacer.start()
     try:
-        in_flight = [[index] for index in range(20_000)]
-        time.sleep(0.3)  # thirty freezes, the growth counted
+        blocks = sys.getallocatedblocks()
+        in_flight = [[index] for index in range(1000, 21_000)]
+        grown_below = sys.getallocatedblocks() - blocks
+        time.sleep(0.3)  # thirty freezes, three counts
         walked_below_the_target = 2 in collections
-        more = [[index] for index in range(60_000)]
+        more = [[index] for index in range(1000, 101_000)]
+        grown_past = sys.getallocatedblocks() - blocks
         deadline = time.monotonic() + 5
         while 2 not in collections and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:
         pacer.stop()
+    assert grown_below < gc_pacing.MIN_GROWTH < grown_past
     assert not walked_below_the_target
-    assert 2 in collections and len(in_flight) + len(more) == 80_000
+    assert 2 in collections and len(in_flight) + len(more) == 120_000

@@ -18,21 +18,21 @@ objects wait for a full collection, which unfreezes everything, collects, and fr
 left. That one walks the whole process (half a second at 1,024 requests in flight, a second at
 4,096, on a slow 2-core machine), while the requests leave next to no cycles behind (under one
 object a request, measured: docs/benchmarks.md). So it is paced as Go paces its collector
-(GOGC=100): it comes once the frozen objects have grown by as many as the last one left
-(GROWTH_RATIO) and by MIN_GROWTH at least, so that thousands of requests in flight are never a
-reason to walk them, an idle server is never walked, and a stream of cycles (errored requests'
-tracebacks) is collected before it outgrows what is alive.
+(GOGC=100), by the heap: it comes once the interpreter's allocated blocks have grown by as many
+as the last one left (GROWTH_RATIO) and by MIN_GROWTH at least, so that thousands of requests in
+flight are never a reason to walk them, an idle server is never walked, and a stream of cycles
+(errored requests' tracebacks), which holds blocks too, is collected before it outgrows what is
+alive.
 
-Counting the frozen objects walks their list (about 7 ms for 900,000), so they are counted only
-when that growth may have been reached, by the youngest generation's counts before each freeze
-(allocations minus deallocations, which never falls below zero: it can only overstate the
-growth), and once every COUNT_SECONDS (a burst that set off a young collection is counted
-nowhere else).
+The heap is measured by `sys.getallocatedblocks()`, every COUNT_SECONDS: it adds up the memory
+pools' counts (0.3 ms for two million blocks). Counting the frozen objects instead walks their
+list, which holds the GIL for about 100 ms at 4,096 requests in flight: every API request waits.
 
 Every collection's pause is timed for `batchgate_gc_pause_seconds`.
 """
 
 import gc
+import sys
 import threading
 import time
 from collections import deque
@@ -44,11 +44,11 @@ from batchgate.observability import metrics
 # two freezes (a large create decoded on the API's thread).
 GC_YOUNGEST_THRESHOLD = 100_000
 FREEZE_SECONDS = 0.05
-COUNT_SECONDS = 60.0
-# A full collection once the frozen objects grew by GROWTH_RATIO times what the last one left,
-# and by MIN_GROWTH at least: about what 7,000 requests in flight hold.
+COUNT_SECONDS = 0.5
+# A full collection once the allocated blocks grew by GROWTH_RATIO times what the last one left,
+# and by MIN_GROWTH at least: about what 5,000 requests in flight hold (~470 blocks each).
 GROWTH_RATIO = 1.0
-MIN_GROWTH = 1_000_000
+MIN_GROWTH = 2_500_000
 
 
 class CollectionPacer:
@@ -97,26 +97,19 @@ class CollectionPacer:
             metrics.GC_PAUSES.labels(str(generation)).observe(seconds)
 
     def _run(self) -> None:
-        frozen = gc.get_freeze_count()
-        collect_at = _full_collection_target(frozen)
-        # At least how many tracked objects were allocated and not freed since they were counted.
-        grown = 0
+        collect_at = _full_collection_target(sys.getallocatedblocks())
         next_count = time.monotonic() + COUNT_SECONDS
         while not self._stopped.wait(FREEZE_SECONDS):
-            grown += gc.get_count()[0]
             gc.freeze()
-            if frozen + grown >= collect_at or time.monotonic() >= next_count:
-                frozen = gc.get_freeze_count()
-                grown = 0
+            if time.monotonic() >= next_count:
                 next_count = time.monotonic() + COUNT_SECONDS
-                if frozen >= collect_at:
+                if sys.getallocatedblocks() >= collect_at:
                     gc.unfreeze()
                     gc.collect()
                     gc.freeze()
-                    frozen = gc.get_freeze_count()
-                    collect_at = _full_collection_target(frozen)
+                    collect_at = _full_collection_target(sys.getallocatedblocks())
             self._observe_pauses()
 
 
-def _full_collection_target(frozen: int) -> int:
-    return frozen + max(int(frozen * GROWTH_RATIO), MIN_GROWTH)
+def _full_collection_target(blocks: int) -> int:
+    return blocks + max(int(blocks * GROWTH_RATIO), MIN_GROWTH)
