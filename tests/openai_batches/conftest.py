@@ -2,12 +2,14 @@
 pointed at them (`base_url=…/v1`, as OPENAI_BASE_URL would)."""
 
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import openai
+import psycopg
 import pytest
 from openai.types import Batch
 
@@ -44,6 +46,18 @@ def start_on_store(
     yield start
     for server in started:
         server.stop()
+
+
+def database_rows(server: Server, query: str) -> list[tuple[object, ...]]:
+    """Runs `query` on the server's database, either store: to let time pass for files by
+    moving their expiry into the past, or to see what is stored of them."""
+    url = server.env["BATCHGATE_DATABASE_URL"]
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+            return db.execute(query).fetchall()
+    with psycopg.connect(url, autocommit=True) as pg:
+        cursor = pg.execute(query)
+        return cursor.fetchall() if cursor.description else []
 
 
 def openai_client(server: Server, api_key: str = KEY) -> openai.OpenAI:

@@ -4,20 +4,19 @@ expired file is 404 at once and deleted, bytes and all, by the engine's housekee
 once no batch's requests refer to them). The
 model of a batch and its timestamps, as the SDK's Batch type reads them."""
 
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import openai
-import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import Server
 from openai_batches.conftest import (
     chat_line,
+    database_rows,
     jsonl,
     openai_client,
     wait_until_done,
@@ -27,18 +26,6 @@ from openai_batches.conftest import (
 HOUR = 3600
 THIRTY_DAYS = 30 * 24 * HOUR
 IN_FLIGHT = "batchgate_requests_in_flight"
-
-
-def _database(server: Server, query: str) -> list[tuple[object, ...]]:
-    """Runs `query` on the server's database, either store: here, to let time pass for files
-    by moving their expiry into the past, and to see what is left of them."""
-    url = server.env["BATCHGATE_DATABASE_URL"]
-    if url.startswith("sqlite:///"):
-        with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
-            return db.execute(query).fetchall()
-    with psycopg.connect(url, autocommit=True) as pg:
-        cursor = pg.execute(query)
-        return cursor.fetchall() if cursor.description else []
 
 
 def _upload(client: openai.OpenAI, path: Path, **extra: object) -> openai.types.FileObject:
@@ -59,7 +46,7 @@ def test_an_uploaded_file_expires_and_is_deleted_with_its_bytes(
     assert expiring.expires_at == expiring.created_at + HOUR
     assert client.files.retrieve(expiring.id).expires_at == expiring.expires_at
 
-    _database(
+    database_rows(
         server, f"UPDATE files SET expires_at = expires_at - {2 * HOUR} WHERE id = '{expiring.id}'"
     )
     with pytest.raises(openai.NotFoundError):
@@ -67,10 +54,11 @@ def test_an_uploaded_file_expires_and_is_deleted_with_its_bytes(
     with pytest.raises(openai.NotFoundError):
         client.files.content(expiring.id)
     deadline = time.monotonic() + 10
-    while _database(server, f"SELECT id FROM files WHERE id = '{expiring.id}'"):
+    while database_rows(server, f"SELECT id FROM files WHERE id = '{expiring.id}'"):
         assert time.monotonic() < deadline, "housekeeping did not delete the expired file"
         time.sleep(0.1)
-    assert _database(server, f"SELECT piece FROM file_pieces WHERE file_id = '{expiring.id}'") == []
+    pieces = f"SELECT piece FROM file_pieces WHERE file_id = '{expiring.id}'"
+    assert database_rows(server, pieces) == []
     assert [file.id for file in client.files.list()] == [kept.id]
     assert client.files.content(kept.id).read() == path.read_bytes()
 
@@ -101,7 +89,7 @@ def test_a_batch_runs_to_its_end_when_its_input_file_goes_meanwhile(
         input_file_id=input_file.id, endpoint="/v1/chat/completions", completion_window="24h"
     )
     if gone == "expired":
-        _database(
+        database_rows(
             server,
             f"UPDATE files SET expires_at = expires_at - {THIRTY_DAYS + HOUR}"
             f" WHERE id = '{input_file.id}'",
@@ -109,7 +97,7 @@ def test_a_batch_runs_to_its_end_when_its_input_file_goes_meanwhile(
     else:
         client.files.delete(input_file.id)
     deadline = time.monotonic() + 10
-    while _database(server, f"SELECT id FROM files WHERE id = '{input_file.id}'"):
+    while database_rows(server, f"SELECT id FROM files WHERE id = '{input_file.id}'"):
         assert time.monotonic() < deadline, "housekeeping did not delete the expired file"
         time.sleep(0.1)
     with pytest.raises(openai.NotFoundError):
@@ -117,7 +105,7 @@ def test_a_batch_runs_to_its_end_when_its_input_file_goes_meanwhile(
     assert input_file.id not in [file.id for file in client.files.list()]
     pieces = f"SELECT piece FROM file_pieces WHERE file_id = '{input_file.id}'"
     # The batch's chunks refer to the file's lines: its bytes stay while they do.
-    assert _database(server, pieces) != []
+    assert database_rows(server, pieces) != []
     running = client.batches.retrieve(created.id)
     # The file went while the batch still had requests to run.
     assert running.status == "in_progress"
@@ -130,18 +118,18 @@ def test_a_batch_runs_to_its_end_when_its_input_file_goes_meanwhile(
     answered = jsonl(client.files.content(batch.output_file_id).text)
     assert sorted(line["custom_id"] for line in answered) == sorted(f"r{i}" for i in range(30))
     assert batch.input_file_id == input_file.id
-    assert _database(server, pieces) != []
+    assert database_rows(server, pieces) != []
     # Once the batch's requests go (archived past the retention), the file's bytes go too.
-    _database(
+    database_rows(
         server,
         f"UPDATE batches SET created_at = created_at - {THIRTY_DAYS} WHERE id = '{batch.id}'",
     )
     deadline = time.monotonic() + 10
-    while _database(server, pieces):
+    while database_rows(server, pieces):
         assert time.monotonic() < deadline, "housekeeping did not archive the batch"
         time.sleep(0.1)
     lines_row = f"SELECT file_id FROM input_file_lines WHERE file_id = '{input_file.id}'"
-    assert _database(server, lines_row) == []
+    assert database_rows(server, lines_row) == []
 
 
 @pytest.mark.parametrize(
@@ -186,7 +174,7 @@ def test_a_batch_with_output_expires_after_gives_its_files_that_expiry(
     # and it comes late here, as a client's may.
     deadline = time.monotonic() + 60
     query = f"SELECT ended_at FROM batches WHERE id = '{created.id}'"
-    while (ended_at := _database(server, query)[0][0]) is None:
+    while (ended_at := database_rows(server, query)[0][0]) is None:
         assert time.monotonic() < deadline, "the batch did not end"
         time.sleep(0.1)
     time.sleep(1.5)
@@ -199,7 +187,7 @@ def test_a_batch_with_output_expires_after_gives_its_files_that_expiry(
         assert file.expires_at == int(ended_at + 2 * HOUR)  # type: ignore[operator]
 
     output = batch.output_file_id
-    _database(
+    database_rows(
         server, f"UPDATE files SET expires_at = expires_at - {3 * HOUR} WHERE id = '{output}'"
     )
     with pytest.raises(openai.NotFoundError):

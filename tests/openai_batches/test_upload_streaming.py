@@ -1,16 +1,16 @@
 """An upload is stored piece by piece as it arrives: a multi-piece file comes back whole, and an
-upload that ends midway (the client gone, or the file over the limit) leaves nothing stored."""
+upload that ends midway (the client gone, or the file over the limit) leaves nothing stored. On
+either store: each commits and deletes the pieces its own way."""
 
 import http.client
 import json
 import socket
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from conftest import KEY, Server
-from openai_batches.conftest import chat_line, openai_client
+from openai_batches.conftest import chat_line, database_rows, openai_client
 
 BOUNDARY = "streaming-test-boundary"
 # Past one 4 MB piece, and short of two: the upload stores its first piece before the end.
@@ -36,9 +36,8 @@ def _form_head() -> bytes:
 
 
 def _stored_pieces(server: Server) -> int:
-    with sqlite3.connect(server.database) as db:
-        [(count,)] = db.execute("SELECT count(*) FROM file_pieces").fetchall()
-    return int(count)
+    [(count,)] = database_rows(server, "SELECT count(*) FROM file_pieces")
+    return int(count)  # type: ignore[call-overload]
 
 
 def _wait_for(condition: Callable[[], bool]) -> None:
@@ -57,9 +56,9 @@ def _request_head(server: Server, headers: str) -> bytes:
 
 
 def test_a_file_of_several_pieces_comes_back_whole(
-    tmp_path: Path, start_server: Callable[..., Server]
+    tmp_path: Path, start_on_store: Callable[..., Server]
 ) -> None:
-    client = openai_client(start_server())
+    client = openai_client(start_on_store())
     content = _file(9_000_000)
     path = tmp_path / "in.jsonl"
     path.write_bytes(content)
@@ -75,9 +74,9 @@ def test_a_file_of_several_pieces_comes_back_whole(
 
 
 def test_an_upload_the_client_abandons_midway_leaves_nothing_stored(
-    start_server: Callable[..., Server],
+    start_on_store: Callable[..., Server],
 ) -> None:
-    server = start_server()
+    server = start_on_store()
     content = _file(FILE_BYTES)
     body = _form_head() + content + f"\r\n--{BOUNDARY}--\r\n".encode()
     with socket.create_connection(("127.0.0.1", server.port)) as connection:
@@ -92,10 +91,10 @@ def test_an_upload_the_client_abandons_midway_leaves_nothing_stored(
 
 
 def test_a_file_found_over_the_limit_as_it_arrives_is_refused_and_nothing_kept(
-    start_server: Callable[..., Server],
+    start_on_store: Callable[..., Server],
 ) -> None:
     limit = 5_000_000
-    server = start_server(openai_max_file_bytes=str(limit))
+    server = start_on_store(openai_max_file_bytes=str(limit))
     content = _form_head() + _file(FILE_BYTES)
     with socket.create_connection(("127.0.0.1", server.port)) as connection:
         # Sent in chunks of unknown total length: only the bytes themselves tell the size.
@@ -112,9 +111,9 @@ def test_a_file_found_over_the_limit_as_it_arrives_is_refused_and_nothing_kept(
 
 
 def test_a_body_that_ends_inside_its_file_part_is_refused_and_nothing_kept(
-    start_server: Callable[..., Server],
+    start_on_store: Callable[..., Server],
 ) -> None:
-    server = start_server()
+    server = start_on_store()
     body = _form_head() + _file(FILE_BYTES)  # no closing boundary: the file part never ends
     with socket.create_connection(("127.0.0.1", server.port)) as connection:
         connection.sendall(_request_head(server, f"Content-Length: {len(body)}\r\n") + body)

@@ -1,15 +1,23 @@
 """The "Retry failed" forms in Chromium: choosing what a retry takes, on a Message Batch's page
-(result types, error types) and on an OpenAI batch's (status codes and classes, error types,
-cancelled and expired); bad values are a 400 page that creates nothing. The dashboard's server
+(result types, error types; the canceled ones of a batch whose failures are all canceled) and on
+an OpenAI batch's (status codes and classes, error types, cancelled and expired); bad values are
+a 400 page that creates nothing. The dashboard's server
 fails a third of the requests with invalid_request_error (an OpenAI line's 400)."""
 
+import itertools
 import json
 import re
+import sqlite3
+import time
 
+import anthropic
 import openai
+import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 
-from conftest import wait_until_ended
+from batchgate.backends.simulator import Simulator
+from batchgate.errors import RequestError
+from conftest import simple_request, wait_until_ended
 from openai_batches.conftest import chat_line, wait_until_done
 from web.conftest import Dashboard, Screenshots, sign_in
 
@@ -142,3 +150,77 @@ def test_a_message_batchs_retry_form_chooses_by_result_and_error_type(
     child = client.messages.batches.retrieve(page.url.rsplit("/", 1)[-1])
     counts = child.request_counts
     assert counts.processing + counts.succeeded + counts.errored == errored
+
+
+def _never_failing(count: int, prefix: str) -> list[dict[str, object]]:
+    """Requests that the dashboard's simulator answers (it fails a request by its params' hash)."""
+    simulator = Simulator(fault_rate=0.3, fault_types=("invalid_request_error",))
+    requests: list[dict[str, object]] = []
+    for i in itertools.count():
+        request = simple_request(f"{prefix}-{i}", f"Question {i}")
+        try:
+            simulator.reply(request["params"])  # type: ignore[arg-type]
+        except RequestError:
+            continue
+        requests.append(request)
+        if len(requests) == count:
+            return requests
+    raise AssertionError("unreachable")
+
+
+def test_a_batch_whose_failed_requests_are_all_canceled_offers_their_retry(
+    page: Page, dashboard: Dashboard
+) -> None:
+    client = dashboard.client()
+    requests = _never_failing(400, "stopped")
+    batch_id = client.messages.batches.create(requests=requests).id  # type: ignore[arg-type]
+    client.messages.batches.cancel(batch_id)
+    counts = wait_until_ended(client, batch_id).request_counts
+    assert (counts.errored, counts.expired) == (0, 0) and counts.canceled
+    # The API's default retry takes none of them; one of the canceled results retries them.
+    with pytest.raises(anthropic.BadRequestError, match="has a result to retry"):
+        client.post(f"/v1/messages/batches/{batch_id}/retry", cast_to=object)
+
+    sign_in(page, dashboard, dashboard.viewer)
+    page.goto(f"{dashboard.url}/batches/{batch_id}")
+    expect(page.get_by_test_id("status")).to_have_text("ended")
+    expect(page.get_by_role("button", name=re.compile("^Retry"))).to_have_count(0)
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, dashboard, dashboard.blue)
+    page.goto(f"{dashboard.url}/batches/{batch_id}")
+    page.get_by_text("Choose what to retry").click()
+    expect(_box(page, "canceled")).to_be_checked()
+    expect(_box(page, "errored")).not_to_be_checked()
+    expect(_box(page, "expired")).not_to_be_checked()
+    page.get_by_role("button", name=f"Retry failed ({counts.canceled} requests)").click()
+    expect(page.locator(".lineage")).to_contain_text(f"Retry of {batch_id}")
+    child = wait_until_ended(client, page.url.rsplit("/", 1)[-1])
+    assert child.request_counts.succeeded == counts.canceled
+
+
+def test_a_batch_without_failed_requests_offers_no_retry(page: Page, dashboard: Dashboard) -> None:
+    client = dashboard.client()
+    requests = _never_failing(5, "fine")
+    batch_id = client.messages.batches.create(requests=requests).id  # type: ignore[arg-type]
+    assert wait_until_ended(client, batch_id).request_counts.succeeded == 5
+    sign_in(page, dashboard, dashboard.blue)
+    page.goto(f"{dashboard.url}/batches/{batch_id}")
+    expect(page.get_by_test_id("status")).to_have_text("ended")
+    expect(page.get_by_role("button", name=re.compile("^Delete"))).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile("^Retry"))).to_have_count(0)
+
+
+def test_an_archived_batch_offers_no_retry(page: Page, dashboard: Dashboard) -> None:
+    client = dashboard.client()
+    batch_id = dashboard.create(30, "archived")
+    assert wait_until_ended(client, batch_id).request_counts.errored
+    # Past retention its requests are gone (here, only the mark is set): the API finds none.
+    with sqlite3.connect(dashboard.server.database) as db:
+        db.execute("UPDATE batches SET archived_at = ? WHERE id = ?", (time.time(), batch_id))
+    with pytest.raises(anthropic.NotFoundError, match="archived"):
+        client.post(f"/v1/messages/batches/{batch_id}/retry", cast_to=object)
+    sign_in(page, dashboard, dashboard.blue)
+    page.goto(f"{dashboard.url}/batches/{batch_id}")
+    expect(page.get_by_text("Results archived")).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile("^Retry"))).to_have_count(0)

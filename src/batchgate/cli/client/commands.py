@@ -32,7 +32,7 @@ from batchgate.cli.client.failures import (
     refuse_options,
     reports_failures,
 )
-from batchgate.cli.client.live_list import watch_list
+from batchgate.cli.client.live_list import Listing, watch_list
 from batchgate.cli.client.openai_batches import is_openai_batch
 from batchgate.cli.client.openai_submit import is_openai_file, submit_openai_file
 from batchgate.cli.client.rejected_lines import load_valid_requests
@@ -53,7 +53,7 @@ from batchgate.cli.client.retry_filters import (
     openai_filters,
 )
 from batchgate.cli.client.submission import Waiting, see_through, submit_requests, suggest_retry
-from batchgate.cli.client.watch import follow_status, message_batches
+from batchgate.cli.client.watch import events_url, follow_status, message_batches
 from batchgate.cli.help import add_command
 
 if TYPE_CHECKING:
@@ -254,9 +254,9 @@ def list_batches(
 ) -> None:
     """List batches, newest first; --label and --status keep those that match (batchgate)."""
     if list_format == "openai":
-        given = {"--label": bool(label), "--status": status is not None, "--watch": watch}
+        given = {"--label": bool(label), "--status": status is not None}
         refuse_options("--format openai", given, "Message Batches")
-        openai_commands.list_batches(limit, show_all, as_json, base_url, api_key)
+        openai_commands.list_batches(limit, show_all, watch, interval, as_json, base_url, api_key)
         return
     client = connect(base_url, api_key)
 
@@ -269,10 +269,10 @@ def list_batches(
         return list(listing) if show_all else list(islice(listing, limit))
 
     if watch:
-        try:
-            watch_list(client, fetch, interval, as_json)
-        except KeyboardInterrupt:
-            raise typer.Exit(0) from None
+        listing = Listing(
+            fetch, batches_table, batch_json, events_url(client), dict(client.auth_headers)
+        )
+        watch_list(listing, interval, as_json)
     batches = fetch()
     if as_json:
         print_json([batch_json(batch) for batch in batches])

@@ -103,6 +103,11 @@ def _tally(batch: Batch) -> Tally:
     return Tally(total, done, outcome_counts(batch))
 
 
+def events_url(client: openai.OpenAI) -> str:
+    """batchgate's GET /v1/events under the `openai` SDK client's base URL (…/v1)."""
+    return f"{str(client.base_url).rstrip('/')}/events"
+
+
 def watched(client: openai.OpenAI) -> Watched[Batch]:
     """OpenAI batches as `--wait` watches them: woken by batchgate's events of them."""
     return Watched(
@@ -110,7 +115,7 @@ def watched(client: openai.OpenAI) -> Watched[Batch]:
         has_ended=has_ended,
         retrieve=client.batches.retrieve,
         tally=_tally,
-        events_url=f"{str(client.base_url).rstrip('/')}/events",
+        events_url=events_url(client),
         auth_headers=dict(client.auth_headers),
     )
 

@@ -1,22 +1,25 @@
-"""What `status`, `ls --format openai`, `cancel`, `results` and `retry` do with an OpenAI batch
-(cli/client/commands.py picks them by the id's prefix): the same options and output as for a
-Message Batch, through the `openai` SDK (cli/client/openai_batches.py)."""
+"""What `status`, `ls --format openai [--watch]`, `cancel`, `results` and `retry` do with an
+OpenAI batch (cli/client/commands.py picks them by the id's prefix): the same options and output
+as for a Message Batch, through the `openai` SDK (cli/client/openai_batches.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from batchgate.cli.client.consoles import stdout_console, tell
 from batchgate.cli.client.display import print_json
 from batchgate.cli.client.failures import EXIT_INTERRUPTED
+from batchgate.cli.client.live_list import Listing, watch_list
 from batchgate.cli.client.openai_batches import (
     batch_details,
     batch_json,
     batches_table,
+    events_url,
     exit_code,
     openai_client,
     retry,
@@ -28,6 +31,9 @@ from batchgate.cli.client.results import ResultType, open_output
 from batchgate.cli.client.retry_filters import OpenAIRetryFilters
 from batchgate.cli.client.submission import Waiting
 from batchgate.cli.client.watch import follow_status, follow_until_ended
+
+if TYPE_CHECKING:
+    from openai.types import Batch
 
 PAGE_SIZE_MAX = 100  # the most OpenAI's list takes a page
 
@@ -54,12 +60,27 @@ def show_status(
 
 
 def list_batches(
-    limit: int, show_all: bool, as_json: bool, base_url: str | None, api_key: str | None
+    limit: int,
+    show_all: bool,
+    watch: bool,
+    interval: float,
+    as_json: bool,
+    base_url: str | None,
+    api_key: str | None,
 ) -> None:
     client = openai_client(base_url, api_key)
-    # Iterating the SDK's page follows the next pages as needed.
-    listing = client.batches.list(limit=PAGE_SIZE_MAX if show_all else min(limit, PAGE_SIZE_MAX))
-    batches = list(listing) if show_all else list(islice(listing, limit))
+
+    def fetch() -> list[Batch]:
+        # Iterating the SDK's page follows the next pages as needed.
+        pages = client.batches.list(limit=PAGE_SIZE_MAX if show_all else min(limit, PAGE_SIZE_MAX))
+        return list(pages) if show_all else list(islice(pages, limit))
+
+    if watch:
+        listing = Listing(
+            fetch, batches_table, batch_json, events_url(client), dict(client.auth_headers)
+        )
+        watch_list(listing, interval, as_json)
+    batches = fetch()
     if as_json:
         print_json([batch_json(batch) for batch in batches])
     elif batches:
