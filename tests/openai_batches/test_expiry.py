@@ -132,6 +132,48 @@ def test_a_batch_runs_to_its_end_when_its_input_file_goes_meanwhile(
     assert database_rows(server, lines_row) == []
 
 
+def test_an_archived_batchs_output_and_error_files_go_with_its_results(
+    tmp_path: Path, start_on_store: Callable[..., Server]
+) -> None:
+    """Past the retention period a batch's results are archived: its output and error files,
+    made of them, are then 404 as an expired file is (the batch keeps their ids, as OpenAI's
+    keep those of expired files), and there is nothing left to retry."""
+    server = start_on_store(simulator_fault_rate="0.5")
+    client = openai_client(server)
+    lines = [chat_line(f"r{i}", f"Question {i}") for i in range(20)]
+    input_file = _upload(client, write_jsonl(tmp_path / "in.jsonl", lines))
+    created = client.batches.create(
+        input_file_id=input_file.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    batch = wait_until_done(client, created.id)
+    made = [batch.output_file_id, batch.error_file_id]
+    assert None not in made
+    assert jsonl(client.files.content(str(batch.error_file_id)).text)
+
+    database_rows(
+        server,
+        f"UPDATE batches SET created_at = created_at - {THIRTY_DAYS} WHERE id = '{batch.id}'",
+    )
+    archived = f"SELECT id FROM batches WHERE id = '{batch.id}' AND archived_at IS NOT NULL"
+    deadline = time.monotonic() + 10
+    while not database_rows(server, archived):
+        assert time.monotonic() < deadline, "housekeeping did not archive the batch"
+        time.sleep(0.1)
+
+    after = client.batches.retrieve(batch.id)
+    assert [after.output_file_id, after.error_file_id] == made
+    for file_id in made:
+        with pytest.raises(openai.NotFoundError):
+            client.files.retrieve(str(file_id))
+        with pytest.raises(openai.NotFoundError):
+            client.files.content(str(file_id))
+    assert not set(made) & {file.id for file in client.files.list()}
+    with pytest.raises(openai.NotFoundError, match="archived"):
+        client.post(f"/batches/{batch.id}/retry", cast_to=httpx.Response)
+    # The input file keeps its own expiry.
+    assert client.files.retrieve(input_file.id).id == input_file.id
+
+
 @pytest.mark.parametrize(
     ("expires_after", "param"),
     [

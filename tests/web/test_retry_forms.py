@@ -224,3 +224,31 @@ def test_an_archived_batch_offers_no_retry(page: Page, dashboard: Dashboard) -> 
     page.goto(f"{dashboard.url}/batches/{batch_id}")
     expect(page.get_by_text("Results archived")).to_be_visible()
     expect(page.get_by_role("button", name=re.compile("^Retry"))).to_have_count(0)
+
+
+def test_an_archived_openai_batch_offers_no_retry_nor_its_files(
+    page: Page, dashboard: Dashboard
+) -> None:
+    client = _openai(dashboard)
+    batch = _ended_openai_batch(client, "archived")
+    # Past retention its results, and so its output and error files, are gone (here the
+    # housekeeping archives it, made old).
+    with sqlite3.connect(dashboard.server.database) as db:
+        db.execute("UPDATE batches SET created_at = 0 WHERE id = ?", (batch.id,))
+    deadline = time.monotonic() + 10
+    while True:
+        with sqlite3.connect(dashboard.server.database) as db:
+            [(archived_at,)] = db.execute(
+                "SELECT archived_at FROM batches WHERE id = ?", (batch.id,)
+            ).fetchall()
+        if archived_at is not None:
+            break
+        assert time.monotonic() < deadline, "housekeeping did not archive the batch"
+        time.sleep(0.1)
+    with pytest.raises(openai.NotFoundError, match="archived"):
+        client.post(f"/batches/{batch.id}/retry", cast_to=object)
+    sign_in(page, dashboard, dashboard.blue)
+    page.goto(f"{dashboard.url}/openai/{batch.id}")
+    expect(page.get_by_test_id("archived")).to_contain_text("archived with its results")
+    expect(page.get_by_test_id("error-file")).to_have_count(0)
+    expect(page.get_by_role("button", name=re.compile("^Retry"))).to_have_count(0)

@@ -371,6 +371,10 @@ class OpenAIService:
         row, parent = await self.get_batch(owner, batch_id)
         if parent is None:
             raise WrongState(f"Batch {batch_id} has failed: it ran nothing to retry.")
+        if parent.archived_at is not None:
+            raise BatchNotFound(
+                f"The requests of batch {batch_id} were archived after the retention period."
+            )
         if parent.status != "ended":
             raise WrongState(
                 f"Batch {batch_id} is still {openai_status(parent)}; only ended batches can be"

@@ -312,6 +312,19 @@ def delete_expired_files(db: Connection, mark: str, now: float) -> int:
     return len(expired)
 
 
+def delete_output_files(db: Connection, mark: str, batch_ids: Sequence[str]) -> None:
+    """Deletes the output and error files of the batches, whose results are archived: their
+    lines went with those results. The batches keep the files' ids, as OpenAI's keep those of
+    expired files."""
+    for batch_id in batch_ids:
+        db.execute(
+            "DELETE FROM files WHERE id IN"
+            f" (SELECT output_file_id FROM openai_batches WHERE id = {mark}"
+            f" UNION SELECT error_file_id FROM openai_batches WHERE id = {mark})",
+            (batch_id, batch_id),
+        )
+
+
 def delete_abandoned_uploads(db: Connection, mark: str, before_id: str) -> int:
     """Deletes the pieces of up to EXPIRED_PER_CALL uploads that never got their file's row (the
     server stopped or the upload failed before it was stored) and whose ids sort before

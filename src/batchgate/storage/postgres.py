@@ -821,7 +821,9 @@ class PostgresStore:
                 ).format(BATCH_COLUMNS),
                 (now, created_before, ARCHIVE_BATCHES_PER_CALL),
             ).fetchall()
-            _drop_contents(db, [row[0] for row in rows])
+            archived = [row[0] for row in rows]
+            _drop_contents(db, archived)
+            openai_tables.delete_output_files(db, "%s", archived)
             # By workspace: each event takes its workspace's lock, always in the same order.
             for row in sorted(rows, key=lambda row: (row[-1], row[0])):
                 batch = _one_with_usage(db, row[:-1])

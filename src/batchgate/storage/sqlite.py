@@ -799,6 +799,7 @@ class SQLiteStore:
                 db.execute("DELETE FROM results WHERE batch_id = ?", (batch_id,))
                 _drop_requests(db, batch_id)
                 db.execute("DELETE FROM chunks WHERE batch_id = ?", (batch_id,))
+                openai_tables.delete_output_files(db, "?", [batch_id])
                 [batch] = self._with_usage(
                     db,
                     db.execute(

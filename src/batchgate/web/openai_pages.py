@@ -50,6 +50,11 @@ class Shown:
     def ended(self) -> bool:
         return self.object["status"] in ENDED
 
+    @property
+    def archived(self) -> bool:
+        """Its results, and so its output and error files, gone after the retention period."""
+        return self.batch is not None and self.batch.archived_at is not None
+
 
 def _shown(row: OpenAIBatchRow, batch: BatchRow | None, lineage: Lineage | None = None) -> Shown:
     return Shown(row, batch, batch_object(row, batch, lineage))
