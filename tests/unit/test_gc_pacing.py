@@ -2,6 +2,8 @@
 (engine/gc_pacing.py)."""
 
 import gc
+import os
+import subprocess
 import sys
 import time
 import weakref
@@ -121,3 +123,27 @@ def test_growth_is_collected_once_it_reaches_the_target_and_not_before(
     assert grown_below < gc_pacing.MIN_GROWTH < grown_past
     assert not walked_below_the_target
     assert 2 in collections and len(in_flight) + len(more) == 120_000
+
+
+def test_without_pymalloc_the_collector_keeps_its_own_pacing() -> None:
+    """PYTHONMALLOC=malloc leaves nothing to measure the heap by: nothing is frozen, so the
+    collector's own collections still find every cycle."""
+    script = (
+        "import gc, time\n"
+        "from batchgate.engine.gc_pacing import CollectionPacer\n"
+        "thresholds = gc.get_threshold()\n"
+        "pacer = CollectionPacer()\n"
+        "pacer.start()\n"
+        "alive = [[i] for i in range(1000)]\n"
+        "time.sleep(0.2)\n"
+        "print(gc.get_freeze_count(), gc.get_threshold() == thresholds)\n"
+        "pacer.stop()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONMALLOC": "malloc"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.split() == ["0", "True"]

@@ -26,7 +26,8 @@ alive.
 
 The heap is measured by `sys.getallocatedblocks()`, every COUNT_SECONDS: it adds up the memory
 pools' counts (0.3 ms for two million blocks). Counting the frozen objects instead walks their
-list, which holds the GIL for about 100 ms at 4,096 requests in flight: every API request waits.
+list, which holds the GIL for about 100 ms at 4,096 requests in flight: every API request waits. Without
+pymalloc (PYTHONMALLOC=malloc) there are no counts: the collector keeps its own pacing.
 
 Every collection's pause is timed for `batchgate_gc_pause_seconds`.
 """
@@ -62,16 +63,20 @@ class CollectionPacer:
         # (generation, seconds) of the collections not yet in the metric: a collection may
         # happen anywhere, even inside the metric's lock, so it is observed on the next pass.
         self._pauses: deque[tuple[int, float]] = deque()
+        # Without pymalloc (PYTHONMALLOC=malloc), whose counts measure the heap, the collector
+        # keeps its own pacing: its pauses are still timed.
+        self._paced = sys.getallocatedblocks() > 0
 
     def start(self) -> None:
-        # What is alive by now (modules, the SDKs' hundreds of model classes) lives as long as
-        # the process, and is walked only by the full collections.
-        gc.freeze()
-        gc.set_threshold(GC_YOUNGEST_THRESHOLD, *gc.get_threshold()[1:])
-        gc.callbacks.append(self._time)
         for generation in range(3):
             # Exported from the start, at zero while that generation is never collected.
             metrics.GC_PAUSES.labels(str(generation))
+        gc.callbacks.append(self._time)
+        if self._paced:
+            # What is alive by now (modules, the SDKs' hundreds of model classes) lives as long
+            # as the process, and is walked only by the full collections.
+            gc.freeze()
+            gc.set_threshold(GC_YOUNGEST_THRESHOLD, *gc.get_threshold()[1:])
         self._thread.start()
 
     def stop(self) -> None:
@@ -100,14 +105,14 @@ class CollectionPacer:
         collect_at = _full_collection_target(sys.getallocatedblocks())
         next_count = time.monotonic() + COUNT_SECONDS
         while not self._stopped.wait(FREEZE_SECONDS):
-            gc.freeze()
-            if time.monotonic() >= next_count:
-                next_count = time.monotonic() + COUNT_SECONDS
-                if sys.getallocatedblocks() >= collect_at:
-                    gc.unfreeze()
-                    gc.collect()
-                    gc.freeze()
-                    collect_at = _full_collection_target(sys.getallocatedblocks())
+            if self._paced:
+                if time.monotonic() >= next_count:
+                    next_count = time.monotonic() + COUNT_SECONDS
+                    if sys.getallocatedblocks() >= collect_at:
+                        gc.unfreeze()
+                        gc.collect()
+                        collect_at = _full_collection_target(sys.getallocatedblocks())
+                gc.freeze()
             self._observe_pauses()
 
 
