@@ -125,6 +125,34 @@ def test_growth_is_collected_once_it_reaches_the_target_and_not_before(
     assert 2 in collections and len(in_flight) + len(more) == 120_000
 
 
+def test_a_full_collection_that_did_not_run_is_tried_again(
+    collections: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`gc.collect()` returns at once, walking nothing, while another thread's collection is
+    under way: the growth is still there to collect at the next count."""
+    monkeypatch.setattr(gc_pacing, "GROWTH_RATIO", 0)
+    monkeypatch.setattr(gc_pacing, "MIN_GROWTH", 1000)
+    collect = gc.collect
+    calls: list[int] = []
+
+    def first_one_busy(generation: int = 2) -> int:
+        calls.append(generation)
+        return 0 if len(calls) == 1 else collect(generation)
+
+    monkeypatch.setattr(gc, "collect", first_one_busy)
+    pacer = CollectionPacer()
+    pacer.start()
+    try:
+        growth = [[index] for index in range(1000, 5000)]
+        deadline = time.monotonic() + 5
+        while 2 not in collections and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        pacer.stop()
+    assert len(calls) >= 2 and len(growth) == 4000
+    assert 2 in collections
+
+
 def test_without_pymalloc_the_collector_keeps_its_own_pacing() -> None:
     """PYTHONMALLOC=malloc leaves nothing to measure the heap by: nothing is frozen, so the
     collector's own collections still find every cycle."""

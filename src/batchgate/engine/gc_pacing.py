@@ -26,8 +26,8 @@ alive.
 
 The heap is measured by `sys.getallocatedblocks()`, every COUNT_SECONDS: it adds up the memory
 pools' counts (0.3 ms for two million blocks). Counting the frozen objects instead walks their
-list, which holds the GIL for about 100 ms at 4,096 requests in flight: every API request waits. Without
-pymalloc (PYTHONMALLOC=malloc) there are no counts: the collector keeps its own pacing.
+list, which holds the GIL for about 100 ms at 4,096 requests in flight: every API request waits.
+Without pymalloc (PYTHONMALLOC=malloc) there are no counts: the collector keeps its own pacing.
 
 Every collection's pause is timed for `batchgate_gc_pause_seconds`.
 """
@@ -109,9 +109,14 @@ class CollectionPacer:
                 if time.monotonic() >= next_count:
                     next_count = time.monotonic() + COUNT_SECONDS
                     if sys.getallocatedblocks() >= collect_at:
+                        full_collections = gc.get_stats()[2]["collections"]
                         gc.unfreeze()
                         gc.collect()
-                        collect_at = _full_collection_target(sys.getallocatedblocks())
+                        # A collection under way on another thread (its callbacks let go of
+                        # the GIL) makes this one return at once, having walked nothing: then
+                        # it is tried again at the next count.
+                        if gc.get_stats()[2]["collections"] > full_collections:
+                            collect_at = _full_collection_target(sys.getallocatedblocks())
                 gc.freeze()
             self._observe_pauses()
 
