@@ -17,6 +17,7 @@ Measured side by side in one run, on one `batchgate serve` (SQLite, zero-latency
 
 import argparse
 import contextlib
+import math
 import os
 import sqlite3
 import tempfile
@@ -233,7 +234,8 @@ def run(count: int, prompt: str, port: int) -> dict[str, float]:
         "engine_ratio_first": anthropic_runs[0] / openai_runs[0],
         "openai_cpu_us": min(openai_cpu) / count * 1e6,
         "messages_cpu_us": min(anthropic_cpu) / count * 1e6,
-        "cpu_ratio": min(anthropic_cpu) / min(openai_cpu),
+        # A small batch may run within one clock tick of CPU time: no ratio then.
+        "cpu_ratio": min(anthropic_cpu) / min(openai_cpu) if min(openai_cpu) else math.nan,
         "peak_rss_mb": peak / 1e6,
         "peak_rss_per_file": peak / len(file),
     }
