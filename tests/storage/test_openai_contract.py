@@ -157,8 +157,8 @@ def test_an_upload_is_seen_once_committed_and_an_abandoned_ones_pieces_are_delet
     early, late = file_ids_before(NOW - 10), file_ids_before(NOW)
     abandoned, underway, committed = f"{early}aaa", f"{late}bbb", f"{early}ccc"
     for file_id in (abandoned, underway, committed):
-        store.add_file_piece(file_id, 0, b"abc", False)
-        store.add_file_piece(file_id, 1, b"def", True)
+        store.add_file_piece(file_id, 0, b"abc")
+        store.add_file_piece(file_id, 1, b"def")
     assert store.get_file(OWNER, committed) is None
     store.commit_file(_file(committed, None), None)
     # Deleted while a batch refers to its lines: no row, but its pieces are not abandoned.

@@ -1,13 +1,13 @@
-"""An upload hands its pieces to the store in order, each checked first, every SYNCED_EVERY-th
-one's commit synced and the file's row last; a piece that fails to store fails the upload and no
-later piece is stored."""
+"""An upload hands its pieces to the store in order, each checked as it goes, and the file's row
+last; a piece that fails to store fails the upload, no later piece is stored and those stored are
+discarded."""
 
 import asyncio
 
 import pytest
 
 from batchgate.service import file_uploads
-from batchgate.service.file_uploads import SYNCED_EVERY, FileUpload
+from batchgate.service.file_uploads import FileUpload
 from batchgate.storage.openai_tables import FileRow, InputLines
 
 PIECE = 64
@@ -15,15 +15,15 @@ PIECE = 64
 
 class RecordingStore:
     def __init__(self, failing_piece: int | None = None) -> None:
-        self.pieces: list[tuple[int, bytes, bool]] = []
+        self.pieces: list[tuple[int, bytes]] = []
         self.files: list[tuple[FileRow, InputLines | None]] = []
         self.discarded: list[str] = []
         self._failing_piece = failing_piece
 
-    def add_file_piece(self, file_id: str, number: int, data: bytes, synced: bool) -> None:
+    def add_file_piece(self, file_id: str, number: int, data: bytes) -> None:
         if number == self._failing_piece:
             raise OSError("disk full")
-        self.pieces.append((number, data, synced))
+        self.pieces.append((number, data))
 
     def commit_file(self, file: FileRow, lines: InputLines | None) -> None:
         self.files.append((file, lines))
@@ -52,17 +52,14 @@ def small_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(file_uploads, "PIECE_BYTES", PIECE)
 
 
-def test_pieces_are_stored_in_order_every_nth_synced_and_the_file_row_last() -> None:
+def test_pieces_are_stored_in_order_and_the_file_row_last() -> None:
     content = _lines(40)
     store = RecordingStore()
 
     file = asyncio.run(_receive(FileUpload(store, max_lines=1000), content, 100))
-    numbers = [number for number, _, _ in store.pieces]
+    numbers = [number for number, _ in store.pieces]
     assert numbers == list(range(-(-len(content) // PIECE)))
-    assert len(numbers) > 2 * SYNCED_EVERY
-    assert b"".join(data for _, data, _ in store.pieces) == content
-    synced = [number for number, _, is_synced in store.pieces if is_synced]
-    assert synced == [n for n in numbers if n % SYNCED_EVERY == SYNCED_EVERY - 1]
+    assert b"".join(data for _, data in store.pieces) == content
     [(row, lines)] = store.files
     assert row is file and row.bytes == len(content)
     assert lines is not None and len(lines.custom_ids) == 40
@@ -81,6 +78,6 @@ def test_a_piece_that_fails_to_store_fails_the_upload_and_no_later_piece_is_stor
 
     with pytest.raises(OSError, match="disk full"):
         asyncio.run(run())
-    assert [number for number, _, _ in store.pieces] == [0, 1, 2]
+    assert [number for number, _ in store.pieces] == [0, 1, 2]
     assert store.files == []
     assert len(store.discarded) == 1

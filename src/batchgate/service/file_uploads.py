@@ -2,8 +2,7 @@
 
 The bytes are cut into pieces of PIECE_BYTES; each is checked (InputScan) and stored in a commit
 of its own on a worker thread while the next one is received, at most one piece waiting beside
-the one being stored. Every SYNCED_EVERY-th piece's commit is synced too, so that the syncs
-overlap the receive. The file's row is committed last, synced, and its pieces with it: until
+the one being stored. The file's row is committed last, synced, and its pieces with it: until
 then nothing sees the file, and an upload that fails midway deletes its pieces (`discard`), or,
 if the server stopped meanwhile, the engine's housekeeping does later
 (Store.delete_abandoned_uploads, which finds them by their time-sorted file ids).
@@ -26,10 +25,6 @@ PIECE_BYTES = 4 * 1024 * 1024
 # The pieces being checked and stored at once, at most: one waiting while the one before it is
 # stored, so that neither the receive nor the store waits on the other's hiccups.
 PIECES_IN_FLIGHT = 2
-# Each of these pieces' commits is synced: the file's commit, which syncs whatever its pieces
-# wrote since, then has at most this many pieces' bytes to flush, not the whole upload's (0.06 to
-# 0.12 s for 200 MB on the development machine, with the client waiting).
-SYNCED_EVERY = 8
 
 
 def found(scan: InputScan, size: int) -> InputLines | None:
@@ -92,8 +87,7 @@ class FileUpload:
         piece = b"".join(parts)
         parts.clear()  # not held twice while it is stored
         self._scan.add(piece)
-        synced = number % SYNCED_EVERY == SYNCED_EVERY - 1
-        self._store.add_file_piece(self.id, number, piece, synced)
+        self._store.add_file_piece(self.id, number, piece)
 
     async def finish(
         self, owner: str, filename: str, purpose: str, expires_seconds: float | None

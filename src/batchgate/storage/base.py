@@ -503,10 +503,9 @@ class Store(Protocol):
         `lines`, asked once every piece is read, found of its lines, if anything."""
         ...
 
-    def add_file_piece(self, file_id: str, number: int, data: bytes, synced: bool) -> None:
-        """Stores piece `number` of an upload in a commit of its own, synced only if `synced`
-        (else `commit_file` syncs it): nothing sees it until `commit_file` stores the file's
-        row."""
+    def add_file_piece(self, file_id: str, number: int, data: bytes) -> None:
+        """Stores piece `number` of an upload in a commit of its own, not yet synced: nothing
+        sees it until `commit_file` stores the file's row."""
         ...
 
     def commit_file(self, file: FileRow, lines: InputLines | None) -> None:

@@ -554,12 +554,10 @@ class PostgresStore:
         with self._pool.connection() as db, db.transaction():
             openai_tables.insert_file(db, "%s", file, pieces, lines)
 
-    def add_file_piece(self, file_id: str, number: int, data: bytes, synced: bool) -> None:
+    def add_file_piece(self, file_id: str, number: int, data: bytes) -> None:
         with self._pool.connection() as db, db.transaction():
-            if not synced:
-                # Not flushed on its own: the file's row, committed last, flushes the log up
-                # to it.
-                db.execute("SET LOCAL synchronous_commit TO off")
+            # Not flushed on its own: the file's row, committed last, flushes the log up to it.
+            db.execute("SET LOCAL synchronous_commit TO off")
             openai_tables.insert_piece(db, "%s", file_id, number, data)
 
     def commit_file(self, file: FileRow, lines: InputLines | None) -> None:

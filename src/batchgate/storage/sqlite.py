@@ -581,8 +581,8 @@ class SQLiteStore:
         with self._transaction(durable=True) as db:
             openai_tables.insert_file(db, "?", file, pieces, lines)
 
-    def add_file_piece(self, file_id: str, number: int, data: bytes, synced: bool) -> None:
-        with self._transaction(durable=synced) as db:
+    def add_file_piece(self, file_id: str, number: int, data: bytes) -> None:
+        with self._transaction() as db:
             openai_tables.insert_piece(db, "?", file_id, number, data)
 
     def commit_file(self, file: FileRow, lines: InputLines | None) -> None:
