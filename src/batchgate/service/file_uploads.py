@@ -22,8 +22,8 @@ from batchgate.storage.openai_tables import FileRow, InputLines
 
 # The pieces a file is stored in.
 PIECE_BYTES = 4 * 1024 * 1024
-# The pieces being checked and stored at once, at most: one joined and waiting while the one
-# before it is stored, so that neither the receive nor the store waits on the other's hiccups.
+# The pieces being checked and stored at once, at most: one waiting while the one before it is
+# stored, so that neither the receive nor the store waits on the other's hiccups.
 PIECES_IN_FLIGHT = 2
 
 
@@ -75,23 +75,19 @@ class FileUpload:
     async def _check_and_store(
         self, number: int, parts: list[bytes], before: asyncio.Task[None] | None
     ) -> None:
-        # Joined on a worker thread: joining bytes lets go of the GIL, which the parse wants.
-        piece = await anyio.to_thread.run_sync(b"".join, parts)
-        del parts  # not held twice while it is stored
         if before is not None:
             await asyncio.wait([before])
             if before.cancelled() or before.exception() is not None:
                 return  # the upload has failed already
-        # Two threads: the check holds the GIL, the store's write mostly does not. Both end
-        # before the piece counts as stored, failed or not.
-        outcomes = await asyncio.gather(
-            anyio.to_thread.run_sync(self._scan.add, piece),
-            anyio.to_thread.run_sync(self._store.add_file_piece, self.id, number, piece),
-            return_exceptions=True,
-        )
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
+        await anyio.to_thread.run_sync(self._join_check_and_store, number, parts)
+
+    def _join_check_and_store(self, number: int, parts: list[bytes]) -> None:
+        # One worker thread a piece, in turn: the receive, on the event loop's thread, is what
+        # an upload waits on, and each thread more that runs beside it takes CPU from it.
+        piece = b"".join(parts)
+        parts.clear()  # not held twice while it is stored
+        self._scan.add(piece)
+        self._store.add_file_piece(self.id, number, piece)
 
     async def finish(
         self, owner: str, filename: str, purpose: str, expires_seconds: float | None
