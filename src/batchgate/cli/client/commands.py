@@ -32,7 +32,7 @@ from batchgate.cli.client.failures import (
     refuse_options,
     reports_failures,
 )
-from batchgate.cli.client.live_list import Listing, watch_list
+from batchgate.cli.client.live_list import Listing, show_list
 from batchgate.cli.client.openai_batches import is_openai_batch
 from batchgate.cli.client.openai_submit import is_openai_file, submit_openai_file
 from batchgate.cli.client.rejected_lines import load_valid_requests
@@ -268,18 +268,10 @@ def list_batches(
         )
         return list(listing) if show_all else list(islice(listing, limit))
 
-    if watch:
-        listing = Listing(
-            fetch, batches_table, batch_json, events_url(client), dict(client.auth_headers)
-        )
-        watch_list(listing, interval, as_json)
-    batches = fetch()
-    if as_json:
-        print_json([batch_json(batch) for batch in batches])
-    elif batches:
-        stdout_console().print(batches_table(batches))
-    else:
-        tell("No batches.")
+    listing = Listing(
+        fetch, batches_table, batch_json, events_url(client), dict(client.auth_headers)
+    )
+    show_list(listing, watch, interval, as_json)
 
 
 @reports_failures

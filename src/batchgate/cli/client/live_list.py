@@ -1,7 +1,8 @@
-"""`batchgate ls --watch`, of Message Batches or OpenAI batches: the list of batches, looked at
-again at each event of the workspace where the server streams them (batchgate's GET /v1/events),
-else every `interval` seconds (Anthropic's API), until interrupted. On a terminal the table is
-redrawn in place; written to a pipe or file, the list is printed again each time it changes."""
+"""`batchgate ls`, of Message Batches or OpenAI batches: the list of batches; with `--watch`,
+looked at again at each event of the workspace where the server streams them (batchgate's GET
+/v1/events), else every `interval` seconds (Anthropic's API), until interrupted. On a terminal
+the table is redrawn in place; written to a pipe or file, the list is printed again each time it
+changes."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Generic, NoReturn, TypeVar
 import typer
 from rich.live import Live
 
-from batchgate.cli.client.consoles import stdout_console
+from batchgate.cli.client.consoles import stdout_console, tell
 from batchgate.cli.client.display import print_json
 from batchgate.cli.client.event_feed import EventFeed, event_feed
 
@@ -45,6 +46,19 @@ def _wait(feed: EventFeed | None, interval: float) -> None:
     else:
         feed.wait(interval)
         time.sleep(COALESCE_SECONDS)
+
+
+def show_list(listing: Listing[Batch], watch: bool, interval: float, as_json: bool) -> None:
+    """The batches `listing` fetches, once; with `watch`, again at each change until Ctrl-C."""
+    if watch:
+        watch_list(listing, interval, as_json)
+    batches = listing.fetch()
+    if as_json:
+        print_json([listing.to_json(batch) for batch in batches])
+    elif batches:
+        stdout_console().print(listing.table(batches))
+    else:
+        tell("No batches.")
 
 
 def watch_list(listing: Listing[Batch], interval: float, as_json: bool) -> NoReturn:

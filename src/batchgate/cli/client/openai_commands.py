@@ -14,7 +14,7 @@ import typer
 from batchgate.cli.client.consoles import stdout_console, tell
 from batchgate.cli.client.display import print_json
 from batchgate.cli.client.failures import EXIT_INTERRUPTED
-from batchgate.cli.client.live_list import Listing, watch_list
+from batchgate.cli.client.live_list import Listing, show_list
 from batchgate.cli.client.openai_batches import (
     batch_details,
     batch_json,
@@ -75,18 +75,10 @@ def list_batches(
         pages = client.batches.list(limit=PAGE_SIZE_MAX if show_all else min(limit, PAGE_SIZE_MAX))
         return list(pages) if show_all else list(islice(pages, limit))
 
-    if watch:
-        listing = Listing(
-            fetch, batches_table, batch_json, events_url(client), dict(client.auth_headers)
-        )
-        watch_list(listing, interval, as_json)
-    batches = fetch()
-    if as_json:
-        print_json([batch_json(batch) for batch in batches])
-    elif batches:
-        stdout_console().print(batches_table(batches))
-    else:
-        tell("No batches.")
+    listing = Listing(
+        fetch, batches_table, batch_json, events_url(client), dict(client.auth_headers)
+    )
+    show_list(listing, watch, interval, as_json)
 
 
 def cancel(batch_id: str, as_json: bool, base_url: str | None, api_key: str | None) -> None:
