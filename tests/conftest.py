@@ -12,9 +12,12 @@ from pathlib import Path
 import anthropic
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from batchgate.storage.migrations.postgres import migrate
 from postgres_databases import Databases
+
+IN_FLIGHT = "batchgate_requests_in_flight"
 
 KEY = "sk-test-key"
 
@@ -146,6 +149,19 @@ def wait_until_ended(
         if time.monotonic() > deadline:
             raise AssertionError(f"batch {batch_id} did not end: {batch}")
         time.sleep(0.05)
+
+
+def wait_until_in_flight(server: Server, at_least: int = 1) -> None:
+    """Until the engine has `at_least` backend calls in flight, by its gauge: a cancel from then
+    on finds the batch running (a cancel before the engine took any request ends it at once)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        metrics = text_string_to_metric_families(httpx.get(f"{server.base_url}/metrics").text)
+        in_flight = next(family for family in metrics if family.name == IN_FLIGHT)
+        if sum(sample.value for sample in in_flight.samples) >= at_least:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {at_least} requests went in flight")
 
 
 def simple_request(

@@ -8,7 +8,7 @@ import httpx
 import orjson
 import pytest
 
-from conftest import KEY, Server, simple_request, wait_until_ended
+from conftest import KEY, Server, simple_request, wait_until_ended, wait_until_in_flight
 
 
 def results_by_id(client: anthropic.Anthropic, batch_id: str) -> dict[str, object]:
@@ -117,7 +117,7 @@ def test_cancel_stops_unstarted_requests(start_server: Callable[..., Server]) ->
     slow = start_server(simulator_latency_ms="1000", max_concurrency="5")
     client = slow.client()
     batch = client.messages.batches.create(requests=[simple_request(f"r{i}") for i in range(300)])  # type: ignore[misc]
-    time.sleep(0.3)
+    wait_until_in_flight(slow, at_least=5)
     canceling = client.messages.batches.cancel(batch.id)
     assert canceling.processing_status == "canceling"
     again = client.messages.batches.cancel(batch.id)

@@ -14,7 +14,7 @@ import anthropic
 import pytest
 from anthropic import Anthropic, AsyncAnthropic
 
-from conftest import KEY, Server, wait_until_ended
+from conftest import KEY, Server, wait_until_ended, wait_until_in_flight
 
 
 @pytest.fixture(autouse=True)
@@ -156,6 +156,7 @@ def test_cancel_delete_and_list(
             for i in range(20)
         ]
     )
+    wait_until_in_flight(slow_server)  # the guide's batch is long running by the time it cancels
     # Cancel Batch
     batch = client.messages.batches.cancel(slow.id)
     print(f"Status: {batch.processing_status}")

@@ -11,9 +11,8 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import Server
+from conftest import Server, wait_until_in_flight
 from openai_batches.conftest import (
     chat_line,
     database_rows,
@@ -25,7 +24,6 @@ from openai_batches.conftest import (
 
 HOUR = 3600
 THIRTY_DAYS = 30 * 24 * HOUR
-IN_FLIGHT = "batchgate_requests_in_flight"
 
 
 def _upload(client: openai.OpenAI, path: Path, **extra: object) -> openai.types.FileObject:
@@ -264,17 +262,6 @@ def test_a_batch_whose_output_expiry_is_out_of_range_is_refused(
     assert client.batches.list().data == []
 
 
-def wait_until_a_request_is_in_flight(server: Server) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        metrics = text_string_to_metric_families(httpx.get(f"{server.base_url}/metrics").text)
-        in_flight = next(family for family in metrics if family.name == IN_FLIGHT)
-        if in_flight.samples[0].value >= 1:
-            return
-        time.sleep(0.05)
-    raise AssertionError("no request went in flight")
-
-
 def test_each_timestamp_is_set_by_its_transition(
     tmp_path: Path, start_server: Callable[..., Server]
 ) -> None:
@@ -293,7 +280,7 @@ def test_each_timestamp_is_set_by_its_transition(
     assert running.cancelled_at is None
 
     # A cancel before the engine takes the request would end the batch at once.
-    wait_until_a_request_is_in_flight(server)
+    wait_until_in_flight(server)
     cancelling = client.batches.cancel(running.id)
     assert cancelling.status == "cancelling" and cancelling.cancelling_at is not None
     cancelled = wait_until_done(client, running.id)
