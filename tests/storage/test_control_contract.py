@@ -157,7 +157,7 @@ def test_sqlite_label_and_status_filters_read_an_index(tmp_path: Path) -> None:
             BatchFilter(status="ended"),
         ):
             statement, parameters = list_page_query(
-                OWNER, only, "msgbatch_z", False, 21, "?", sqlite.BLOB_CONTAINS
+                OWNER, only, "msgbatch_z", False, 21, "?", sqlite.BLOB_CONTAINS, sqlite.USAGE_ARRAY
             )
             plan = " ".join(
                 row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
@@ -189,7 +189,7 @@ def test_postgres_filters_stay_on_indexes_with_100_000_batches(
             BatchFilter(status="ended"),
         ):
             statement, parameters = list_page_query(
-                "owner3", only, None, False, 21, "%s", postgres.BLOB_CONTAINS
+                "owner3", only, None, False, 21, "%s", postgres.BLOB_CONTAINS, postgres.USAGE_ARRAY
             )
             plan = "\n".join(
                 row[0] for row in db.execute(f"EXPLAIN {statement}".encode(), parameters).fetchall()

@@ -6,7 +6,7 @@ import threading
 import orjson
 import pytest
 
-from batchgate.storage.base import NewChunk, ResultCounts, RetryRow, Store, WrongState
+from batchgate.storage.base import BatchRow, NewChunk, ResultCounts, RetryRow, Store, WrongState
 from storage.builders import DAY, LEASE, NOW, OWNER, create, finish, part, run_everything
 
 
@@ -56,9 +56,19 @@ def test_a_retry_is_recorded_with_its_child_once_per_parent(store: Store) -> Non
     create(store, "msgbatch_1")
     run_everything(store, outcome="errored")
     retried = ResultCounts(errored=2)
-    create_child(store, "msgbatch_2", RetryRow("msgbatch_2", "msgbatch_1", NOW, retried))
+    child = create_child(store, "msgbatch_2", RetryRow("msgbatch_2", "msgbatch_1", NOW, retried))
     assert store.retries_of(["msgbatch_1"]) == [RetryRow("msgbatch_2", "msgbatch_1", NOW, retried)]
     assert store.retries_of(["msgbatch_2"]) == store.retries_of(["msgbatch_1"])
+    # Every batch read carries its place in the chain, the batch the create returns included.
+    assert (child.retry_of, child.retried_as) == ("msgbatch_1", None)
+    parent = store.get_batch(OWNER, "msgbatch_1")
+    assert parent is not None and (parent.retry_of, parent.retried_as) == (None, "msgbatch_2")
+    assert store.get_batch(OWNER, "msgbatch_2") == child
+    page, _ = store.list_batches(OWNER, 20, None, None)
+    assert [(b.id, b.retry_of, b.retried_as) for b in page] == [
+        ("msgbatch_2", "msgbatch_1", None),
+        ("msgbatch_1", None, "msgbatch_2"),
+    ]
     with pytest.raises(WrongState):
         create_child(store, "msgbatch_3", RetryRow("msgbatch_3", "msgbatch_1", NOW, retried))
     assert store.get_batch(OWNER, "msgbatch_3") is None
@@ -70,9 +80,11 @@ def test_a_retry_is_recorded_with_its_child_once_per_parent(store: Store) -> Non
         store.delete_batch(OWNER, "msgbatch_1")
     assert store.delete_batch(OWNER, "msgbatch_2")
     assert store.retries_of(["msgbatch_1"]) == []
+    parent = store.get_batch(OWNER, "msgbatch_1")
+    assert parent is not None and parent.retried_as is None
     assert store.delete_batch(OWNER, "msgbatch_1")
 
 
-def create_child(store: Store, batch_id: str, retry: RetryRow) -> None:
+def create_child(store: Store, batch_id: str, retry: RetryRow) -> BatchRow:
     chunk = NewChunk(1, orjson.dumps(["a"]), orjson.dumps([{}]))
-    store.create_batch(batch_id, OWNER, NOW, NOW + DAY, 1, [chunk], retry_of=retry)
+    return store.create_batch(batch_id, OWNER, NOW, NOW + DAY, 1, [chunk], retry_of=retry)

@@ -33,6 +33,7 @@ from batchgate.service.idempotency import (
     IdempotentCreateInProgress,
 )
 from batchgate.service.part_watch import PartWatch
+from batchgate.service.point_reads import point_read
 from batchgate.service.result_views import ResultFilter, ResultView
 from batchgate.service.retries import Lineage, RetrySelection
 from batchgate.storage.base import (
@@ -209,7 +210,7 @@ class BatchService:
     async def get(self, owner: str, batch_id: str, openai: bool = False) -> BatchRow:
         """A Message Batch; with `openai`, an OpenAI batch's row (service/openai_batches.py)."""
         _require_kind(batch_id, openai)
-        batch = await anyio.to_thread.run_sync(self._store.get_batch, owner, batch_id)
+        batch = await point_read(self._store, self._store.get_batch, owner, batch_id)
         if batch is None:
             raise _not_found(batch_id)
         return batch
@@ -340,19 +341,18 @@ class BatchService:
 
     async def lineage(self, owner: str, batches: Sequence[BatchRow]) -> dict[str, Lineage]:
         """The lineage of those `batches` that are in a retry chain; others are left out."""
-        if not batches:
-            return {}
-        rows = await anyio.to_thread.run_sync(self._store.retries_of, [b.id for b in batches])
         found: dict[str, Lineage] = {}
-        for row in rows:
-            found.setdefault(row.child_id, Lineage()).parent_batch_id = row.parent_id
-            found.setdefault(row.parent_id, Lineage()).retry_batch_ids.append(row.child_id)
         for batch in batches:
-            lineage = found.get(batch.id)
-            if lineage is not None and lineage.retry_batch_ids:
+            if batch.retried_as is not None:
                 chain, chain_retries = await self._chain(owner, batch)
-                lineage.merged_request_counts = retries.merged_counts(chain, chain_retries)
-        return {batch.id: found[batch.id] for batch in batches if batch.id in found}
+                found[batch.id] = Lineage(
+                    batch.retry_of,
+                    [batch.retried_as],
+                    retries.merged_counts(chain, chain_retries),
+                )
+            elif batch.retry_of is not None:
+                found[batch.id] = Lineage(batch.retry_of)
+        return found
 
     async def _chain(
         self, owner: str, batch: BatchRow

@@ -30,6 +30,7 @@ from batchgate.lifecycle.openai_status import openai_status
 from batchgate.service import retries
 from batchgate.service.batches import BatchNotFound, BatchService
 from batchgate.service.file_uploads import PIECE_BYTES, FileUpload, found
+from batchgate.service.point_reads import point_read
 from batchgate.service.result_views import ResultFilter, ResultView
 from batchgate.storage.base import (
     BatchOptions,
@@ -277,7 +278,7 @@ class OpenAIService:
         )
 
     async def get_batch(self, owner: str, batch_id: str) -> tuple[OpenAIBatchRow, BatchRow | None]:
-        row = await anyio.to_thread.run_sync(self._store.get_openai_batch, owner, batch_id)
+        row = await point_read(self._store, self._store.get_openai_batch, owner, batch_id)
         if row is None:
             raise BatchNotFound(f"No batch found with id '{batch_id}'.")
         return await self._with_batch(row)
@@ -386,8 +387,7 @@ class OpenAIService:
         if not taken.total:
             which = "failed" if selection == DEFAULT_RETRY else "matches the retry's filters"
             raise WrongState(f"No request of batch {batch_id} {which}: there is nothing to retry.")
-        links = await anyio.to_thread.run_sync(self._store.retries_of, [batch_id])
-        if any(link.parent_id == batch_id for link in links):
+        if parent.retried_as is not None:
             raise WrongState(
                 f"Batch {batch_id} has been retried already: retry its retry batch instead."
             )

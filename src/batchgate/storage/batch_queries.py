@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 
-from batchgate.storage.base import BatchFilter, BatchRow, TokenUsage, UsageByModel
+from batchgate.storage.base import BatchFilter, BatchRow, TokenUsage
 
-# In the order of BatchRow's fields, the batch's own columns (usage comes from batch_usage).
+# In the order of BatchRow's fields, the batch's own columns.
 BATCH_FIELDS = (
     "id, status, total, processing, succeeded, errored, canceled, expired,"
     " created_at, expires_at, ended_at, cancel_initiated_at, archived_at,"
@@ -23,6 +23,21 @@ USAGE_FIELDS = (
 )
 
 
+def batch_columns(table: str, usage_array: str) -> str:
+    """What a BatchRow is read from: BATCH_FIELDS of `table`, then what other tables hold about
+    the batch, in the same statement (a retrieve while thousands of requests end at once waits
+    for the GIL and a core at each statement): its usage as a JSON array of
+    `[model, *USAGE_FIELDS]` arrays (`usage_array`: the store's aggregate of `{}`'s arrays into
+    JSON text, `[]` when none), the batch it retries and the batch that retries it."""
+    usage = usage_array.format(f"model, {USAGE_FIELDS}")
+    return (
+        f"{prefixed(BATCH_FIELDS, table)},"
+        f" (SELECT {usage} FROM batch_usage WHERE batch_id = {table}.id),"
+        f" (SELECT parent_id FROM retries WHERE child_id = {table}.id),"
+        f" (SELECT child_id FROM retries WHERE parent_id = {table}.id)"
+    )
+
+
 def prefixed(columns: str, table: str) -> str:
     return ", ".join(f"{table}.{column.strip()}" for column in columns.split(","))
 
@@ -31,9 +46,9 @@ def as_json(value: Mapping[str, Any] | None) -> str | None:
     return None if not value else orjson.dumps(value).decode()
 
 
-def batch_row(row: tuple[Any, ...], usage: UsageByModel = ()) -> BatchRow:
-    """A row of BATCH_FIELDS, its JSON columns decoded."""
-    metadata, priority, abort_policy, cancel_reason, webhook_url = row[13:18]
+def batch_row(row: tuple[Any, ...]) -> BatchRow:
+    """A row of batch_columns, its JSON columns decoded."""
+    metadata, priority, abort_policy, cancel_reason, webhook_url, usage = row[13:19]
     # The first 13 columns are BatchRow's first 13 fields, which mypy cannot tell from a tuple.
     return BatchRow(  # type: ignore[call-arg]
         *row[:13],
@@ -42,16 +57,10 @@ def batch_row(row: tuple[Any, ...], usage: UsageByModel = ()) -> BatchRow:
         None if abort_policy is None else orjson.loads(abort_policy),
         None if cancel_reason is None else orjson.loads(cancel_reason),
         webhook_url,
-        usage,
+        tuple(sorted((model, TokenUsage(*tokens)) for model, *tokens in orjson.loads(usage))),
+        row[19],
+        row[20],
     )
-
-
-def usage_by_batch(rows: list[tuple[Any, ...]]) -> dict[str, UsageByModel]:
-    """Rows of (batch_id, model, *USAGE_FIELDS) gathered per batch."""
-    gathered: dict[str, list[tuple[str, TokenUsage]]] = {}
-    for batch_id, model, *tokens in rows:
-        gathered.setdefault(batch_id, []).append((model, TokenUsage(*tokens)))
-    return {batch_id: tuple(sorted(usage)) for batch_id, usage in gathered.items()}
 
 
 def list_page_query(
@@ -62,14 +71,16 @@ def list_page_query(
     limit: int,
     mark: str,
     blob_contains: str,
+    usage_array: str,
 ) -> tuple[str, list[object]]:
     """The statement and parameters of a page of an owner's batches: the `limit` nearest to
     `cursor` (older, or `newer`), in walking order. With labels it walks the first label's
     index entries in id order, each further label checked by its own index, so a page reads
     about as many entries as it holds rows matching the first label. A custom_id is looked for
     in the stored custom_ids arrays of each batch it walks (`blob_contains`: the store's test
-    of a blob {blob} holding the bytes {needle}), without an index: a search, not a lookup."""
-    columns = prefixed(BATCH_FIELDS, "b")
+    of a blob {blob} holding the bytes {needle}), without an index: a search, not a lookup.
+    `usage_array` as batch_columns takes it."""
+    columns = batch_columns("b", usage_array)
     if only.labels:
         (key, value), others = only.labels[0], only.labels[1:]
         source = "batch_labels l JOIN batches b ON b.id = l.batch_id"

@@ -70,13 +70,11 @@ from batchgate.storage.base import (
     committed_before,
 )
 from batchgate.storage.batch_queries import (
-    BATCH_FIELDS,
-    USAGE_FIELDS,
     as_json,
+    batch_columns,
     batch_row,
     list_page_query,
     queue_in_turns,
-    usage_by_batch,
     usage_report_queries,
     usage_upsert,
 )
@@ -105,7 +103,8 @@ log = logging.getLogger("batchgate.storage")
 # away; the engine and the API report an outage themselves, once (engine/outages.py).
 logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
-BATCH_COLUMNS = sql.SQL(BATCH_FIELDS)
+USAGE_ARRAY = "coalesce(json_agg(json_build_array({}))::text, '[]')"
+BATCH_COLUMNS = sql.SQL(batch_columns("batches", USAGE_ARRAY))
 USAGE_UPSERT = usage_upsert("%s")
 QUEUE_IN_TURNS = queue_in_turns("%s")
 USAGE_REPORT = usage_report_queries("floor(b.created_at / 86400)::bigint", "%s")
@@ -154,21 +153,8 @@ CHECKOUT_TIMEOUT_SECONDS = 5.0
 RECONNECT_GIVE_UP_SECONDS = 4.0
 
 
-def _with_usage(db: psycopg.Connection[TupleRow], rows: list[Any]) -> list[BatchRow]:
-    """The batches of `rows` (BATCH_COLUMNS), each with its token usage."""
-    if not rows:
-        return []
-    usage = usage_by_batch(
-        db.execute(
-            f"SELECT batch_id, model, {USAGE_FIELDS} FROM batch_usage WHERE batch_id = ANY(%s)",
-            ([row[0] for row in rows],),
-        ).fetchall()
-    )
-    return [batch_row(row, usage.get(row[0], ())) for row in rows]
-
-
-def _one_with_usage(db: psycopg.Connection[TupleRow], row: Any) -> BatchRow | None:
-    return None if row is None else _with_usage(db, [row])[0]
+def _batch_or_none(row: Any) -> BatchRow | None:
+    return None if row is None else batch_row(row)
 
 
 def unavailable_error(error: Exception) -> type[StoreUnavailable] | None:
@@ -181,6 +167,8 @@ def unavailable_error(error: Exception) -> type[StoreUnavailable] | None:
 
 @raises_store_unavailable(unavailable_error)
 class PostgresStore:
+    point_reads_inline = False
+
     def __init__(self, database_url: str, pool_size: int = 10) -> None:
         self.location = f"the PostgreSQL {describe(database_url)}"
         require_current_schema(database_url)
@@ -275,7 +263,14 @@ class PostgresStore:
                 " WITH ORDINALITY AS c(count, number)",
                 (batch_id, options.priority, counts),
             )
-            batch = BatchRow.new(batch_id, total, created_at, expires_at, options)
+            batch = BatchRow.new(
+                batch_id,
+                total,
+                created_at,
+                expires_at,
+                options,
+                None if retry_of is None else retry_of.parent_id,
+            )
             _write_event(db, owner, batch, CREATED, created_at)
         return batch
 
@@ -287,7 +282,7 @@ class PostgresStore:
                 ),
                 (batch_id, owner),
             ).fetchone()
-            return _one_with_usage(db, row)
+            return _batch_or_none(row)
 
     def find_batch(self, batch_id: str) -> BatchRow | None:
         with self._pool.connection() as db:
@@ -295,7 +290,7 @@ class PostgresStore:
                 sql.SQL("SELECT {} FROM batches WHERE id = %s").format(BATCH_COLUMNS),
                 (batch_id,),
             ).fetchone()
-            return _one_with_usage(db, row)
+            return _batch_or_none(row)
 
     def list_batches(
         self,
@@ -315,10 +310,11 @@ class PostgresStore:
             limit + 1,
             "%s",
             BLOB_CONTAINS,
+            USAGE_ARRAY,
         )
         with self._pool.connection() as db:
             rows = db.execute(statement, parameters).fetchall()
-            page = _with_usage(db, rows[:limit])
+        page = [batch_row(row) for row in rows[:limit]]
         if newer:
             page.reverse()
         return page, len(rows) > limit
@@ -336,13 +332,12 @@ class PostgresStore:
                     ).format(BATCH_COLUMNS),
                     (now, as_json(reason), batch_id, owner),
                 ).fetchone()
-                batch = None if row is None else _one_with_usage(db, row[:-1])
+                batch = None if row is None else batch_row(row[:-1])
                 if row is not None and batch is not None:
                     _write_event(db, row[-1], batch, CANCELING, now)
             if batch is None:
                 # Statuses only move forward, so this reads why the update matched nothing.
-                batch = _one_with_usage(
-                    db,
+                batch = _batch_or_none(
                     db.execute(
                         sql.SQL(
                             "SELECT {} FROM batches WHERE id = %s AND owner = coalesce(%s, owner)"
@@ -380,14 +375,11 @@ class PostgresStore:
                     f"Batch {batch_id} has a retry batch, {child[0]}: delete that first, or"
                     " pass cascade=true to delete the whole retry chain."
                 )
-            batch = _one_with_usage(
-                db,
-                db.execute(
-                    sql.SQL("SELECT {} FROM batches WHERE id = %s").format(BATCH_COLUMNS),
-                    (batch_id,),
-                ).fetchone(),
-            )
-            assert batch is not None  # locked above
+            [row] = db.execute(  # locked above
+                sql.SQL("SELECT {} FROM batches WHERE id = %s").format(BATCH_COLUMNS),
+                (batch_id,),
+            ).fetchall()
+            batch = batch_row(row)
             _write_event(db, owner, batch, DELETED, time.time())
             db.execute("DELETE FROM retries WHERE child_id = %s", (batch_id,))
             _drop_contents(db, [batch_id])
@@ -781,8 +773,7 @@ class PostgresStore:
                         ),
                         (part.batch_id,),
                     ).fetchall()
-                    batch = _one_with_usage(db, row[:-1])
-                    assert batch is not None
+                    batch = batch_row(row[:-1])
                     _write_event(db, row[-1], batch, ENDED if status == "ended" else PROGRESS, now)
         if status == "ended":
             log.info("batch ended", extra={"batch_id": part.batch_id})
@@ -826,8 +817,7 @@ class PostgresStore:
             openai_tables.delete_output_files(db, "%s", archived)
             # By workspace: each event takes its workspace's lock, always in the same order.
             for row in sorted(rows, key=lambda row: (row[-1], row[0])):
-                batch = _one_with_usage(db, row[:-1])
-                assert batch is not None
+                batch = batch_row(row[:-1])
                 _write_event(db, row[-1], batch, ARCHIVED, now)
             return len(rows)
 

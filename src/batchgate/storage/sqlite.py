@@ -43,13 +43,11 @@ from batchgate.storage.base import (
     committed_before,
 )
 from batchgate.storage.batch_queries import (
-    BATCH_FIELDS,
-    USAGE_FIELDS,
     as_json,
+    batch_columns,
     batch_row,
     list_page_query,
     queue_in_turns,
-    usage_by_batch,
     usage_report_queries,
     usage_upsert,
 )
@@ -63,7 +61,8 @@ log = logging.getLogger("batchgate.storage")
 
 API_KEY_COLUMNS = "id, workspace, prefix, key_hash, created_at, revoked_at, read_only"
 
-BATCH_COLUMNS = BATCH_FIELDS
+USAGE_ARRAY = "json_group_array(json_array({}))"
+BATCH_COLUMNS = batch_columns("batches", USAGE_ARRAY)
 USAGE_UPSERT = usage_upsert("?")
 QUEUE_IN_TURNS = queue_in_turns("?")
 USAGE_REPORT = usage_report_queries("CAST(b.created_at / 86400 AS INTEGER)", "?")
@@ -158,6 +157,8 @@ def _insert_retry(db: sqlite3.Connection, retry: RetryRow) -> None:
 
 @raises_store_unavailable(unavailable_error)
 class SQLiteStore:
+    point_reads_inline = True
+
     def __init__(self, path: str) -> None:
         self.location = f"the SQLite database {path}"
         self._path = path
@@ -322,7 +323,14 @@ class SQLiteStore:
                     for number, count in enumerate(counts)
                 ),
             )
-            batch = BatchRow.new(batch_id, total, created_at, expires_at, options)
+            batch = BatchRow.new(
+                batch_id,
+                total,
+                created_at,
+                expires_at,
+                options,
+                None if retry_of is None else retry_of.parent_id,
+            )
             EVENTS.write(db, owner, batch, CREATED, created_at)
         self._events_written(owner)
         return batch
@@ -331,27 +339,13 @@ class SQLiteStore:
         row = self._reader.execute(
             f"SELECT {BATCH_COLUMNS} FROM batches WHERE id = ? AND owner = ?", (batch_id, owner)
         ).fetchone()
-        return None if row is None else self._with_usage(self._reader, [row])[0]
+        return None if row is None else batch_row(row)
 
     def find_batch(self, batch_id: str) -> BatchRow | None:
         row = self._reader.execute(
             f"SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,)
         ).fetchone()
-        return None if row is None else self._with_usage(self._reader, [row])[0]
-
-    def _with_usage(self, db: sqlite3.Connection, rows: list[Any]) -> list[BatchRow]:
-        """The batches of `rows` (BATCH_COLUMNS), each with its token usage."""
-        if not rows:
-            return []
-        ids = [row[0] for row in rows]
-        usage = usage_by_batch(
-            db.execute(
-                f"SELECT batch_id, model, {USAGE_FIELDS} FROM batch_usage"
-                f" WHERE batch_id IN ({', '.join('?' * len(ids))})",
-                ids,
-            ).fetchall()
-        )
-        return [batch_row(row, usage.get(row[0], ())) for row in rows]
+        return None if row is None else batch_row(row)
 
     def list_batches(
         self,
@@ -371,9 +365,10 @@ class SQLiteStore:
             limit + 1,
             "?",
             BLOB_CONTAINS,
+            USAGE_ARRAY,
         )
         rows = self._reader.execute(statement, parameters).fetchall()
-        page = self._with_usage(self._reader, rows[:limit])
+        page = [batch_row(row) for row in rows[:limit]]
         if newer:
             page.reverse()
         return page, len(rows) > limit
@@ -402,7 +397,7 @@ class SQLiteStore:
             row = db.execute(
                 f"SELECT {BATCH_COLUMNS}, owner FROM batches WHERE id = ?", (batch_id,)
             ).fetchone()
-            batch = self._with_usage(db, [row[:-1]])[0]
+            batch = batch_row(row[:-1])
             if status[0] == "in_progress":
                 EVENTS.write(db, row[-1], batch, CANCELING, now)
         if status[0] == "in_progress":
@@ -429,12 +424,10 @@ class SQLiteStore:
                     f"Batch {batch_id} has a retry batch, {child[0]}: delete that first, or"
                     " pass cascade=true to delete the whole retry chain."
                 )
-            [batch] = self._with_usage(
-                db,
-                db.execute(
-                    f"SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,)
-                ).fetchall(),
-            )
+            [row] = db.execute(
+                f"SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,)
+            ).fetchall()
+            batch = batch_row(row)
             EVENTS.write(db, owner, batch, DELETED, time.time())
             db.execute("DELETE FROM retries WHERE child_id = ?", (batch_id,))
             db.execute("DELETE FROM results WHERE batch_id = ?", (batch_id,))
@@ -753,7 +746,7 @@ class SQLiteStore:
                         (part.batch_id,),
                     ).fetchone()
                     owner = row[-1]
-                    [batch] = self._with_usage(db, [row[:-1]])
+                    batch = batch_row(row[:-1])
                     EVENTS.write(db, owner, batch, ENDED if status == "ended" else PROGRESS, now)
             if part.chunk_done:
                 db.execute(
@@ -800,13 +793,12 @@ class SQLiteStore:
                 _drop_requests(db, batch_id)
                 db.execute("DELETE FROM chunks WHERE batch_id = ?", (batch_id,))
                 openai_tables.delete_output_files(db, "?", [batch_id])
-                [batch] = self._with_usage(
-                    db,
+                batch = batch_row(
                     db.execute(
                         "UPDATE batches SET archived_at = ? WHERE id = ?"
                         f" RETURNING {BATCH_COLUMNS}",
                         (now, batch_id),
-                    ).fetchall(),
+                    ).fetchone()
                 )
                 EVENTS.write(db, owner, batch, ARCHIVED, now)
         for owner in {owner for _, owner in ids}:
