@@ -168,14 +168,15 @@ class BatchRow:
         created_at: float,
         expires_at: float,
         options: BatchOptions = NO_OPTIONS,
-        retry_of: str | None = None,
+        retry_of: "RetryRow | None" = None,
     ) -> "BatchRow":
-        """A batch as it is the moment it is created: every request still processing."""
+        """A batch as it is the moment it is created: every request still processing; with
+        `retry_of`, the retry it is the child of."""
         return cls(
             batch_id, "in_progress", total, total, 0, 0, 0, 0,
             created_at, expires_at, None, None, None,
             options.metadata or None, options.priority, options.abort_policy,
-            None, options.webhook_url, (), retry_of,
+            None, options.webhook_url, (), None if retry_of is None else retry_of.parent_id,
         )  # fmt: skip
 
     @property

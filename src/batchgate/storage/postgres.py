@@ -263,14 +263,7 @@ class PostgresStore:
                 " WITH ORDINALITY AS c(count, number)",
                 (batch_id, options.priority, counts),
             )
-            batch = BatchRow.new(
-                batch_id,
-                total,
-                created_at,
-                expires_at,
-                options,
-                None if retry_of is None else retry_of.parent_id,
-            )
+            batch = BatchRow.new(batch_id, total, created_at, expires_at, options, retry_of)
             _write_event(db, owner, batch, CREATED, created_at)
         return batch
 

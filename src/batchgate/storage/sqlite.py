@@ -323,14 +323,7 @@ class SQLiteStore:
                     for number, count in enumerate(counts)
                 ),
             )
-            batch = BatchRow.new(
-                batch_id,
-                total,
-                created_at,
-                expires_at,
-                options,
-                None if retry_of is None else retry_of.parent_id,
-            )
+            batch = BatchRow.new(batch_id, total, created_at, expires_at, options, retry_of)
             EVENTS.write(db, owner, batch, CREATED, created_at)
         self._events_written(owner)
         return batch
