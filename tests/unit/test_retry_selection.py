@@ -11,7 +11,7 @@ def test_each_format_says_its_result_type() -> None:
     lines = {
         "succeeded": [
             results.succeeded("a", {"type": "message"}),
-            openai_results.succeeded("a", {"object": "chat.completion"}),
+            openai_results.succeeded("a", b'{"object":"chat.completion"}'),
         ],
         "errored": [
             results.errored("b", "api_error", "down"),
@@ -28,7 +28,7 @@ def test_an_openai_retry_takes_its_error_files_lines_and_error_types_narrow_eith
     taken = [
         OpenAIRetrySelection().takes(orjson.loads(line))
         for line in (
-            openai_results.succeeded("a", {}),
+            openai_results.succeeded("a", b"{}"),
             openai_results.errored("b", "invalid_request_error", "bad"),
             openai_results.canceled("c"),
             openai_results.expired("d"),
@@ -45,7 +45,7 @@ def test_an_openai_retry_picks_by_status_code_or_class_error_type_and_what_never
     lines = {
         name: orjson.loads(line)
         for name, line in {
-            "ok": openai_results.succeeded("a", {}),
+            "ok": openai_results.succeeded("a", b"{}"),
             "bad": openai_results.errored("b", "invalid_request_error", "bad"),
             "limited": openai_results.errored("c", "rate_limit_error", "slow down"),
             "down": openai_results.errored("d", "api_error", "down"),

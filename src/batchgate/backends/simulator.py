@@ -11,9 +11,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+import orjson
 import xxhash
 
-from batchgate.backends.translate_openai import chat_completion_from_message, text_chat_completion
+from batchgate.backends.translate_openai import (
+    chat_completion_from_message,
+    text_chat_completion_json,
+)
 from batchgate.errors import RequestError
 from batchgate.lifecycle.simple_params import SimpleParams
 
@@ -97,17 +101,21 @@ class Simulator:
             params.model, hex_digest, content, "end_turn", None, input_tokens, output_tokens
         )
 
-    def reply_chat_simple(self, params: SimpleParams) -> dict[str, Any]:
-        """`reply_simple` as the `chat.completion` it translates to (backends/translate_openai.py),
-        built without the Message in between: an OpenAI batch's chat answered in line."""
+    def reply_chat_simple(self, params: SimpleParams) -> tuple[bytes, int, int]:
+        """`reply_simple` as the JSON of the `chat.completion` it translates to
+        (backends/translate_openai.py), built without the Message in between, and its prompt and
+        completion tokens: an OpenAI batch's chat answered in line."""
         hex_digest, input_tokens, plain = self._plain_reply(params)
         if plain is None:
             message = _compose_message(msgspec.to_builtins(params), hex_digest, input_tokens)
-            return chat_completion_from_message(message)
+            completion = chat_completion_from_message(message)
+            usage = completion["usage"]
+            return orjson.dumps(completion), usage["prompt_tokens"], usage["completion_tokens"]
         text, output_tokens = plain
-        return text_chat_completion(
+        completion_json = text_chat_completion_json(
             _message_id(hex_digest), params.model, text, input_tokens, output_tokens
         )
+        return completion_json, input_tokens, output_tokens
 
     def _plain_reply(self, params: SimpleParams) -> tuple[str, int, tuple[str, int] | None]:
         """The params' digest, input tokens, and the reply's text and output tokens when it is

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
+import orjson
 import pypdf
 
 from batchgate.errors import RequestError
@@ -743,13 +744,32 @@ def chat_completion_from_message(message: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def text_chat_completion(
+# What `_chat_completion` gives for a text reply, as orjson encodes it, with its values to fill
+# in: formatted around them, with no dicts built to be encoded, an OpenAI batch's chat answered in
+# line by the simulator costs half as much.
+_TEXT_CHAT_COMPLETION = (
+    b'{"id":"chatcmpl-%b","object":"chat.completion","created":%d,"model":%b,"choices":[{'
+    b'"index":0,"message":{"role":"assistant","content":%b,"refusal":null},"logprobs":null,'
+    b'"finish_reason":"stop"}],"usage":{"prompt_tokens":%d,"completion_tokens":%d,'
+    b'"total_tokens":%d,"prompt_tokens_details":{"cached_tokens":0}}}'
+)
+
+
+def text_chat_completion_json(
     message_id: str, model: str, text: str, input_tokens: int, output_tokens: int
-) -> dict[str, Any]:
-    """What `chat_completion_from_message` makes of a Message of one text block that ended its
-    turn, with nothing read from a cache, from its parts (no Message built to be read back)."""
-    reply = {"role": "assistant", "content": text, "refusal": None}
-    return _chat_completion(message_id, model, reply, "stop", input_tokens, 0, output_tokens)
+) -> bytes:
+    """The JSON of what `chat_completion_from_message` makes of a Message of one text block that
+    ended its turn, with nothing read from a cache, from its parts (no Message built to be read
+    back), byte for byte."""
+    return _TEXT_CHAT_COMPLETION % (
+        message_id.removeprefix("msg_").encode(),
+        int(time.time()),
+        orjson.dumps(model),
+        orjson.dumps(text),
+        input_tokens,
+        output_tokens,
+        input_tokens + output_tokens,
+    )
 
 
 def _chat_completion(

@@ -79,10 +79,14 @@ class OpenAIRequest:
 def usage_message(answer: dict[str, Any], model: str) -> dict[str, Any]:
     """The answer's tokens as a Message's `usage`, which the batch's usage sums."""
     usage = answer.get("usage") or NO_USAGE
+    return tokens_message(
+        model, usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
+    )
+
+
+def tokens_message(model: str, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    """Prompt and completion tokens as a Message's `usage`."""
     return {
         "model": model,
-        "usage": {
-            "input_tokens": usage.get("prompt_tokens") or 0,
-            "output_tokens": usage.get("completion_tokens") or 0,
-        },
+        "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens},
     }

@@ -50,7 +50,12 @@ from batchgate.engine.abort_watch import AbortWatch
 from batchgate.engine.flow import Overdue, Withdrawn
 from batchgate.engine.gc_pacing import CollectionPacer
 from batchgate.engine.internal_errors import InternalErrors
-from batchgate.engine.openai_requests import CHAT_COMPLETIONS, OpenAIRequest, usage_message
+from batchgate.engine.openai_requests import (
+    CHAT_COMPLETIONS,
+    OpenAIRequest,
+    tokens_message,
+    usage_message,
+)
 from batchgate.engine.outages import Outages, retry_delay
 from batchgate.engine.retries import call_with_retries
 from batchgate.engine.routing import Route, Router
@@ -624,8 +629,15 @@ class Engine:
                 route = self._router.route_for(simple.model)
                 if route.answer_at_once is not None:
                     route_name = route.config.model
-                    answer = route.answer_at_once.reply_chat_simple(simple)
-                    return _openai_succeeded(custom_id, answer, simple.model, route_name)
+                    body, prompt_tokens, completion_tokens = route.answer_at_once.reply_chat_simple(
+                        simple
+                    )
+                    return (
+                        openai_results.succeeded(custom_id, body),
+                        "succeeded",
+                        route_name,
+                        tokens_message(simple.model, prompt_tokens, completion_tokens),
+                    )
             request = OpenAIRequest.decode(endpoint, body_of(raw) if in_line else raw)
             route = self._router.route_for(request.model)
             if route.answer_at_once is None:
@@ -736,7 +748,7 @@ def _finished_errored(call: BackendCall, error: RequestError, route: str) -> Fin
 
 
 def _openai_succeeded(custom_id: str, answer: dict[str, Any], model: str, route: str) -> Finished:
-    line = openai_results.succeeded(custom_id, answer)
+    line = openai_results.succeeded(custom_id, orjson.dumps(answer))
     return line, "succeeded", route, usage_message(answer, model)
 
 

@@ -9,7 +9,6 @@ writes either format the same way.
 
 import itertools
 import secrets
-from typing import Any
 
 import orjson
 
@@ -51,10 +50,11 @@ def _ids() -> tuple[str, str]:
     return "batch_req_" + number, "req_" + number
 
 
-def succeeded(custom_id: str, body: dict[str, Any]) -> bytes:
+def succeeded(custom_id: str, body_json: bytes) -> bytes:
+    """The line of a request answered with the JSON `body_json`."""
     # Formatted as bytes at once, not as a string then encoded.
     number = b"%b%012x" % (_PROCESS_PREFIX_BYTES, next(_counter))
-    return _SUCCEEDED % (number, orjson.dumps(custom_id), number, orjson.dumps(body))
+    return _SUCCEEDED % (number, orjson.dumps(custom_id), number, body_json)
 
 
 def errored(custom_id: str, error_type: str, message: str) -> bytes:
