@@ -211,8 +211,9 @@ def run(count: int, prompt: str, port: int) -> dict[str, float]:
             peak = memory_bytes(process.pid, "VmHWM") - before
             del body
             with httpx.Client(headers=HEADERS) as client:
-                # Each kind twice, taking turns: the batch that runs first after the upload pays
-                # for settling its writes (the store's checkpoint), whichever kind it is.
+                # Each kind ENGINE_ROUNDS times, taking turns: the batch that runs first after
+                # the upload pays for settling its writes (the store's checkpoint), whichever
+                # kind it is.
                 openai_runs, anthropic_runs = [], []
                 openai_polled, anthropic_polled = [], []
                 openai_cpu, anthropic_cpu = [], []

@@ -632,12 +632,8 @@ class Engine:
                     body, prompt_tokens, completion_tokens = route.answer_at_once.reply_chat_simple(
                         simple
                     )
-                    return (
-                        openai_results.succeeded(custom_id, body),
-                        "succeeded",
-                        route_name,
-                        tokens_message(simple.model, prompt_tokens, completion_tokens),
-                    )
+                    usage = tokens_message(simple.model, prompt_tokens, completion_tokens)
+                    return _openai_answered(custom_id, body, usage, route_name)
             request = OpenAIRequest.decode(endpoint, body_of(raw) if in_line else raw)
             route = self._router.route_for(request.model)
             if route.answer_at_once is None:
@@ -748,8 +744,15 @@ def _finished_errored(call: BackendCall, error: RequestError, route: str) -> Fin
 
 
 def _openai_succeeded(custom_id: str, answer: dict[str, Any], model: str, route: str) -> Finished:
-    line = openai_results.succeeded(custom_id, orjson.dumps(answer))
-    return line, "succeeded", route, usage_message(answer, model)
+    return _openai_answered(custom_id, orjson.dumps(answer), usage_message(answer, model), route)
+
+
+def _openai_answered(
+    custom_id: str, body_json: bytes, usage: dict[str, Any], route: str
+) -> Finished:
+    """A request the endpoint answered with the JSON `body_json`, its tokens in `usage` (a
+    Message's, which the batch's usage sums)."""
+    return openai_results.succeeded(custom_id, body_json), "succeeded", route, usage
 
 
 def _openai_errored(custom_id: str, error: RequestError, route: str) -> Finished:
