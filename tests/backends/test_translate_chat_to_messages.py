@@ -17,7 +17,11 @@ from batchgate.backends.translate_openai import (
 )
 from batchgate.errors import RequestError
 from batchgate.lifecycle.params import validate_params
-from batchgate.lifecycle.simple_params import decode_simple_chat, decode_simple_chat_line
+from batchgate.lifecycle.simple_params import (
+    decode_simple_chat,
+    decode_simple_chat_line,
+    decode_simple_chat_lines,
+)
 
 
 def chat(*messages: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -211,8 +215,16 @@ def test_a_chat_of_the_common_shape_decodes_to_the_params_its_translation_gives(
 ) -> None:
     simple = decode_simple_chat(orjson.dumps(body), DEFAULT_MAX_TOKENS)
     assert simple is not None
-    # The same from the request's line of an input file, read in one pass.
+    # The same from the request's line of an input file, read in one pass, or with the lines
+    # around it.
     assert decode_simple_chat_line(request_line(body), DEFAULT_MAX_TOKENS) == simple
+    lines = request_line(body) + b"\n\n" + request_line(chat({"role": "user", "content": "Hi"}))
+    assert decode_simple_chat_lines(lines, DEFAULT_MAX_TOKENS) == [
+        simple,
+        decode_simple_chat(
+            orjson.dumps(chat({"role": "user", "content": "Hi"})), DEFAULT_MAX_TOKENS
+        ),
+    ]
     translated = validate_params(params_from_chat_request(body))
     assert msgspec.json.encode(simple) == msgspec.json.encode(translated)
     # So the simulator answers both alike, id included.
@@ -257,6 +269,10 @@ def test_a_chat_answered_in_line_is_the_translation_of_the_simulators_message(
 def test_any_other_chat_takes_the_general_path(body: dict[str, Any]) -> None:
     assert decode_simple_chat(orjson.dumps(body), DEFAULT_MAX_TOKENS) is None
     assert decode_simple_chat_line(request_line(body), DEFAULT_MAX_TOKENS) is None
+    # So do the lines of an input file beside it, whatever their shape.
+    plain = request_line(chat({"role": "user", "content": "Hi"}))
+    lines = plain + b"\n" + request_line(body) + b"\n" + plain
+    assert decode_simple_chat_lines(lines, DEFAULT_MAX_TOKENS) is None
 
 
 def request_line(body: dict[str, Any]) -> bytes:

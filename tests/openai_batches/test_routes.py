@@ -167,6 +167,59 @@ def test_an_anthropic_upstream_gets_the_chat_request_as_messages(
     assert refused["body"]["error"]["message"].startswith("response_format")
 
 
+def test_plain_chats_reach_an_upstream_as_they_are_beside_a_simulated_route(
+    tmp_path: Path,
+    start_server: Callable[..., Server],
+    start_fake: StartFake,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # With a route answered in line, a file of plain chats is decoded a chunk at once; those
+    # for an upstream still go there each as it is.
+    fake = start_fake(FakeOpenAI)
+    monkeypatch.setenv("FAKE_UPSTREAM_KEY", KEY)
+    config = tmp_path / "routes.toml"
+    config.write_text(
+        '[[routes]]\nmodel = "claude-*"\nbackend = "simulator"\n\n'
+        f'[[routes]]\nmodel = "*"\nbackend = "openai"\nbase_url = "{fake.base_url}/v1"\n'
+        'api_key_env = "FAKE_UPSTREAM_KEY"\nmax_retries = 0\n'
+    )
+    server = start_server(config=str(config))
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, "temperature": 1}
+    output, errors = run(server, tmp_path, [line(f"r{n}", "gpt-4o-mini", **body) for n in range(3)])
+    assert errors == {} and fake.invalid == []
+    assert [arrival.params for arrival in fake.arrivals] == [{"model": "gpt-4o-mini", **body}] * 3
+    assert sorted(output) == ["r0", "r1", "r2"]
+
+
+def test_the_simulator_answers_a_plain_chat_alike_beside_lines_of_any_shape(
+    tmp_path: Path, start_server: Callable[..., Server]
+) -> None:
+    # A file of plain chats only is answered from its chunks decoded at once; one line of
+    # another shape sends every line of its chunk down the general path.
+    server = start_server()
+    plain = [
+        line("plain", "gpt-4o-mini", messages=[
+            {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there"},
+        ], max_completion_tokens=30, temperature=0.5),
+        line("cut", "gpt-4o-mini", messages=[{"role": "user", "content": "word " * 40}],
+             max_tokens=4),
+    ]  # fmt: skip
+    tools = line("tools", "gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], tools=[TOOL])
+    alone, no_errors = run(server, tmp_path, plain)
+    mixed, _ = run(server, tmp_path, [*plain, tools])
+    assert no_errors == {} and sorted(mixed) == ["cut", "plain", "tools"]
+
+    def answer(row: dict[str, Any]) -> dict[str, Any]:
+        body: dict[str, Any] = row["response"]["body"]
+        ChatCompletion.model_validate(body)
+        return {key: value for key, value in body.items() if key != "created"}
+
+    for custom_id in ("plain", "cut"):
+        assert answer(alone[custom_id]) == answer(mixed[custom_id])
+    assert answer(alone["cut"])["choices"][0]["finish_reason"] == "length"
+    assert answer(alone["plain"])["choices"][0]["message"]["content"] == "You said: Hello there"
+
+
 def test_embeddings_need_a_backend_that_embeds(
     tmp_path: Path,
     start_server: Callable[..., Server],

@@ -2,14 +2,12 @@
 that refer to an input file's lines (kept while they do), and OpenAI batches paged newest first
 both ways with the details of their Batch object."""
 
-from collections.abc import Sequence
-
 import msgspec
 import orjson
 import pytest
 
 from batchgate.lifecycle.ids import file_ids_before
-from batchgate.lifecycle.openai_input import Line, body_of
+from batchgate.lifecycle.openai_input import InputSpan, body_of
 from batchgate.storage.base import NewChunk, Store
 from batchgate.storage.openai_tables import FileGone, FileRow, InputLines, OpenAIBatchRow
 from storage.builders import finish
@@ -111,12 +109,12 @@ def test_chunks_that_refer_to_an_input_files_lines_read_their_params_there(store
     assert [(chunk.custom_ids, chunk.params) for chunk in stored] == expected
 
 
-def _requests(params: bytes | Sequence[Line]) -> list[bytes]:
+def _requests(params: bytes | InputSpan) -> list[bytes]:
     """Each request's params in a leased chunk, as a store hands them: a JSON array, or the
-    request lines of an input file (each one's params its body)."""
+    span of an input file that holds its request lines (each one's params its body)."""
     if isinstance(params, bytes):
         return [bytes(raw) for raw in msgspec.json.decode(params, type=list[msgspec.Raw])]
-    return [bytes(body_of(line)) for line in params]
+    return [bytes(body_of(line)) for line in params.request_lines()]
 
 
 def test_an_input_files_bytes_stay_while_a_batch_refers_to_them(store: Store) -> None:

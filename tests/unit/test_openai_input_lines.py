@@ -7,10 +7,10 @@ import pytest
 
 from batchgate.lifecycle.openai_input import (
     InputScan,
+    InputSpan,
     check_input_file,
     lines_of,
     params_array,
-    request_lines,
 )
 
 FILE = b'{"custom_id": "a"}\n\n{"custom_id": "b"}\r\n{"custom_id": "c"}'
@@ -82,12 +82,11 @@ def test_an_upload_finds_each_requests_line(piece_bytes: int) -> None:
     assert scan.piece_bytes == piece_bytes
     # Each chunk's params are the bodies of its lines, from one start to the next.
     starts = [*scan.starts, len(REQUESTS)]
-    chunks = [request_lines([REQUESTS[start:end]]) for start, end in itertools.pairwise(starts)]
+    chunks = [
+        InputSpan(REQUESTS[start:end]).request_lines() for start, end in itertools.pairwise(starts)
+    ]
     assert [params_array(lines) for lines in chunks] == [b'[{"model": "m", "messages": []}]'] * 3
-    # A range read as the spans of the pieces it crosses, wherever they split a line.
-    for split in range(starts[0], len(REQUESTS) + 1):
-        spans = [REQUESTS[starts[0] : split], REQUESTS[split:]]
-        assert params_array(request_lines(spans)) == check_bodies(REQUESTS)
+    assert params_array(InputSpan(REQUESTS).request_lines()) == check_bodies(REQUESTS)
 
 
 def check_bodies(file: bytes) -> bytes:

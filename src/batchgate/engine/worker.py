@@ -63,11 +63,13 @@ from batchgate.engine.webhook_delivery import WebhookDelivery
 from batchgate.errors import RequestError
 from batchgate.lifecycle import openai_results, results
 from batchgate.lifecycle.ids import file_ids_before
-from batchgate.lifecycle.openai_input import Line, body_of
+from batchgate.lifecycle.openai_input import InputSpan, Line, body_of
 from batchgate.lifecycle.params import validate_params
 from batchgate.lifecycle.simple_params import (
+    SimpleParams,
     decode_simple_chat,
     decode_simple_chat_line,
+    decode_simple_chat_lines,
     decode_simple_params,
 )
 from batchgate.lifecycle.usage import usage_by_model
@@ -95,6 +97,8 @@ MAX_TURN_SECONDS = 0.001
 # the places; beyond the places, a chunk is also started as soon as new work is announced (and
 # beyond this, one of a workspace with no chunk running).
 MOST_CHUNKS_PER_PLACE = 2
+# The largest chunk of an input file's lines that is decoded at once (_simple_chats).
+SIMPLE_CHATS_AT_ONCE_BYTES = 1024 * 1024
 IDLE_POLL_SECONDS = 0.25
 # How long a thread that wants the GIL waits for the busy one to let go (Python's default: 5 ms).
 # Store calls take the GIL back after each statement, so with 5 ms a commit or a lease took tens
@@ -474,12 +478,17 @@ class Engine:
         custom_ids: list[str] = orjson.loads(chunk.custom_ids)
         # Split into each request's raw JSON, decoded only when its turn comes: decoding a chunk
         # of large params (tools, documents) at once would hold the event loop and memory. A
-        # chunk read from its input file comes as the requests' lines, each decoded as it runs.
-        params: Sequence[msgspec.Raw | Line]
+        # chunk read from its input file is cut into the requests' lines, each decoded as it
+        # runs, unless they are few and small and all answered in line (_simple_chats).
+        params: Sequence[msgspec.Raw | Line] = ()
+        simple_chats = None
         if isinstance(chunk.params, bytes):
             params, in_lines = RAW_PARAMS.decode(chunk.params), False
         else:
-            params, in_lines = chunk.params, True
+            in_lines = True
+            simple_chats = self._simple_chats(chunk, chunk.params, len(custom_ids))
+            if simple_chats is None:
+                params = chunk.params.request_lines()
         if chunk.batch_status == "canceling":
             self._canceling.add(chunk.batch_id)
         pending = [i for i in range(len(custom_ids)) if i not in chunk.done_indices]
@@ -519,6 +528,8 @@ class Engine:
                 custom_id = custom_ids[index]
                 if unstarted is not None:
                     result: Finished | BackendCall = unstarted(custom_id)
+                elif simple_chats is not None:
+                    result = self._simple_chat_at_once(custom_id, simple_chats[index])
                 elif chunk.endpoint is not None:
                     result = self._openai_at_once(
                         chunk.endpoint, custom_id, params[index], in_lines
@@ -612,6 +623,28 @@ class Engine:
             None,
         )
 
+    def _simple_chats(
+        self, chunk: LeasedChunk, span: InputSpan, count: int
+    ) -> list[SimpleParams] | None:
+        """The requests of a chunk read from its input file as SimpleParams, decoded together,
+        when they are all chats of the common shape that their routes answer in line, and the
+        chunk is small: cutting out each line to decode it alone takes as long as the
+        simulator's answer. A larger chunk's lines are decoded one at a time, as they run, as
+        their decoded strings take long to allocate all at once (docs/benchmarks.md)."""
+        if (
+            chunk.endpoint != CHAT_COMPLETIONS
+            or not self._router.answers_any_at_once
+            or len(span.data) > SIMPLE_CHATS_AT_ONCE_BYTES
+        ):
+            return None
+        simple = decode_simple_chat_lines(span.data, DEFAULT_MAX_TOKENS)
+        if simple is None or len(simple) != count:
+            return None
+        models = {params.model for params in simple}
+        if not all(self._router.route_for(model).answer_at_once for model in models):
+            return None
+        return simple
+
     def _openai_at_once(
         self, endpoint: str, custom_id: str, raw: msgspec.Raw | Line, in_line: bool
     ) -> Finished | BackendCall:
@@ -621,19 +654,11 @@ class Engine:
         try:
             # The common shape of a chat request, answered in line, skips the translation's
             # dicts, as Messages params of that shape do (_answer_at_once).
-            simple = None
             if endpoint == CHAT_COMPLETIONS and self._router.answers_any_at_once:
                 decode = decode_simple_chat_line if in_line else decode_simple_chat
                 simple = decode(raw, DEFAULT_MAX_TOKENS)
-            if simple is not None:
-                route = self._router.route_for(simple.model)
-                if route.answer_at_once is not None:
-                    route_name = route.config.model
-                    body, prompt_tokens, completion_tokens = route.answer_at_once.reply_chat_simple(
-                        simple
-                    )
-                    usage = tokens_message(simple.model, prompt_tokens, completion_tokens)
-                    return _openai_answered(custom_id, body, usage, route_name)
+                if simple is not None and self._router.route_for(simple.model).answer_at_once:
+                    return self._simple_chat_at_once(custom_id, simple)
             request = OpenAIRequest.decode(endpoint, body_of(raw) if in_line else raw)
             route = self._router.route_for(request.model)
             if route.answer_at_once is None:
@@ -645,6 +670,20 @@ class Engine:
             return _openai_errored(custom_id, error, route_name)
         except Exception:
             return self._internal_error(custom_id, route_name, openai=True)
+
+    def _simple_chat_at_once(self, custom_id: str, simple: SimpleParams) -> Finished:
+        """A chat of the common shape, on a route that answers it in line."""
+        route = self._router.route_for(simple.model)
+        assert route.answer_at_once is not None
+        route_name = route.config.model
+        try:
+            body, prompt_tokens, completion_tokens = route.answer_at_once.reply_chat_simple(simple)
+        except RequestError as error:
+            return _openai_errored(custom_id, error, route_name)
+        except Exception:
+            return self._internal_error(custom_id, route_name, openai=True)
+        usage = tokens_message(simple.model, prompt_tokens, completion_tokens)
+        return _openai_answered(custom_id, body, usage, route_name)
 
     def _answer_at_once(
         self, custom_id: str, params: bytes | memoryview | msgspec.Raw

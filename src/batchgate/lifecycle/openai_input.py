@@ -265,10 +265,15 @@ class _Body(msgspec.Struct):
 _BODY = msgspec.json.Decoder(_Body)
 
 
-def request_lines(spans: Iterable[bytes]) -> list[Line]:
-    """The request lines (blank lines skipped) in spans of a file's pieces: the requests of a
-    chunk that refers to its input file's lines, each one's params its line's body."""
-    return [line for line in lines_of(spans) if not _is_blank(line)]
+@dataclass(frozen=True, slots=True)
+class InputSpan:
+    """The bytes of an input file that a chunk refers to: whole lines, which the upload checked.
+    The chunk's requests are those that are not blank, each one's params its line's body."""
+
+    data: bytes
+
+    def request_lines(self) -> list[Line]:
+        return [line for line in lines_of([self.data]) if not _is_blank(line)]
 
 
 def body_of(line: Line) -> msgspec.Raw:

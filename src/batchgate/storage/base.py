@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from batchgate.lifecycle.openai_input import Line
+from batchgate.lifecycle.openai_input import InputSpan
 from batchgate.storage.migrations import SchemaStatus
 from batchgate.storage.openai_tables import FileRow, InputLines, OpenAIBatchRow
 
@@ -215,8 +215,8 @@ class LeasedChunk:
     chunk_no: int
     custom_ids: bytes
     # The JSON array of the requests' params; or, for a chunk read from its input file's lines,
-    # those lines (each request's params are its line's body).
-    params: bytes | Sequence[Line]
+    # the span of the file that holds them.
+    params: bytes | InputSpan
     batch_status: str
     expires_at: float
     done_indices: frozenset[int]

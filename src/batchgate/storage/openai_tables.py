@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from batchgate.lifecycle.openai_input import Line, request_lines
+from batchgate.lifecycle.openai_input import InputSpan
 
 FILE_FIELDS = "id, owner, purpose, filename, bytes, created_at, expires_at, batch_id, batch_lines"
 OPENAI_BATCH_FIELDS = (
@@ -199,11 +199,11 @@ def substr_reader(db: Connection, mark: str) -> SpanReader:
     return read
 
 
-def requests_in_file(
+def span_in_file(
     db: Connection, mark: str, file_id: str, start: int, end: int, read: SpanReader
-) -> list[Line]:
-    """The request lines of a chunk that refers to bytes `start` to `end` of an input file,
-    read from the file's pieces by `read`."""
+) -> InputSpan:
+    """Bytes `start` to `end` of an input file, which a chunk refers to, read from the file's
+    pieces by `read`."""
     # The first piece's length rather than input_file_lines' piece_bytes, which SQLite finds
     # only by reading that row whole (its custom_ids and starts: a megabyte for 50,000 lines).
     # All pieces but the last have that length; a file of one piece has no other.
@@ -215,7 +215,7 @@ def requests_in_file(
         offset = piece * piece_bytes
         low, high = max(start - offset, 0), min(end - offset, piece_bytes)
         spans.append(read(file_id, piece, low, high))
-    return request_lines(spans)
+    return InputSpan(spans[0] if len(spans) == 1 else b"".join(spans))
 
 
 def drop_unreferenced_bytes(db: Connection, mark: str, file_ids: Iterable[str | None]) -> None:

@@ -39,7 +39,7 @@ from batchgate.lifecycle.events import (
     PROGRESS,
     has_event,
 )
-from batchgate.lifecycle.openai_input import Line, params_array
+from batchgate.lifecycle.openai_input import InputSpan, params_array
 from batchgate.storage import openai_tables
 from batchgate.storage.base import (
     EVERY_BATCH,
@@ -415,7 +415,7 @@ class PostgresStore:
                 chunk_no, custom_ids, result_lines, *requests = row
                 params = _params(db, *requests)
                 if not isinstance(params, bytes):
-                    params = params_array(params)
+                    params = params_array(params.request_lines())
             yield StoredChunk(custom_ids, params, result_lines)
 
     def last_part_position(self, batch_id: str) -> int:
@@ -1076,9 +1076,9 @@ def _drop_contents(db: psycopg.Connection[TupleRow], batch_ids: list[str]) -> No
 
 def _params(
     db: psycopg.Connection[TupleRow], params: bytes, file_id: str | None, start: int, end: int
-) -> bytes | list[Line]:
+) -> bytes | InputSpan:
     """A chunk's params: stored, or read from the input file its chunk refers to."""
     if file_id is None:
         return params
     read = openai_tables.substr_reader(db, "%s")
-    return openai_tables.requests_in_file(db, "%s", file_id, start, end, read)
+    return openai_tables.span_in_file(db, "%s", file_id, start, end, read)

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from batchgate.lifecycle.events import ARCHIVED, CANCELING, CREATED, DELETED, ENDED, PROGRESS
-from batchgate.lifecycle.openai_input import Line, params_array
+from batchgate.lifecycle.openai_input import InputSpan, params_array
 from batchgate.storage import openai_tables
 from batchgate.storage.base import (
     EVERY_BATCH,
@@ -110,11 +110,11 @@ def _retry(row: tuple[object, ...]) -> RetryRow:
 
 def _params(
     db: sqlite3.Connection, params: bytes, file_id: str | None, start: int, end: int
-) -> bytes | list[Line]:
+) -> bytes | InputSpan:
     """A chunk's params: stored, or read from the input file its chunk refers to."""
     if file_id is None:
         return params
-    return openai_tables.requests_in_file(db, "?", file_id, start, end, _span_reader(db))
+    return openai_tables.span_in_file(db, "?", file_id, start, end, _span_reader(db))
 
 
 def _span_reader(db: sqlite3.Connection) -> openai_tables.SpanReader:
@@ -459,7 +459,7 @@ class SQLiteStore:
             chunk_no, custom_ids, *requests = row
             params = _params(self._reader, *requests)
             if not isinstance(params, bytes):
-                params = params_array(params)
+                params = params_array(params.request_lines())
             parts = self._reader.execute(
                 "SELECT lines FROM results WHERE batch_id = ? AND chunk_no = ? ORDER BY part",
                 (batch_id, chunk_no),
