@@ -58,6 +58,13 @@ def test_the_batch_guide_end_to_end(tmp_path: Path, start_on_store: Callable[...
         completion = openai.types.chat.ChatCompletion.model_validate(line["response"]["body"])
         assert completion.choices[0].message.content
         assert completion.choices[0].finish_reason in ("stop", "length")
+    # The batch's usage sums its answers' tokens.
+    assert batch.usage.input_tokens == sum(
+        line["response"]["body"]["usage"]["prompt_tokens"] for line in lines.values()
+    )
+    assert batch.usage.output_tokens == sum(
+        line["response"]["body"]["usage"]["completion_tokens"] for line in lines.values()
+    )
     errors = jsonl(client.files.content(batch.error_file_id).text)
     assert [line["custom_id"] for line in errors] == ["request-4"]
     assert errors[0]["response"]["status_code"] == 400

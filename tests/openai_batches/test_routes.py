@@ -216,6 +216,13 @@ def test_the_simulator_answers_a_plain_chat_alike_beside_lines_of_any_shape(
 
     for custom_id in ("plain", "cut"):
         assert answer(alone[custom_id]) == answer(mixed[custom_id])
+    # Either way, the batch's usage sums its answers' tokens.
+    mixed_batch, alone_batch = openai_client(server).batches.list(limit=2).data
+    for batch, output in ((alone_batch, alone), (mixed_batch, mixed)):
+        assert batch.usage is not None
+        tokens = [row["response"]["body"]["usage"] for row in output.values()]
+        assert batch.usage.input_tokens == sum(usage["prompt_tokens"] for usage in tokens)
+        assert batch.usage.output_tokens == sum(usage["completion_tokens"] for usage in tokens)
     assert answer(alone["cut"])["choices"][0]["finish_reason"] == "length"
     assert answer(alone["plain"])["choices"][0]["message"]["content"] == "You said: Hello there"
 

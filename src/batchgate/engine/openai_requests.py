@@ -20,11 +20,11 @@ from batchgate.backends.translate_openai import (
 )
 from batchgate.errors import RequestError
 from batchgate.lifecycle.params import validate_params
+from batchgate.lifecycle.usage import NO_USAGE, ChatTokens
 
 CHAT_COMPLETIONS = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"
 ENDPOINTS = (CHAT_COMPLETIONS, EMBEDDINGS)
-NO_USAGE: dict[str, Any] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,17 +76,7 @@ class OpenAIRequest:
         return validate_params(params_from_chat_request(self.body))
 
 
-def usage_message(answer: dict[str, Any], model: str) -> dict[str, Any]:
-    """The answer's tokens as a Message's `usage`, which the batch's usage sums."""
+def answer_tokens(answer: dict[str, Any], model: str) -> ChatTokens:
+    """The answer's model, prompt and completion tokens, which the batch's usage sums."""
     usage = answer.get("usage") or NO_USAGE
-    return tokens_message(
-        model, usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
-    )
-
-
-def tokens_message(model: str, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
-    """Prompt and completion tokens as a Message's `usage`."""
-    return {
-        "model": model,
-        "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens},
-    }
+    return model, usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0

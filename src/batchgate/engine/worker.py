@@ -53,8 +53,7 @@ from batchgate.engine.internal_errors import InternalErrors
 from batchgate.engine.openai_requests import (
     CHAT_COMPLETIONS,
     OpenAIRequest,
-    tokens_message,
-    usage_message,
+    answer_tokens,
 )
 from batchgate.engine.outages import Outages, retry_delay
 from batchgate.engine.retries import call_with_retries
@@ -72,7 +71,7 @@ from batchgate.lifecycle.simple_params import (
     decode_simple_chat_lines,
     decode_simple_params,
 )
-from batchgate.lifecycle.usage import usage_by_model
+from batchgate.lifecycle.usage import ChatTokens, usage_by_model
 from batchgate.observability import metrics
 from batchgate.storage.base import LeasedChunk, ResultCounts, ResultPart, Store, StoreUnavailable
 
@@ -137,11 +136,12 @@ class BackendCall:
 
 # A finished request: its result line, the outcome (succeeded, errored, canceled, expired), the
 # route it ran on, "" when it never reached one (canceled, expired, invalid, unknown model), and
-# its message when it succeeded (its usage is summed per part, not per request).
-Finished = tuple[bytes, str, str, dict[str, Any] | None]
+# its answer's tokens when it succeeded: its Message, or an OpenAI answer's ChatTokens (its usage
+# is summed per part, not per request).
+Finished = tuple[bytes, str, str, dict[str, Any] | ChatTokens | None]
 _LINE = operator.itemgetter(0)
 _OUTCOME_AND_ROUTE = operator.itemgetter(1, 2)
-_MESSAGE = operator.itemgetter(3)
+_TOKENS = operator.itemgetter(3)
 
 
 class PartBuffer:
@@ -166,7 +166,7 @@ class PartBuffer:
         for (outcome, _), count in tallies.items():
             setattr(counts, outcome, getattr(counts, outcome) + count)
         lines = list(map(_LINE, self.finished))
-        usage = usage_by_model(filter(None, map(_MESSAGE, self.finished)))
+        usage = usage_by_model(filter(None, map(_TOKENS, self.finished)))
         part = ResultPart(
             batch_id=self.chunk.batch_id,
             chunk_no=self.chunk.chunk_no,
@@ -682,8 +682,8 @@ class Engine:
             return _openai_errored(custom_id, error, route_name)
         except Exception:
             return self._internal_error(custom_id, route_name, openai=True)
-        usage = tokens_message(simple.model, prompt_tokens, completion_tokens)
-        return _openai_answered(custom_id, body, usage, route_name)
+        tokens = (simple.model, prompt_tokens, completion_tokens)
+        return _openai_answered(custom_id, body, tokens, route_name)
 
     def _answer_at_once(
         self, custom_id: str, params: bytes | memoryview | msgspec.Raw
@@ -783,15 +783,12 @@ def _finished_errored(call: BackendCall, error: RequestError, route: str) -> Fin
 
 
 def _openai_succeeded(custom_id: str, answer: dict[str, Any], model: str, route: str) -> Finished:
-    return _openai_answered(custom_id, orjson.dumps(answer), usage_message(answer, model), route)
+    return _openai_answered(custom_id, orjson.dumps(answer), answer_tokens(answer, model), route)
 
 
-def _openai_answered(
-    custom_id: str, body_json: bytes, usage: dict[str, Any], route: str
-) -> Finished:
-    """A request the endpoint answered with the JSON `body_json`, its tokens in `usage` (a
-    Message's, which the batch's usage sums)."""
-    return openai_results.succeeded(custom_id, body_json), "succeeded", route, usage
+def _openai_answered(custom_id: str, body_json: bytes, tokens: ChatTokens, route: str) -> Finished:
+    """A request the endpoint answered with the JSON `body_json`, and its tokens."""
+    return openai_results.succeeded(custom_id, body_json), "succeeded", route, tokens
 
 
 def _openai_errored(custom_id: str, error: RequestError, route: str) -> Finished:

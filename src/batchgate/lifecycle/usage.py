@@ -1,5 +1,5 @@
-"""The tokens of succeeded requests, summed per model from their messages' `usage`, for each
-part the engine commits (the batch's usage is the sum over its parts, never re-read)."""
+"""The tokens of succeeded requests, summed per model from their answers, for each part the
+engine commits (the batch's usage is the sum over its parts, never re-read)."""
 
 from collections.abc import Iterable
 from typing import Any
@@ -8,15 +8,29 @@ from batchgate.storage.base import TokenUsage, UsageByModel
 
 NO_USAGE: dict[str, Any] = {}
 
+# The model, prompt tokens and completion tokens of an OpenAI batch's answer: a tuple rather than
+# a Message's dicts, which cost an answer answered in line a third of a microsecond more.
+ChatTokens = tuple[str, int, int]
 
-def usage_by_model(messages: Iterable[dict[str, Any]]) -> UsageByModel:
-    """The summed usage of `messages`, per the model each reports."""
+
+def usage_by_model(answers: Iterable[dict[str, Any] | ChatTokens]) -> UsageByModel:
+    """The summed usage of `answers` (Messages, or an OpenAI batch's ChatTokens), per the model
+    each reports."""
     # Per request, on the engine's hot path: unrolled, which is twice as fast as a loop over
     # the keys. Upstreams may send null for the cache counts.
     sums: dict[str, list[int]] = {}
-    for message in messages:
-        model = message.get("model") or ""
-        usage = message.get("usage") or NO_USAGE
+    for answer in answers:
+        if isinstance(answer, tuple):
+            model, input_tokens, output_tokens = answer
+            totals = sums.get(model)
+            if totals is None:
+                totals = sums[model] = [0, 0, 0, 0, 0]
+            totals[0] += 1
+            totals[1] += input_tokens
+            totals[2] += output_tokens
+            continue
+        model = answer.get("model") or ""
+        usage = answer.get("usage") or NO_USAGE
         totals = sums.get(model)
         if totals is None:
             totals = sums[model] = [0, 0, 0, 0, 0]
