@@ -139,7 +139,8 @@ def test_large_scale_batch() -> None:
 def test_cancel_delete_and_list(
     start_server: Callable[..., Server], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    slow_server = start_server(simulator_latency_ms="200", max_concurrency="4")
+    # Ten seconds of requests two at a time: a cancel ends most of them, however busy the machine.
+    slow_server = start_server(simulator_latency_ms="1000", max_concurrency="2")
     monkeypatch.setenv("ANTHROPIC_BASE_URL", slow_server.base_url)
     client = Anthropic()
     slow = client.messages.batches.create(
