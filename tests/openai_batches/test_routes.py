@@ -41,10 +41,17 @@ def line(custom_id: str, model: str, **body: Any) -> dict[str, Any]:
     }
 
 
-def serve(start_server: Callable[..., Server], tmp_path: Path, backend: str, url: str) -> Server:
+def serve(
+    start_server: Callable[..., Server],
+    tmp_path: Path,
+    backend: str,
+    url: str,
+    routes_before: str = "",
+) -> Server:
+    """A server whose every model (but those of `routes_before`) goes to the upstream at `url`."""
     config = tmp_path / "routes.toml"
     config.write_text(
-        f'[[routes]]\nmodel = "*"\nbackend = "{backend}"\nbase_url = "{url}"\n'
+        f'{routes_before}[[routes]]\nmodel = "*"\nbackend = "{backend}"\nbase_url = "{url}"\n'
         'api_key_env = "FAKE_UPSTREAM_KEY"\nmax_retries = 0\n'
     )
     return start_server(config=str(config))
@@ -177,13 +184,8 @@ def test_plain_chats_reach_an_upstream_as_they_are_beside_a_simulated_route(
     # for an upstream still go there each as it is.
     fake = start_fake(FakeOpenAI)
     monkeypatch.setenv("FAKE_UPSTREAM_KEY", KEY)
-    config = tmp_path / "routes.toml"
-    config.write_text(
-        '[[routes]]\nmodel = "claude-*"\nbackend = "simulator"\n\n'
-        f'[[routes]]\nmodel = "*"\nbackend = "openai"\nbase_url = "{fake.base_url}/v1"\n'
-        'api_key_env = "FAKE_UPSTREAM_KEY"\nmax_retries = 0\n'
-    )
-    server = start_server(config=str(config))
+    simulated = '[[routes]]\nmodel = "claude-*"\nbackend = "simulator"\n\n'
+    server = serve(start_server, tmp_path, "openai", f"{fake.base_url}/v1", simulated)
     body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, "temperature": 1}
     output, errors = run(server, tmp_path, [line(f"r{n}", "gpt-4o-mini", **body) for n in range(3)])
     assert errors == {} and fake.invalid == []
